@@ -1,0 +1,314 @@
+/*  zchan.h: Go-style channels over ZeroMQ, between threads, processes and hosts.
+
+    Conventions, for every function below:
+    - A function returning int returns ZCHAN_OK (0) or a zchan_err_t value.
+    - A function returning a pointer returns NULL on failure; zchan_errno() then
+      tells why.
+    - Passing a NULL object where an object is required is a programming error
+      and aborts; failures of the network, the filesystem, a peer or memory are
+      returned, never asserted.
+    - x_destroy(&p) releases *p, sets *p to NULL, and does nothing when *p is
+      already NULL.
+    - timeout_ms: -1 waits forever, 0 never waits, N > 0 waits at most N ms.
+    - Senders, receivers, timers and selects are used by one thread at a time.
+      Contexts and channel handles may be shared between threads.
+*/
+#ifndef ZCHAN_H_INCLUDED
+#define ZCHAN_H_INCLUDED
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZCHAN_VERSION_MAJOR 0
+#define ZCHAN_VERSION_MINOR 1
+#define ZCHAN_VERSION_PATCH 0
+
+typedef struct zchan_ctx_t zchan_ctx_t;           // one per process: ZeroMQ context + hub
+typedef struct zchan_t zchan_t;                   // a handle on a channel, hosted here or elsewhere
+typedef struct zchan_sender_t zchan_sender_t;     // used by one thread at a time
+typedef struct zchan_receiver_t zchan_receiver_t; // used by one thread at a time
+typedef struct zchan_msg_t zchan_msg_t;           // one msgpack value
+typedef struct zchan_timer_t zchan_timer_t;
+typedef struct zchan_select_t zchan_select_t;
+
+typedef enum {
+    ZCHAN_OK = 0,
+    ZCHAN_ETIMEDOUT, // the timeout passed; nothing was sent or received
+    ZCHAN_ECLOSED,   // channel closed: senders fail; receivers after draining; stopped timers
+    ZCHAN_EINVAL,    // bad argument, bad URI, or a name already used by the other kind
+    ZCHAN_ENOTFOUND, // no channel of that name is hosted where the URI points
+    ZCHAN_ETYPE,     // the message is not of the type asked for (it is consumed)
+    ZCHAN_EPROTO,    // a peer sent bytes that are not zchan protocol
+    ZCHAN_ENOMEM,
+    ZCHAN_ESYS // an operating-system or ZeroMQ failure; details in the log
+} zchan_err_t;
+
+#define ZCHAN_ANYCAST_CAPACITY 10 // default anycast capacity, as frequenz-channels
+#define ZCHAN_BROADCAST_LIMIT 50  // default per-receiver broadcast limit
+
+//  How many messages one anycast sender may have handed to the hub beyond the
+//  channel's capacity before its send blocks. So an anycast channel of capacity C
+//  with S senders holds at most C + S * ZCHAN_SENDER_SLACK unconsumed messages.
+#define ZCHAN_SENDER_SLACK 16
+
+//  The msgpack ext type that carries a channel reference (see docs/PROTOCOL.md).
+#define ZCHAN_EXT_REF 90
+
+typedef enum { ZCHAN_ANYCAST = 1, ZCHAN_BROADCAST = 2 } zchan_kind_t;
+
+//  Returns this thread's last error code, set by a call that returned NULL or a
+//  non-zero code. Not cleared by successful calls.
+int zchan_errno(void);
+
+//  Returns a static, human-readable description of err. Never NULL.
+const char *zchan_strerror(int err);
+
+// ---------------------------------------------------------------------------
+// Context
+
+//  Creates a context: the process-wide ZeroMQ context (shared by all zchan
+//  contexts of the process) and one hub thread that hosts the channels created
+//  through this context. The hub listens on inproc and, by default, on an ipc
+//  socket in the runtime directory ($ZCHAN_IPC_DIR, else
+//  $XDG_RUNTIME_DIR/zchan, else /tmp/zchan-$UID, made with mode 0700), so other
+//  processes on this host can reach its channels through references.
+//  Returns NULL (ESYS, ENOMEM) if the hub cannot start.
+//  zchan disables czmq's default SIGINT/SIGTERM handler: a library must not
+//  take over its host program's signals.
+zchan_ctx_t *zchan_ctx_new(void);
+
+//  Stops the hub (its channels disappear; remote parties see timeouts) and
+//  frees the context. Every sender, receiver and channel handle made from it
+//  must be destroyed first. Nulls *ctx_p.
+void zchan_ctx_destroy(zchan_ctx_t **ctx_p);
+
+//  Makes the hub also listen at endpoint: "tcp://HOST:PORT" (PORT 0 picks a
+//  free port; see zchan_ctx_endpoint) or "ipc://NAME" (a socket NAME in the
+//  runtime directory). Channels whose URIs fall under it ("tcp://HOST:PORT/CH",
+//  "ipc://NAME/CH") are then hosted here. Blocks until the hub has bound.
+//  Returns EINVAL for a malformed endpoint, ESYS if the address cannot be bound.
+int zchan_ctx_bind(zchan_ctx_t *ctx, const char *endpoint);
+
+//  Returns the endpoint the hub listens on for scheme ("tcp", "ipc" or
+//  "inproc"), with the real port after binding port 0; the first one if several
+//  were bound. NULL (ENOTFOUND) if none. The string belongs to the context.
+const char *zchan_ctx_endpoint(zchan_ctx_t *ctx, const char *scheme);
+
+//  Sets the host name or address that references advertise for this hub's tcp
+//  endpoints, for a hub bound to 0.0.0.0 or behind a name. Defaults to
+//  $ZCHAN_ADVERTISE, else the address that was bound. Affects references packed
+//  after the call. Returns EINVAL for an empty host.
+int zchan_ctx_set_advertise(zchan_ctx_t *ctx, const char *host);
+
+//  Sets the time allowed for one request to a hub: creating, opening, closing a
+//  channel, attaching a sender or receiver, and a sender's final flush. Default
+//  5000 ms, or $ZCHAN_TIMEOUT_MS. -1 waits forever.
+void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms);
+
+// ---------------------------------------------------------------------------
+// Channels.
+//  uri: NULL (unnamed, reachable through references), "inproc://NAME"
+//  (process-wide), "ipc://NAME" (host-wide: the first process to create it
+//  hosts it), "ipc://HUB/NAME" or "tcp://HOST:PORT/NAME" (hosted by the hub
+//  listening there: this context after zchan_ctx_bind, or another process such
+//  as zchan-relay). NAME is 1 to 200 characters of [A-Za-z0-9._-].
+//  *_new creates the channel, or joins it if it exists with the same kind
+//  (EINVAL if it exists with the other kind). They block for one request to
+//  the hosting hub (ETIMEDOUT after the context's timeout).
+
+//  Creates or joins an anycast channel: each message reaches one receiver.
+//  capacity is the number of unconsumed messages the channel holds before a
+//  send blocks (0: rendezvous, a send completes when a receiver takes the
+//  message). Joining ignores capacity.
+zchan_t *zchan_anycast_new(zchan_ctx_t *ctx, const char *uri, size_t capacity);
+
+//  Creates or joins a broadcast channel: each receiver gets every message sent
+//  after it was created. With resend_latest, a new receiver first gets the last
+//  message sent before it was created. Joining ignores resend_latest.
+zchan_t *zchan_broadcast_new(zchan_ctx_t *ctx, const char *uri, bool resend_latest);
+
+//  Joins an existing channel of either kind. ENOTFOUND if none has that URI.
+zchan_t *zchan_open(zchan_ctx_t *ctx, const char *uri);
+
+//  Returns the channel's URI (for an unnamed channel, "inproc://" and its
+//  generated name). The string belongs to the handle.
+const char *zchan_uri(const zchan_t *ch);
+
+//  Returns the channel's name, generated ("zc-" and 24 hex digits) when it was
+//  created unnamed. The string belongs to the handle.
+const char *zchan_name(const zchan_t *ch);
+
+//  Returns ZCHAN_ANYCAST or ZCHAN_BROADCAST.
+zchan_kind_t zchan_kind(const zchan_t *ch);
+
+//  Closes the channel for every party (ChannelPy's close_all). Sends made
+//  before it by the calling thread through senders of this context are
+//  delivered first. Afterwards senders fail with ECLOSED, and receivers drain
+//  what was sent before the close, then get ECLOSED. Closing twice is OK.
+//  Blocks for one request to the hub; ETIMEDOUT if the hub does not answer.
+int zchan_close(zchan_t *ch); // closes the channel for every party (ChannelPy's close_all).
+
+//  Releases this handle only; the channel and its senders and receivers live
+//  on. Nulls *ch_p.
+void zchan_destroy(zchan_t **ch_p); // releases this handle only
+
+// ---------------------------------------------------------------------------
+// Senders and receivers
+
+//  Creates a sender on ch and attaches it to the channel's hub (one request).
+//  A sender created after a close is made, and its sends fail with ECLOSED.
+//  NULL with ENOTFOUND if the hub no longer hosts the channel, ETIMEDOUT if the
+//  hub does not answer.
+zchan_sender_t *zchan_sender_new(zchan_t *ch);
+
+//  Flushes and releases the sender: when it returns, everything the sender
+//  sent has reached the channel (or the context's timeout passed without an
+//  answer from the hub, which is logged). Nulls *s_p.
+void zchan_sender_destroy(zchan_sender_t **s_p); // when it returns, all it sent has reached the channel
+
+//  Creates a receiver on ch and attaches it (one request). From the moment it
+//  returns, a broadcast receiver gets every message sent. limit is the number
+//  of messages a broadcast receiver keeps while it does not read (0: the
+//  default, ZCHAN_BROADCAST_LIMIT); past it the oldest are dropped and counted.
+//  Anycast ignores limit. A receiver created after a close is stopped at once:
+//  its reads give ECLOSED.
+zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit);
+
+//  Releases the receiver. Graceful: the anycast messages it had been handed
+//  but had not returned from zchan_recv go back to the channel for other
+//  receivers. Blocks for one request to the hub. Nulls *r_p.
+void zchan_receiver_destroy(zchan_receiver_t **r_p); // graceful: what it held goes back (anycast)
+
+//  Returns how many broadcast messages this receiver has lost to its limit.
+uint64_t zchan_receiver_dropped(const zchan_receiver_t *r);
+
+// ---------------------------------------------------------------------------
+// Messages: build with msgpack-c's packer; read the decoded root object.
+//  A message to send must hold exactly one msgpack value.
+
+//  Returns a new, empty message to pack one value into.
+zchan_msg_t *zchan_msg_new(void);
+
+//  Returns the message's packer (owned by the message). Pack exactly one value.
+msgpack_packer *zchan_msg_packer(zchan_msg_t *msg);
+
+//  Packs a reference to ch at the packer's current position (inside an array,
+//  a map, or as the whole value). Whoever receives it can open it with
+//  zchan_msg_chan. Returns ENOMEM on allocation failure.
+int zchan_msg_pack_chan(zchan_msg_t *msg, const zchan_t *ch); // pack a reference, anywhere
+
+//  Returns the decoded value of the message, valid until the message is
+//  destroyed; NULL (EPROTO) if the bytes are not exactly one msgpack value.
+const msgpack_object *zchan_msg_object(zchan_msg_t *msg);
+
+//  Opens a channel reference found anywhere in a received value. Picks the
+//  nearest locator the reference carries that this context can reach: inproc
+//  in the same process, ipc on the same host, tcp otherwise. Does not talk to
+//  the hub: a gone host shows up when a sender or receiver is created.
+//  EINVAL if obj is not a zchan reference, EPROTO if it is malformed,
+//  ENOTFOUND if no locator is reachable.
+zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj); // open a packed reference
+
+//  Frees the message. Nulls *msg_p.
+void zchan_msg_destroy(zchan_msg_t **msg_p);
+
+// ---------------------------------------------------------------------------
+// Send and receive. timeout_ms: -1 waits forever, 0 does not wait.
+
+//  Sends *msg_p. On success takes the message and nulls *msg_p; on failure
+//  leaves it with the caller. Blocks while an anycast channel is full (and, at
+//  capacity 0, until a receiver takes the message); a broadcast send never
+//  blocks. ECLOSED after a close, ETIMEDOUT, EINVAL if the message does not
+//  hold exactly one value.
+int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms); // takes *msg_p on success
+
+//  Receives the next message into *msg_p (the caller destroys it). ECLOSED
+//  once the channel is closed and everything sent before the close has been
+//  received; ETIMEDOUT; EPROTO if a peer sent a payload that is not one msgpack
+//  value (the bad message is consumed and counted).
+int zchan_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms);
+
+//  Sends a msgpack str holding str (not NUL-terminated on the wire).
+int zchan_send_str(zchan_sender_t *s, const char *str, int timeout_ms);
+
+//  Receives a str (or bin) message into a new NUL-terminated string that the
+//  caller frees with free(). ETYPE (message consumed) for other values.
+int zchan_recv_str(zchan_receiver_t *r, char **str_p, int timeout_ms); // caller frees *str_p
+
+//  Sends a msgpack integer.
+int zchan_send_int(zchan_sender_t *s, int64_t value, int timeout_ms);
+
+//  Receives an integer that fits in int64_t. ETYPE (message consumed) for
+//  other values.
+int zchan_recv_int(zchan_receiver_t *r, int64_t *value_p, int timeout_ms);
+
+// ---------------------------------------------------------------------------
+// Timers: ticks at start + k * interval; each tick yields its drift (now - scheduled time).
+typedef enum {
+    ZCHAN_TRIGGER_ALL_MISSED,     // every missed tick fires, back to back
+    ZCHAN_SKIP_MISSED_AND_RESYNC, // one late tick, then back on the original grid
+    ZCHAN_SKIP_MISSED_AND_DRIFT   // one late tick, then the grid restarts from now
+} zchan_missed_t;                 //   (unless the delay is within the tolerance)
+
+//  Creates a timer whose first tick is one interval from now, on the monotonic
+//  clock. NULL (EINVAL) if interval_us <= 0.
+zchan_timer_t *zchan_timer_new(int64_t interval_us, zchan_missed_t policy);
+
+//  Sets the delay up to which SKIP_MISSED_AND_DRIFT keeps the grid instead of
+//  restarting it. Default: interval / 10.
+void zchan_timer_set_tolerance(zchan_timer_t *t, int64_t tolerance_us);
+
+//  Waits for the next tick and consumes it; stores now minus the tick's
+//  scheduled time in *drift_us (if not NULL). ECLOSED if the timer is stopped,
+//  ETIMEDOUT if no tick is due within timeout_ms.
+int zchan_timer_wait(zchan_timer_t *t, int64_t *drift_us, int timeout_ms); // consumes one tick
+
+//  Puts the next tick one interval from now; interval_us 0 keeps the interval.
+//  Restarts a stopped timer.
+void zchan_timer_reset(zchan_timer_t *t, int64_t interval_us);
+
+//  Stops the timer: waits then return ECLOSED until a reset.
+void zchan_timer_stop(zchan_timer_t *t); // wait then returns ECLOSED
+
+//  Frees the timer. Nulls *t_p.
+void zchan_timer_destroy(zchan_timer_t **t_p);
+
+// ---------------------------------------------------------------------------
+// Select over receivers (any transport, any mix) and timers, with zmq_poll.
+
+//  Creates an empty select set.
+zchan_select_t *zchan_select_new(void);
+
+//  Adds a receiver (borrowed: the caller keeps ownership and must remove nothing
+//  while waiting). EINVAL if already added.
+int zchan_select_add_receiver(zchan_select_t *sel, zchan_receiver_t *r);
+
+//  Adds a timer (borrowed). EINVAL if already added.
+int zchan_select_add_timer(zchan_select_t *sel, zchan_timer_t *t);
+
+//  Waits until a receiver has a message (or has stopped) or a timer has a tick.
+//  Returns the ready receiver or timer; the caller then reads it with timeout 0.
+//  A stopped receiver or timer is returned once (its read gives ECLOSED), then
+//  left out. NULL with ETIMEDOUT on timeout, NULL with ECLOSED when every item
+//  has stopped. No ready item starves another. Waiting uses no CPU.
+void *zchan_select_wait(zchan_select_t *sel, int timeout_ms);
+
+//  Frees the select set (not its receivers and timers). Nulls *sel_p.
+void zchan_select_destroy(zchan_select_t **sel_p);
+
+//  Returns one receiver that yields the messages of all n receivers, and
+//  stops when all of them have stopped. Takes ownership of the n receivers
+//  (also on failure); receivers[i] are set to NULL.
+zchan_receiver_t *zchan_merge(zchan_receiver_t **receivers, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

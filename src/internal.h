@@ -1,0 +1,84 @@
+/*  internal.h: declarations shared by zchan's own source files. Not installed.
+
+    Names: public zchan_, internal non-static zchan__, file-local static.
+*/
+#ifndef ZCHAN_INTERNAL_H_INCLUDED
+#define ZCHAN_INTERNAL_H_INCLUDED
+
+#include "zchan.h"
+#include <pthread.h>
+#include <zmq.h>
+
+// ---------------------------------------------------------------------------
+// Errors (src/error.c)
+
+//  Sets this thread's zchan_errno to err and returns err, so a failing
+//  function can `return zchan__fail(ZCHAN_EINVAL);`.
+int zchan__fail(int err);
+
+//  Sets zchan_errno to err and returns NULL.
+void *zchan__fail_null(int err);
+
+//  Converts the current zmq_errno() to a zchan error: EAGAIN -> ETIMEDOUT,
+//  ETERM/ENOTSOCK -> ECLOSED, ENOMEM -> ENOMEM, anything else -> ESYS (logged
+//  with what, once).
+int zchan__zmq_error(const char *what);
+
+//  Prepares czmq logging (disables czmq's signal handler first). Idempotent.
+void zchan__log_init(void);
+
+// ---------------------------------------------------------------------------
+// Time (src/clock.c)
+
+//  Monotonic clock in microseconds and milliseconds.
+int64_t zchan__now_us(void);
+int64_t zchan__now_ms(void);
+
+//  Converts a user timeout (-1 forever, 0, N ms) into an absolute deadline in
+//  ms (-1 for forever), and back into the remaining zmq_poll timeout.
+int64_t zchan__deadline(int timeout_ms);
+long zchan__remaining(int64_t deadline_ms);
+
+// ---------------------------------------------------------------------------
+// Receivers are polymorphic so that select and merge treat a channel
+// receiver, a merged receiver and an adaptor alike (src/receiver.c).
+
+typedef struct zchan__recv_ops {
+    //  Does the non-blocking work a receiver needs before its owner waits on
+    //  its poll items (for a channel receiver: report consumption, ask for
+    //  messages). Returns 0 or an error.
+    int (*prepare)(zchan_receiver_t *r);
+    //  Writes up to max poll items (ZMQ_POLLIN) into items; returns how many it
+    //  needs (which may exceed max: call again with more room).
+    size_t (*pollitems)(zchan_receiver_t *r, zmq_pollitem_t *items, size_t max);
+    //  Never blocks. Returns true if a read with timeout 0 will not give
+    //  ETIMEDOUT: a message is ready, or the receiver has stopped.
+    bool (*ready)(zchan_receiver_t *r);
+    //  zchan_recv for this kind of receiver.
+    int (*recv)(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms);
+    //  Frees what the receiver owns, except the zchan_receiver_t itself.
+    void (*destroy)(zchan_receiver_t *r);
+} zchan__recv_ops_t;
+
+//  The common head of every receiver. Kinds embed it first.
+struct zchan_receiver_t {
+    const zchan__recv_ops_t *ops;
+    bool stopped;         // has returned ECLOSED (or will on the next read)
+    bool selected_unread; // returned by select and not read since (debug check)
+};
+
+//  Waits on a receiver's poll items until it is ready or the deadline passes.
+//  Returns 0 when ready, ETIMEDOUT, or an error.
+int zchan__receiver_wait(zchan_receiver_t *r, int64_t deadline_ms);
+
+// ---------------------------------------------------------------------------
+// Timers (src/timer.c): select needs the next due time without consuming.
+
+//  Returns the absolute monotonic time (us) of the timer's next tick, or -1
+//  if stopped. Never blocks.
+int64_t zchan__timer_next_us(const zchan_timer_t *t);
+
+//  True if the timer is stopped (a wait would give ECLOSED).
+bool zchan__timer_stopped(const zchan_timer_t *t);
+
+#endif

@@ -1,0 +1,28 @@
+/*  testutil.h: helpers shared by the cmocka tests. */
+#ifndef ZCHAN_TESTUTIL_H
+#define ZCHAN_TESTUTIL_H
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "zchan.h"
+
+//  Makes a fresh temporary directory, sets ZCHAN_IPC_DIR to it, and returns
+//  its path (static storage). Removed by tu_cleanup_dir.
+const char *tu_ipc_dir(void);
+void tu_cleanup_dir(void);
+
+//  Returns a TCP port on 127.0.0.1 that was free a moment ago.
+int tu_free_port(void);
+
+//  Asserts that a zchan call returned `expected`, printing both names.
+#define tu_assert_rc(call, expected)                                                    \
+    do {                                                                                \
+        int tu_rc_ = (call);                                                            \
+        if (tu_rc_ != (expected))                                                       \
+            fail_msg("%s returned %d (%s), expected %d (%s)", #call, tu_rc_,          \
+                     zchan_strerror(tu_rc_), (int) (expected), zchan_strerror(expected)); \
+    } while (0)
+
+#endif
