@@ -1,0 +1,560 @@
+/*  ctx.c: the context. It owns a hub thread, shares the process-wide ZeroMQ
+    context, keeps the process-wide registry of named channels, knows this
+    host's and process's identities, and runs request/reply exchanges with
+    hubs.
+*/
+#include "core.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// ---------------------------------------------------------------------------
+// Process-wide state: one ZeroMQ context for every zchan context, so inproc
+// reaches across them; the registry of process- and host-wide names.
+
+static pthread_mutex_t s_glock = PTHREAD_MUTEX_INITIALIZER;
+static void *s_zctx;
+static size_t s_zctx_refs;
+static zhashx_t *s_registry; // key -> inproc endpoint of the hosting hub
+static atomic_uint_fast64_t s_counter;
+
+static void *s_zctx_acquire(void)
+{
+    pthread_mutex_lock(&s_glock);
+    if (!s_zctx)
+        s_zctx = zmq_ctx_new();
+    if (s_zctx)
+        s_zctx_refs++;
+    void *z = s_zctx;
+    pthread_mutex_unlock(&s_glock);
+    return z;
+}
+
+static void s_zctx_release(void)
+{
+    pthread_mutex_lock(&s_glock);
+    if (s_zctx_refs > 0 && --s_zctx_refs == 0) {
+        zmq_ctx_term(s_zctx);
+        s_zctx = NULL;
+        zhashx_destroy(&s_registry);
+    }
+    pthread_mutex_unlock(&s_glock);
+}
+
+uint64_t zchan__reqid(void)
+{
+    return atomic_fetch_add(&s_counter, 1) + 1;
+}
+
+// ---------------------------------------------------------------------------
+// Identities
+
+static void s_read_line(const char *path, char *out, size_t n)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fgets(out, (int) n, f))
+        out[strcspn(out, "\r\n")] = 0;
+    fclose(f);
+}
+
+static char s_host[ZCHAN__ID_MAX];
+
+static void s_init_host(void)
+{
+    const char *env = getenv("ZCHAN_HOST_ID");
+    if (env && *env)
+        snprintf(s_host, sizeof s_host, "%s", env);
+    else {
+        s_read_line("/proc/sys/kernel/random/boot_id", s_host, sizeof s_host);
+        if (!s_host[0] && gethostname(s_host, sizeof s_host - 1) != 0)
+            snprintf(s_host, sizeof s_host, "unknown-host");
+    }
+}
+
+const char *zchan__host_id(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, s_init_host);
+    return s_host;
+}
+
+const char *zchan__proc_id(void)
+{
+    static char proc[ZCHAN__ID_MAX];
+    static pid_t pid;
+    pthread_mutex_lock(&s_glock);
+    if (pid != getpid()) {
+        pid = getpid();
+        snprintf(proc, sizeof proc, "%s/%d/%08x", zchan__host_id(), (int) pid, (unsigned) randof(0x7fffffff));
+    }
+    pthread_mutex_unlock(&s_glock);
+    return proc;
+}
+
+// ---------------------------------------------------------------------------
+// Sockets and requests
+
+void *zchan__socket(zchan_ctx_t *ctx, int type)
+{
+    void *s = zmq_socket(ctx->zctx, type);
+    if (!s) {
+        zchan__zmq_error("socket");
+        return NULL;
+    }
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    return s;
+}
+
+void zchan__reply_fini(zchan__reply_t *reply)
+{
+    zchan__hdr_fini(&reply->hdr);
+    zmq_msg_close(&reply->frame);
+}
+
+int zchan__await_reply(void *sock, uint64_t reqid, int64_t deadline_ms, zchan__reply_t *reply,
+                       void (*on_other)(void *arg, zchan__hdr_t *h, zmq_msg_t *payload), void *arg)
+{
+    zmq_msg_init(&reply->frame);
+    zchan__hdr_init(&reply->hdr);
+    reply->status = ZCHAN_ETIMEDOUT;
+    while (true) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&item, 1, zchan__remaining(deadline_ms));
+        if (rc < 0 && zmq_errno() != EINTR)
+            return reply->status = zchan__zmq_error("poll");
+        if (rc <= 0) {
+            if (deadline_ms >= 0 && zchan__now_ms() >= deadline_ms)
+                return reply->status = zchan__fail(ZCHAN_ETIMEDOUT);
+            continue;
+        }
+        zmq_msg_t frames[2];
+        zmq_msg_init(&frames[0]);
+        zmq_msg_init(&frames[1]);
+        size_t n = 0;
+        if (zchan__recv_frames(sock, frames, 2, &n, ZMQ_DONTWAIT) != 0) {
+            zmq_msg_close(&frames[0]);
+            zmq_msg_close(&frames[1]);
+            continue;
+        }
+        zmq_msg_close(&reply->frame);
+        zmq_msg_init(&reply->frame);
+        zmq_msg_move(&reply->frame, &frames[0]);
+        zmq_msg_close(&frames[0]);
+        int prc = zchan__hdr_parse(&reply->hdr, zmq_msg_data(&reply->frame), zmq_msg_size(&reply->frame));
+        uint64_t rid, status;
+        if (prc == 0 && zchan__hdr_type(&reply->hdr) == ZCHAN__REPLY
+            && zchan__hdr_u64(&reply->hdr, 1, &rid) == 0 && rid == reqid) {
+            zmq_msg_close(&frames[1]);
+            if (zchan__hdr_u64(&reply->hdr, 2, &status) != 0 || status > ZCHAN_ESYS)
+                return reply->status = zchan__fail(ZCHAN_EPROTO);
+            reply->status = (int) status;
+            return status ? zchan__fail((int) status) : 0;
+        }
+        if (prc == 0 && on_other)
+            on_other(arg, &reply->hdr, n > 1 ? &frames[1] : NULL);
+        zmq_msg_close(&frames[1]);
+    }
+}
+
+int zchan__request(zchan_ctx_t *ctx, const char *endpoint, zchan__out_t *o, zchan__reply_t *reply)
+{
+    zmq_msg_init(&reply->frame);
+    zchan__hdr_init(&reply->hdr);
+    reply->status = ZCHAN_ESYS;
+    void *sock = zchan__socket(ctx, ZMQ_DEALER);
+    if (!sock)
+        return reply->status = zchan__fail(ZCHAN_ESYS);
+    if (zmq_connect(sock, endpoint) != 0) {
+        zmq_close(sock);
+        return reply->status = zchan__fail(ZCHAN_EINVAL);
+    }
+    //  The request id is the header's second field.
+    uint64_t reqid = 0;
+    zchan__hdr_t h;
+    zchan__hdr_init(&h);
+    if (zchan__hdr_parse(&h, o->sbuf.data, o->sbuf.size) == 0)
+        zchan__hdr_u64(&h, 1, &reqid);
+    zchan__hdr_fini(&h);
+    int64_t deadline = zchan__deadline(ctx->timeout_ms);
+    int rc = zchan__out_send(o, sock, false, 0);
+    if (rc == 0) {
+        zchan__reply_fini(reply);
+        rc = zchan__await_reply(sock, reqid, deadline, reply, NULL, NULL);
+    }
+    zmq_close(sock);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------
+// Hub info
+
+void zchan__hubinfo_pack(msgpack_packer *pk, const zchan__hubinfo_t *info)
+{
+    msgpack_pack_map(pk, 4);
+    const char *keys[] = {"host", "proc", "hub"};
+    const char *vals[] = {info->host, info->proc, info->hub};
+    for (int i = 0; i < 3; i++) {
+        msgpack_pack_str(pk, strlen(keys[i]));
+        msgpack_pack_str_body(pk, keys[i], strlen(keys[i]));
+        msgpack_pack_str(pk, strlen(vals[i]));
+        msgpack_pack_str_body(pk, vals[i], strlen(vals[i]));
+    }
+    msgpack_pack_str(pk, 3);
+    msgpack_pack_str_body(pk, "loc", 3);
+    msgpack_pack_array(pk, (size_t) info->nloc);
+    for (int i = 0; i < info->nloc; i++) {
+        msgpack_pack_str(pk, strlen(info->loc[i]));
+        msgpack_pack_str_body(pk, info->loc[i], strlen(info->loc[i]));
+    }
+}
+
+static bool s_key_is(const msgpack_object *k, const char *name)
+{
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(name)
+           && memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
+}
+
+static int s_copy_str(const msgpack_object *v, char *out, size_t n)
+{
+    if (v->type != MSGPACK_OBJECT_STR || v->via.str.size >= n)
+        return ZCHAN_EPROTO;
+    memcpy(out, v->via.str.ptr, v->via.str.size);
+    out[v->via.str.size] = 0;
+    return 0;
+}
+
+int zchan__hubinfo_read(const msgpack_object *o, zchan__hubinfo_t *info)
+{
+    memset(info, 0, sizeof *info);
+    if (!o || o->type != MSGPACK_OBJECT_MAP)
+        return ZCHAN_EPROTO;
+    int seen = 0;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        int rc = 0;
+        if (s_key_is(k, "host"))
+            rc = s_copy_str(v, info->host, sizeof info->host), seen |= 1;
+        else if (s_key_is(k, "proc"))
+            rc = s_copy_str(v, info->proc, sizeof info->proc), seen |= 2;
+        else if (s_key_is(k, "hub"))
+            rc = s_copy_str(v, info->hub, sizeof info->hub), seen |= 4;
+        else if (s_key_is(k, "loc")) {
+            if (v->type != MSGPACK_OBJECT_ARRAY)
+                return ZCHAN_EPROTO;
+            for (uint32_t j = 0; j < v->via.array.size && info->nloc < ZCHAN__MAX_LOC; j++) {
+                if (s_copy_str(&v->via.array.ptr[j], info->loc[info->nloc], ZCHAN__EP_MAX) != 0)
+                    return ZCHAN_EPROTO;
+                info->nloc++;
+            }
+            seen |= 8;
+        }
+        if (rc != 0)
+            return ZCHAN_EPROTO;
+    }
+    return seen == 15 && info->nloc > 0 ? 0 : ZCHAN_EPROTO;
+}
+
+int zchan__pick_locator(zchan_ctx_t *ctx, const zchan__hubinfo_t *info, char *out, size_t n)
+{
+    const zchan__transport_t *best = NULL;
+    const char *loc = NULL;
+    for (int i = 0; i < info->nloc; i++) {
+        const zchan__transport_t *t = zchan__transport_for(info->loc[i]);
+        if (!t || (best && best->rank <= t->rank))
+            continue;
+        if (t->reachable(ctx, info->loc[i], info->host, info->proc)) {
+            best = t;
+            loc = info->loc[i];
+        }
+    }
+    if (!loc)
+        return zchan__fail(ZCHAN_ENOTFOUND);
+    snprintf(out, n, "%s", loc);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// The registry of process-wide and host-wide names hosted in this process
+
+bool zchan__registry_find(const char *key, char *endpoint, size_t n)
+{
+    pthread_mutex_lock(&s_glock);
+    const char *ep = s_registry ? (const char *) zhashx_lookup(s_registry, key) : NULL;
+    if (ep)
+        snprintf(endpoint, n, "%s", ep);
+    pthread_mutex_unlock(&s_glock);
+    return ep != NULL;
+}
+
+int zchan__registry_add(zchan_ctx_t *ctx, const char *key)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s_glock);
+    if (!s_registry) {
+        s_registry = zhashx_new();
+        if (s_registry) {
+            zhashx_set_destructor(s_registry, (zhashx_destructor_fn *) zstr_free);
+            zhashx_set_duplicator(s_registry, (zhashx_duplicator_fn *) strdup);
+        }
+    }
+    if (!s_registry)
+        rc = ZCHAN_ENOMEM;
+    else if (zhashx_insert(s_registry, key, ctx->inproc) != 0)
+        rc = ZCHAN_EINVAL;
+    pthread_mutex_unlock(&s_glock);
+    if (rc == 0) {
+        pthread_mutex_lock(&ctx->lock);
+        zlistx_add_end(ctx->names, (void *) key);
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    return rc;
+}
+
+static void s_registry_drop(zchan_ctx_t *ctx)
+{
+    pthread_mutex_lock(&s_glock);
+    for (char *key = (char *) zlistx_first(ctx->names); key; key = (char *) zlistx_next(ctx->names))
+        if (s_registry)
+            zhashx_delete(s_registry, key);
+    pthread_mutex_unlock(&s_glock);
+}
+
+// ---------------------------------------------------------------------------
+// The context
+
+const char *zchan__ctx_inproc(zchan_ctx_t *ctx)
+{
+    return ctx->inproc;
+}
+
+int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        zsys_error("zchan: cannot open lock file %s: %s", path, strerror(errno));
+        return ZCHAN_ESYS;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return ZCHAN_ECLOSED;
+        zsys_error("zchan: cannot lock %s: %s", path, strerror(e));
+        return ZCHAN_ESYS;
+    }
+    if (!keep) {
+        close(fd);
+        return 0;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    zlistx_add_end(ctx->locks, (void *) (intptr_t) (fd + 1));
+    pthread_mutex_unlock(&ctx->lock);
+    return 0;
+}
+
+int zchan__ctx_hub_bind(zchan_ctx_t *ctx, const char *endpoint, bool record, char *bound, size_t n)
+{
+    //  The pipe is one socket: one request at a time.
+    pthread_mutex_lock(&ctx->lock);
+    int rc = ZCHAN_ESYS;
+    char *got = NULL;
+    if (zsock_send(ctx->hub, "ss", "BIND", endpoint) == 0 && zsock_recv(ctx->hub, "is", &rc, &got) == 0) {
+        if (rc == 0) {
+            snprintf(bound, n, "%s", got ? got : endpoint);
+            if (record && ctx->nbound < ZCHAN__MAX_LOC)
+                snprintf(ctx->bound[ctx->nbound++], ZCHAN__EP_MAX, "%s", bound);
+        }
+    } else
+        rc = ZCHAN_ESYS;
+    zstr_free(&got);
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+bool zchan__ctx_is_own(zchan_ctx_t *ctx, const char *endpoint)
+{
+    pthread_mutex_lock(&ctx->lock);
+    bool own = false;
+    for (int i = 0; i < ctx->nbound && !own; i++)
+        own = streq(ctx->bound[i], endpoint);
+    pthread_mutex_unlock(&ctx->lock);
+    return own;
+}
+
+//  Binds endpoint ("scheme://rest") on the hub and adds its locator.
+static int s_bind(zchan_ctx_t *ctx, const char *endpoint)
+{
+    const zchan__transport_t *t = zchan__transport_for(endpoint);
+    if (!t)
+        return zchan__fail(ZCHAN_EINVAL);
+    const char *rest = endpoint + strlen(t->scheme) + 3;
+    char zep[ZCHAN__EP_MAX], bound[ZCHAN__EP_MAX], loc[ZCHAN__EP_MAX];
+    int rc = t->bind_endpoint(ctx, rest, zep, sizeof zep);
+    if (rc == 0)
+        rc = zchan__ctx_hub_bind(ctx, zep, true, bound, sizeof bound);
+    if (rc == 0)
+        rc = t->advertise(ctx, bound, loc, sizeof loc);
+    if (rc != 0)
+        return zchan__fail(rc);
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->info.nloc < ZCHAN__MAX_LOC)
+        snprintf(ctx->info.loc[ctx->info.nloc++], ZCHAN__EP_MAX, "%s", loc);
+    pthread_mutex_unlock(&ctx->lock);
+    return 0;
+}
+
+//  Finds or makes the runtime directory for ipc; "" if it cannot be used.
+static void s_ipc_dir(zchan_ctx_t *ctx)
+{
+    const char *env = getenv("ZCHAN_IPC_DIR");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    char dir[sizeof ctx->ipc_dir];
+    if (env && *env)
+        snprintf(dir, sizeof dir, "%s", env);
+    else if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/zchan", xdg);
+    else
+        snprintf(dir, sizeof dir, "/tmp/zchan-%u", (unsigned) getuid());
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        zsys_warning("zchan: ipc disabled: cannot make %s: %s", dir, strerror(errno));
+        return;
+    }
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) {
+        zsys_warning("zchan: ipc disabled: %s is not a directory owned by this user", dir);
+        return;
+    }
+    if ((st.st_mode & 0077) != 0 && chmod(dir, 0700) != 0) {
+        zsys_warning("zchan: ipc disabled: cannot make %s private", dir);
+        return;
+    }
+    snprintf(ctx->ipc_dir, sizeof ctx->ipc_dir, "%s", dir);
+}
+
+zchan_ctx_t *zchan_ctx_new(void)
+{
+    zchan__log_init();
+    zchan_ctx_t *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    pthread_mutex_init(&ctx->lock, NULL);
+    ctx->senders = zlistx_new();
+    ctx->locks = zlistx_new();
+    ctx->names = zlistx_new();
+    ctx->zctx = s_zctx_acquire();
+    if (!ctx->senders || !ctx->locks || !ctx->names || !ctx->zctx) {
+        zchan_ctx_destroy(&ctx);
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    }
+    zlistx_set_destructor(ctx->names, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_duplicator(ctx->names, (zlistx_duplicator_fn *) strdup);
+    const char *tmo = getenv("ZCHAN_TIMEOUT_MS");
+    ctx->timeout_ms = tmo && *tmo ? atoi(tmo) : ZCHAN__DEFAULT_TIMEOUT_MS;
+    const char *adv = getenv("ZCHAN_ADVERTISE");
+    if (adv && *adv)
+        snprintf(ctx->advertise, sizeof ctx->advertise, "%s", adv);
+    uint64_t n = zchan__reqid();
+    snprintf(ctx->info.host, sizeof ctx->info.host, "%s", zchan__host_id());
+    snprintf(ctx->info.proc, sizeof ctx->info.proc, "%s", zchan__proc_id());
+    snprintf(ctx->info.hub, sizeof ctx->info.hub, "%.70s/%" PRIu64, ctx->info.proc, n);
+    snprintf(ctx->inproc, sizeof ctx->inproc, "inproc://zchan-hub-%" PRIu64, n);
+    snprintf(ctx->info.loc[ctx->info.nloc++], ZCHAN__EP_MAX, "%s", ctx->inproc);
+    snprintf(ctx->bound[ctx->nbound++], ZCHAN__EP_MAX, "%s", ctx->inproc);
+    s_ipc_dir(ctx);
+
+    ctx->hub = zactor_new(zchan__hub_actor, ctx);
+    if (!ctx->hub) {
+        zchan_ctx_destroy(&ctx);
+        return zchan__fail_null(ZCHAN_ESYS);
+    }
+    if (ctx->ipc_dir[0]) {
+        char ep[ZCHAN__EP_MAX];
+        snprintf(ep, sizeof ep, "ipc://hub-%d-%" PRIu64, (int) getpid(), n);
+        if (s_bind(ctx, ep) != 0)
+            zsys_warning("zchan: this context is not reachable over ipc");
+    }
+    return ctx;
+}
+
+void zchan_ctx_destroy(zchan_ctx_t **ctx_p)
+{
+    if (!ctx_p || !*ctx_p)
+        return;
+    zchan_ctx_t *ctx = *ctx_p;
+    zactor_destroy(&ctx->hub);
+    //  Remove the socket files this hub bound; nobody can use them now.
+    for (int i = 0; i < ctx->nbound; i++)
+        if (strncmp(ctx->bound[i], "ipc://", 6) == 0)
+            unlink(ctx->bound[i] + 6);
+    if (ctx->names) {
+        s_registry_drop(ctx);
+        zlistx_destroy(&ctx->names);
+    }
+    if (ctx->locks) {
+        for (void *fd = zlistx_first(ctx->locks); fd; fd = zlistx_next(ctx->locks))
+            close((int) (intptr_t) fd - 1);
+        zlistx_destroy(&ctx->locks);
+    }
+    zlistx_destroy(&ctx->senders);
+    if (ctx->zctx)
+        s_zctx_release();
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+    *ctx_p = NULL;
+}
+
+int zchan_ctx_bind(zchan_ctx_t *ctx, const char *endpoint)
+{
+    assert(ctx);
+    if (!endpoint)
+        return zchan__fail(ZCHAN_EINVAL);
+    return s_bind(ctx, endpoint);
+}
+
+const char *zchan_ctx_endpoint(zchan_ctx_t *ctx, const char *scheme)
+{
+    assert(ctx);
+    if (!scheme)
+        return zchan__fail_null(ZCHAN_EINVAL);
+    size_t n = strlen(scheme);
+    const char *found = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    for (int i = 0; i < ctx->nbound && !found; i++)
+        if (strncmp(ctx->bound[i], scheme, n) == 0 && strncmp(ctx->bound[i] + n, "://", 3) == 0)
+            found = ctx->bound[i];
+    pthread_mutex_unlock(&ctx->lock);
+    return found ? found : zchan__fail_null(ZCHAN_ENOTFOUND);
+}
+
+int zchan_ctx_set_advertise(zchan_ctx_t *ctx, const char *host)
+{
+    assert(ctx);
+    if (!host || !*host || strlen(host) >= sizeof ctx->advertise)
+        return zchan__fail(ZCHAN_EINVAL);
+    pthread_mutex_lock(&ctx->lock);
+    snprintf(ctx->advertise, sizeof ctx->advertise, "%s", host);
+    //  Rewrite the locators already advertised (loc[i] was made from bound[i]).
+    for (int i = 0; i < ctx->info.nloc && i < ctx->nbound; i++) {
+        const zchan__transport_t *t = zchan__transport_for(ctx->bound[i]);
+        if (t)
+            t->advertise(ctx, ctx->bound[i], ctx->info.loc[i], ZCHAN__EP_MAX);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return 0;
+}
+
+void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms)
+{
+    assert(ctx);
+    ctx->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+}

@@ -1,0 +1,1120 @@
+/*  hub.c: the hub, one thread per context that hosts the context's channels.
+
+    One ROUTER socket serves every channel, bound on inproc, ipc and any tcp
+    endpoints. Senders and receivers are DEALERs, one socket each; the hub
+    knows each by a handle it assigned at attach, checked against the routing
+    id of every message. All channel state lives in this thread: no locks.
+
+    Anycast: a FIFO per channel. A message is "accepted" once it fits in the
+    capacity (accepted-undelivered + delivered-unconsumed < capacity); each
+    acceptance sends the sender one credit (ACK). A sender may have
+    ZCHAN_SENDER_SLACK unaccepted messages, so memory stays bounded. Receivers
+    grant credit; the hub keeps a copy of each delivered message until the
+    receiver reports it consumed, so a receiver that detaches gracefully gives
+    back what it did not consume. Capacity 0 is a rendezvous: a message is
+    accepted only when a waiting receiver takes it.
+
+    Broadcast: each receiver has a ring of its limit; a full ring drops its
+    oldest message and counts it. Sends are never acknowledged, never blocked.
+
+    Nothing here asserts on what a peer sent: bad frames are counted, logged
+    at a limited rate, and dropped.
+*/
+#include "core.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define HUB_BATCH 512         // messages read per poll wake-up before flushing acks
+#define HUB_MAX_CREDIT 1024   // the most credit a receiver may hold
+#define HUB_PEER_MAX (1u << 24)
+
+typedef struct node {
+    struct node *next;
+    zmq_msg_t payload;
+    uint64_t sender; // handle of the sender, for its ack
+} node_t;
+
+typedef struct {
+    node_t *head, *tail;
+    size_t len;
+} fifo_t;
+
+typedef struct chan chan_t;
+
+typedef enum { ROLE_FREE = 0, ROLE_SENDER, ROLE_RECEIVER } role_t;
+
+typedef struct {
+    uint32_t gen;
+    role_t role;
+    uint8_t rid_len;
+    uint8_t rid[255];
+    chan_t *ch;
+    //  sender
+    uint32_t pending_ack;
+    bool dirty;
+    //  receiver
+    uint64_t avail;     // messages we may still send it
+    fifo_t inflight;    // anycast: delivered, not reported consumed
+    zmq_msg_t *ring;    // broadcast: messages waiting for credit
+    size_t ring_cap, ring_head, ring_len;
+    uint64_t dropped;   // broadcast: lost to the limit
+    bool closed_sent;
+} peer_t;
+
+struct chan {
+    char *key;
+    zchan_kind_t kind;
+    size_t capacity;
+    bool resend_latest;
+    bool closed;
+    fifo_t queue;   // anycast: not yet delivered; the first nacc are accepted
+    size_t nacc;
+    size_t used;    // accepted-undelivered + delivered-unconsumed
+    uint32_t *recv; // receiver peer indexes
+    size_t nrecv, recv_cap, rr;
+    uint32_t *send; // sender peer indexes
+    size_t nsend, send_cap;
+    zmq_msg_t latest;
+    bool has_latest;
+    uint64_t sent, delivered, dropped, lost;
+};
+
+typedef struct {
+    zchan_ctx_t *ctx;
+    zsock_t *pipe;
+    void *router;
+    zhashx_t *chans;
+    peer_t *peers;
+    size_t npeers, peers_cap;
+    uint32_t *free_idx;
+    size_t nfree;
+    uint32_t *dirty;
+    size_t ndirty, dirty_cap;
+    zchan__hdr_t hdr;
+    //  the routing id of the message being handled
+    uint8_t rid[255];
+    size_t rid_len;
+    uint64_t proto_errors;
+    int64_t last_log_ms;
+    uint64_t unlogged;
+} hub_t;
+
+// ---------------------------------------------------------------------------
+// Small containers
+
+static void s_fifo_push(fifo_t *f, node_t *n)
+{
+    n->next = NULL;
+    if (f->tail)
+        f->tail->next = n;
+    else
+        f->head = n;
+    f->tail = n;
+    f->len++;
+}
+
+static void s_fifo_push_front(fifo_t *f, node_t *n)
+{
+    n->next = f->head;
+    f->head = n;
+    if (!f->tail)
+        f->tail = n;
+    f->len++;
+}
+
+static node_t *s_fifo_pop(fifo_t *f)
+{
+    node_t *n = f->head;
+    if (!n)
+        return NULL;
+    f->head = n->next;
+    if (!f->head)
+        f->tail = NULL;
+    f->len--;
+    return n;
+}
+
+static void s_node_free(node_t *n)
+{
+    zmq_msg_close(&n->payload);
+    free(n);
+}
+
+static void s_fifo_clear(fifo_t *f)
+{
+    node_t *n;
+    while ((n = s_fifo_pop(f)))
+        s_node_free(n);
+}
+
+static int s_idx_add(uint32_t **arr, size_t *n, size_t *cap, uint32_t v)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        uint32_t *na = realloc(*arr, nc * sizeof *na);
+        if (!na)
+            return ZCHAN_ENOMEM;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = v;
+    return 0;
+}
+
+static void s_idx_remove(uint32_t *arr, size_t *n, uint32_t v)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (arr[i] == v) {
+            memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof *arr);
+            (*n)--;
+            return;
+        }
+}
+
+// ---------------------------------------------------------------------------
+// Logging of peer misbehaviour, at a limited rate
+
+static void s_proto_error(hub_t *hub, const char *what)
+{
+    hub->proto_errors++;
+    int64_t now = zchan__now_ms();
+    if (now - hub->last_log_ms >= 1000) {
+        zsys_warning("zchan hub: dropped a bad message (%s); %" PRIu64 " bad in all, %" PRIu64
+                     " not logged",
+                     what, hub->proto_errors, hub->unlogged);
+        hub->last_log_ms = now;
+        hub->unlogged = 0;
+    } else
+        hub->unlogged++;
+}
+
+// ---------------------------------------------------------------------------
+// Peers
+
+static uint64_t s_handle(hub_t *hub, uint32_t idx)
+{
+    return ((uint64_t) hub->peers[idx].gen << 32) | idx;
+}
+
+//  Returns the peer idx for handle if it is live, has role, and belongs to the
+//  routing id of the current message; UINT32_MAX otherwise.
+static uint32_t s_peer_find(hub_t *hub, uint64_t handle, role_t role)
+{
+    uint32_t idx = (uint32_t) handle;
+    if (idx >= hub->npeers)
+        return UINT32_MAX;
+    peer_t *p = &hub->peers[idx];
+    if (p->role != role || p->gen != (uint32_t) (handle >> 32))
+        return UINT32_MAX;
+    if (p->rid_len != hub->rid_len || memcmp(p->rid, hub->rid, hub->rid_len) != 0)
+        return UINT32_MAX;
+    return idx;
+}
+
+static uint32_t s_peer_new(hub_t *hub, role_t role, chan_t *ch)
+{
+    uint32_t idx;
+    if (hub->nfree)
+        idx = hub->free_idx[--hub->nfree];
+    else {
+        if (hub->npeers == hub->peers_cap) {
+            size_t nc = hub->peers_cap ? hub->peers_cap * 2 : 64;
+            if (nc > HUB_PEER_MAX)
+                return UINT32_MAX;
+            peer_t *np = realloc(hub->peers, nc * sizeof *np);
+            if (!np)
+                return UINT32_MAX;
+            hub->peers = np;
+            hub->peers_cap = nc;
+        }
+        idx = (uint32_t) hub->npeers++;
+        hub->peers[idx].gen = 0;
+    }
+    peer_t *p = &hub->peers[idx];
+    uint32_t gen = p->gen + 1;
+    memset(p, 0, sizeof *p);
+    p->gen = gen;
+    p->role = role;
+    p->ch = ch;
+    p->rid_len = (uint8_t) hub->rid_len;
+    memcpy(p->rid, hub->rid, hub->rid_len);
+    return idx;
+}
+
+static void s_ring_clear(peer_t *p)
+{
+    for (size_t i = 0; i < p->ring_len; i++)
+        zmq_msg_close(&p->ring[(p->ring_head + i) % p->ring_cap]);
+    free(p->ring);
+    p->ring = NULL;
+    p->ring_len = p->ring_cap = p->ring_head = 0;
+}
+
+static void s_peer_free(hub_t *hub, uint32_t idx)
+{
+    peer_t *p = &hub->peers[idx];
+    s_fifo_clear(&p->inflight);
+    s_ring_clear(p);
+    p->role = ROLE_FREE;
+    p->gen++;
+    p->ch = NULL;
+    uint32_t *nf = realloc(hub->free_idx, (hub->nfree + 1) * sizeof *nf);
+    if (nf) {
+        hub->free_idx = nf;
+        hub->free_idx[hub->nfree++] = idx;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sending to peers
+
+//  Sends a routing frame for peer (or the current message's sender when p is
+//  NULL). Returns 0 or -1 (peer gone or its pipe full).
+static int s_send_rid(hub_t *hub, const peer_t *p)
+{
+    const void *rid = p ? p->rid : hub->rid;
+    size_t len = p ? p->rid_len : hub->rid_len;
+    return zmq_send(hub->router, rid, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+static int s_send_hdr(hub_t *hub, const peer_t *p, zchan__out_t *o, bool more)
+{
+    if (s_send_rid(hub, p) != 0)
+        return -1;
+    return zmq_send(hub->router, o->sbuf.data, o->sbuf.size, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
+}
+
+static void s_send_closed(hub_t *hub, const peer_t *p)
+{
+    zchan__out_t o;
+    zchan__out_init(&o, 1, ZCHAN__CLOSED);
+    s_send_hdr(hub, p, &o, false);
+    zchan__out_fini(&o);
+}
+
+static void s_flush_ack(hub_t *hub, peer_t *p)
+{
+    if (p->pending_ack == 0)
+        return;
+    zchan__out_t o;
+    zchan__out_init(&o, 2, ZCHAN__ACK);
+    zchan__out_u64(&o, p->pending_ack);
+    s_send_hdr(hub, p, &o, false);
+    zchan__out_fini(&o);
+    p->pending_ack = 0;
+}
+
+static void s_flush_acks(hub_t *hub)
+{
+    for (size_t i = 0; i < hub->ndirty; i++) {
+        peer_t *p = &hub->peers[hub->dirty[i]];
+        p->dirty = false;
+        if (p->role == ROLE_SENDER)
+            s_flush_ack(hub, p);
+    }
+    hub->ndirty = 0;
+}
+
+//  Credits the sender of a node with one accepted message.
+static void s_ack(hub_t *hub, uint64_t sender)
+{
+    uint32_t idx = (uint32_t) sender;
+    if (idx >= hub->npeers)
+        return;
+    peer_t *p = &hub->peers[idx];
+    if (p->role != ROLE_SENDER || p->gen != (uint32_t) (sender >> 32))
+        return; // the sender has gone; nobody waits for this credit
+    p->pending_ack++;
+    if (!p->dirty && s_idx_add(&hub->dirty, &hub->ndirty, &hub->dirty_cap, idx) == 0)
+        p->dirty = true;
+}
+
+//  Starts a reply to the current message: [REPLY, reqid, status, ...n more].
+static void s_reply_init(zchan__out_t *o, uint64_t reqid, int status, size_t more)
+{
+    zchan__out_init(o, 3 + more, ZCHAN__REPLY);
+    zchan__out_u64(o, reqid);
+    zchan__out_u64(o, (uint64_t) status);
+}
+
+static void s_reply_send(hub_t *hub, zchan__out_t *o)
+{
+    s_send_hdr(hub, NULL, o, false);
+    zchan__out_fini(o);
+}
+
+static void s_reply_status(hub_t *hub, uint64_t reqid, int status)
+{
+    zchan__out_t o;
+    s_reply_init(&o, reqid, status, 0);
+    s_reply_send(hub, &o);
+}
+
+//  Sends one payload to receiver p: [DELIVER, dropped] + payload (copied).
+//  Returns 0, or -1 if the receiver cannot take it (gone, or pipe full).
+static int s_deliver(hub_t *hub, peer_t *p, zmq_msg_t *payload)
+{
+    zchan__out_t o;
+    zchan__out_init(&o, 2, ZCHAN__DELIVER);
+    zchan__out_u64(&o, p->dropped);
+    int rc = s_send_hdr(hub, p, &o, true);
+    zchan__out_fini(&o);
+    if (rc != 0)
+        return -1;
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, payload);
+    if (zmq_msg_send(&copy, hub->router, 0) < 0) {
+        zmq_msg_close(&copy);
+        return -1;
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Channels
+
+static chan_t *s_chan_new(const char *key, zchan_kind_t kind, size_t capacity, bool resend)
+{
+    chan_t *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return NULL;
+    ch->key = strdup(key);
+    if (!ch->key) {
+        free(ch);
+        return NULL;
+    }
+    ch->kind = kind;
+    ch->capacity = capacity;
+    ch->resend_latest = resend;
+    zmq_msg_init(&ch->latest);
+    return ch;
+}
+
+static void s_chan_destroy(void **item)
+{
+    chan_t *ch = (chan_t *) *item;
+    if (!ch)
+        return;
+    s_fifo_clear(&ch->queue);
+    zmq_msg_close(&ch->latest);
+    free(ch->recv);
+    free(ch->send);
+    free(ch->key);
+    free(ch);
+    *item = NULL;
+}
+
+static void s_anycast_pump(hub_t *hub, chan_t *ch);
+static void s_broadcast_pump_peer(hub_t *hub, chan_t *ch, uint32_t idx);
+
+//  Drops a receiver that cannot take messages any more (its socket is gone).
+static void s_receiver_gone(hub_t *hub, chan_t *ch, uint32_t idx, bool requeue);
+
+//  Accepts queued messages while the capacity allows, crediting their senders.
+static void s_anycast_accept(hub_t *hub, chan_t *ch)
+{
+    node_t *n = ch->queue.head;
+    for (size_t i = 0; i < ch->nacc && n; i++)
+        n = n->next;
+    while (n && ch->used < ch->capacity) {
+        ch->nacc++;
+        ch->used++;
+        s_ack(hub, n->sender);
+        n = n->next;
+    }
+}
+
+//  Returns the next receiver (round robin) with credit, or UINT32_MAX.
+static uint32_t s_next_receiver(hub_t *hub, chan_t *ch)
+{
+    for (size_t k = 0; k < ch->nrecv; k++) {
+        size_t i = (ch->rr + k) % ch->nrecv;
+        peer_t *p = &hub->peers[ch->recv[i]];
+        if (p->avail > 0 && !p->closed_sent) {
+            ch->rr = (i + 1) % ch->nrecv;
+            return ch->recv[i];
+        }
+    }
+    return UINT32_MAX;
+}
+
+static void s_anycast_deliver(hub_t *hub, chan_t *ch)
+{
+    while (ch->queue.len > 0) {
+        bool accepted = ch->nacc > 0;
+        if (!accepted && !ch->closed && ch->capacity > 0)
+            break; // full: wait for consumption
+        uint32_t idx = s_next_receiver(hub, ch);
+        if (idx == UINT32_MAX)
+            break;
+        peer_t *p = &hub->peers[idx];
+        node_t *n = ch->queue.head;
+        if (s_deliver(hub, p, &n->payload) != 0) {
+            s_receiver_gone(hub, ch, idx, true);
+            continue;
+        }
+        s_fifo_pop(&ch->queue);
+        if (accepted)
+            ch->nacc--;
+        else {
+            //  Rendezvous (or after a close): taken means accepted.
+            ch->used++;
+            s_ack(hub, n->sender);
+        }
+        p->avail--;
+        s_fifo_push(&p->inflight, n);
+        ch->delivered++;
+    }
+}
+
+static void s_anycast_finish_close(hub_t *hub, chan_t *ch)
+{
+    if (!ch->closed || ch->queue.len > 0)
+        return;
+    for (size_t i = 0; i < ch->nrecv; i++) {
+        peer_t *p = &hub->peers[ch->recv[i]];
+        if (!p->closed_sent) {
+            s_send_closed(hub, p);
+            p->closed_sent = true;
+        }
+    }
+}
+
+static void s_anycast_pump(hub_t *hub, chan_t *ch)
+{
+    s_anycast_accept(hub, ch);
+    s_anycast_deliver(hub, ch);
+    if (ch->closed && ch->queue.len > 0) {
+        //  Messages returned after every receiver was told of the close can
+        //  reach nobody: count them rather than keep them forever.
+        bool anyone = false;
+        for (size_t i = 0; i < ch->nrecv && !anyone; i++)
+            anyone = !hub->peers[ch->recv[i]].closed_sent;
+        if (!anyone && ch->nrecv > 0) {
+            ch->lost += ch->queue.len;
+            zsys_warning("zchan hub: %zu messages of closed channel %s had no receiver left",
+                         ch->queue.len, ch->key);
+            s_fifo_clear(&ch->queue);
+            ch->nacc = 0;
+        }
+    }
+    s_anycast_finish_close(hub, ch);
+}
+
+static void s_receiver_gone(hub_t *hub, chan_t *ch, uint32_t idx, bool requeue)
+{
+    peer_t *p = &hub->peers[idx];
+    if (ch->kind == ZCHAN_ANYCAST) {
+        //  Give back in order, at the front: they were first in line.
+        size_t k = p->inflight.len;
+        node_t **tmp = k ? malloc(k * sizeof *tmp) : NULL;
+        if (requeue && tmp) {
+            for (size_t i = 0; i < k; i++)
+                tmp[i] = s_fifo_pop(&p->inflight);
+            for (size_t i = k; i-- > 0;)
+                s_fifo_push_front(&ch->queue, tmp[i]);
+            ch->nacc += k;
+        } else {
+            ch->lost += p->inflight.len;
+            ch->used -= p->inflight.len;
+            s_fifo_clear(&p->inflight);
+        }
+        free(tmp);
+    }
+    s_idx_remove(ch->recv, &ch->nrecv, idx);
+    if (ch->rr >= ch->nrecv)
+        ch->rr = 0;
+    s_peer_free(hub, idx);
+}
+
+static int s_ring_push(peer_t *p, chan_t *ch, zmq_msg_t *payload)
+{
+    if (!p->ring) {
+        return ZCHAN_ENOMEM;
+    }
+    if (p->ring_len == p->ring_cap) {
+        zmq_msg_close(&p->ring[p->ring_head]);
+        p->ring_head = (p->ring_head + 1) % p->ring_cap;
+        p->ring_len--;
+        p->dropped++;
+        ch->dropped++;
+    }
+    zmq_msg_t *slot = &p->ring[(p->ring_head + p->ring_len) % p->ring_cap];
+    zmq_msg_init(slot);
+    zmq_msg_copy(slot, payload);
+    p->ring_len++;
+    return 0;
+}
+
+static void s_broadcast_pump_peer(hub_t *hub, chan_t *ch, uint32_t idx)
+{
+    peer_t *p = &hub->peers[idx];
+    while (p->avail > 0 && p->ring_len > 0) {
+        zmq_msg_t *m = &p->ring[p->ring_head];
+        if (s_deliver(hub, p, m) != 0) {
+            s_receiver_gone(hub, ch, idx, false);
+            return;
+        }
+        zmq_msg_close(m);
+        p->ring_head = (p->ring_head + 1) % p->ring_cap;
+        p->ring_len--;
+        p->avail--;
+        ch->delivered++;
+    }
+    if (ch->closed && p->ring_len == 0 && !p->closed_sent) {
+        s_send_closed(hub, p);
+        p->closed_sent = true;
+    }
+}
+
+static void s_broadcast_data(hub_t *hub, chan_t *ch, zmq_msg_t *payload)
+{
+    for (size_t i = 0; i < ch->nrecv; i++) {
+        uint32_t idx = ch->recv[i];
+        peer_t *p = &hub->peers[idx];
+        if (p->avail > 0 && p->ring_len == 0) {
+            if (s_deliver(hub, p, payload) == 0) {
+                p->avail--;
+                ch->delivered++;
+                continue;
+            }
+            s_receiver_gone(hub, ch, idx, false);
+            i--;
+            continue;
+        }
+        s_ring_push(p, ch, payload);
+    }
+    if (ch->resend_latest) {
+        zmq_msg_close(&ch->latest);
+        zmq_msg_init(&ch->latest);
+        zmq_msg_copy(&ch->latest, payload);
+        ch->has_latest = true;
+    }
+}
+
+static void s_chan_close(hub_t *hub, chan_t *ch)
+{
+    if (ch->closed)
+        return;
+    ch->closed = true;
+    for (size_t i = 0; i < ch->nsend; i++) {
+        peer_t *p = &hub->peers[ch->send[i]];
+        s_flush_ack(hub, p);
+        s_send_closed(hub, p);
+    }
+    if (ch->kind == ZCHAN_ANYCAST)
+        s_anycast_pump(hub, ch);
+    else
+        for (size_t i = ch->nrecv; i-- > 0;)
+            s_broadcast_pump_peer(hub, ch, ch->recv[i]);
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+static chan_t *s_lookup(hub_t *hub, const char *p, size_t len)
+{
+    char key[ZCHAN__EP_MAX];
+    if (len == 0 || len >= sizeof key)
+        return NULL;
+    memcpy(key, p, len);
+    key[len] = 0;
+    return (chan_t *) zhashx_lookup(hub->chans, key);
+}
+
+//  [REPLY, reqid, status, kind, capacity, closed, info]
+static void s_reply_chan(hub_t *hub, uint64_t reqid, chan_t *ch)
+{
+    zchan__out_t o;
+    s_reply_init(&o, reqid, 0, 4);
+    zchan__out_u64(&o, ch->kind);
+    zchan__out_u64(&o, ch->capacity);
+    zchan__out_bool(&o, ch->closed);
+    pthread_mutex_lock(&hub->ctx->lock);
+    zchan__hubinfo_pack(&o.pk, &hub->ctx->info);
+    pthread_mutex_unlock(&hub->ctx->lock);
+    s_reply_send(hub, &o);
+}
+
+static int s_check_version(const zchan__hdr_t *h, size_t i)
+{
+    uint64_t v;
+    if (zchan__hdr_u64(h, i, &v) != 0 || v != ZCHAN_PROTO_VERSION)
+        return ZCHAN_EPROTO;
+    return 0;
+}
+
+static void s_on_create(hub_t *hub, uint64_t reqid)
+{
+    const char *kp;
+    size_t klen;
+    uint64_t kind, capacity;
+    bool resend;
+    zchan__hdr_t *h = &hub->hdr;
+    if (zchan__hdr_str(h, 2, &kp, &klen) || zchan__hdr_u64(h, 3, &kind) || zchan__hdr_u64(h, 4, &capacity)
+        || zchan__hdr_bool(h, 5, &resend) || s_check_version(h, 6)) {
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+        return;
+    }
+    if ((kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST) || klen == 0 || klen >= ZCHAN__EP_MAX
+        || capacity > (uint64_t) 1 << 40) {
+        s_reply_status(hub, reqid, ZCHAN_EINVAL);
+        return;
+    }
+    chan_t *ch = s_lookup(hub, kp, klen);
+    if (ch) {
+        if (ch->kind != (zchan_kind_t) kind)
+            s_reply_status(hub, reqid, ZCHAN_EINVAL);
+        else
+            s_reply_chan(hub, reqid, ch);
+        return;
+    }
+    char key[ZCHAN__EP_MAX];
+    memcpy(key, kp, klen);
+    key[klen] = 0;
+    ch = s_chan_new(key, (zchan_kind_t) kind, (size_t) capacity, resend);
+    if (!ch) {
+        s_reply_status(hub, reqid, ZCHAN_ENOMEM);
+        return;
+    }
+    zhashx_insert(hub->chans, key, ch);
+    s_reply_chan(hub, reqid, ch);
+}
+
+static void s_on_open(hub_t *hub, uint64_t reqid)
+{
+    const char *kp;
+    size_t klen;
+    if (zchan__hdr_str(&hub->hdr, 2, &kp, &klen) || s_check_version(&hub->hdr, 3)) {
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+        return;
+    }
+    chan_t *ch = s_lookup(hub, kp, klen);
+    if (!ch)
+        s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
+    else
+        s_reply_chan(hub, reqid, ch);
+}
+
+static void s_on_close(hub_t *hub, uint64_t reqid)
+{
+    const char *kp;
+    size_t klen;
+    if (zchan__hdr_str(&hub->hdr, 2, &kp, &klen)) {
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+        return;
+    }
+    chan_t *ch = s_lookup(hub, kp, klen);
+    if (!ch) {
+        s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
+        return;
+    }
+    s_chan_close(hub, ch);
+    s_reply_status(hub, reqid, 0);
+}
+
+//  [REPLY, reqid, status, handle, kind, capacity or window, closed]
+static void s_reply_attach(hub_t *hub, uint64_t reqid, uint64_t handle, chan_t *ch, uint64_t n)
+{
+    zchan__out_t o;
+    s_reply_init(&o, reqid, 0, 4);
+    zchan__out_u64(&o, handle);
+    zchan__out_u64(&o, ch->kind);
+    zchan__out_u64(&o, n);
+    zchan__out_bool(&o, ch->closed);
+    s_reply_send(hub, &o);
+}
+
+static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
+{
+    const char *kp;
+    size_t klen;
+    uint64_t limit = 0;
+    zchan__hdr_t *h = &hub->hdr;
+    if (zchan__hdr_str(h, 2, &kp, &klen)
+        || (receiver ? (zchan__hdr_u64(h, 3, &limit) || s_check_version(h, 4)) : s_check_version(h, 3))) {
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+        return;
+    }
+    chan_t *ch = s_lookup(hub, kp, klen);
+    if (!ch) {
+        s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
+        return;
+    }
+    uint64_t window = ch->kind == ZCHAN_BROADCAST ? 0 : ch->capacity == 0 ? 1 : ZCHAN_SENDER_SLACK;
+    if (ch->closed) {
+        //  Nothing to keep: the party is stopped at once.
+        s_reply_attach(hub, reqid, 0, ch, receiver ? ch->capacity : window);
+        return;
+    }
+    if (receiver && ch->kind == ZCHAN_BROADCAST && (limit == 0 || limit > ((uint64_t) 1 << 24))) {
+        s_reply_status(hub, reqid, ZCHAN_EINVAL);
+        return;
+    }
+    uint32_t idx = s_peer_new(hub, receiver ? ROLE_RECEIVER : ROLE_SENDER, ch);
+    if (idx == UINT32_MAX) {
+        s_reply_status(hub, reqid, ZCHAN_ENOMEM);
+        return;
+    }
+    peer_t *p = &hub->peers[idx];
+    int rc;
+    if (receiver) {
+        rc = s_idx_add(&ch->recv, &ch->nrecv, &ch->recv_cap, idx);
+        if (rc == 0 && ch->kind == ZCHAN_BROADCAST) {
+            p->ring_cap = (size_t) limit;
+            p->ring = calloc(p->ring_cap, sizeof *p->ring);
+            if (!p->ring) {
+                s_idx_remove(ch->recv, &ch->nrecv, idx);
+                rc = ZCHAN_ENOMEM;
+            } else if (ch->has_latest)
+                s_ring_push(p, ch, &ch->latest);
+        }
+    } else
+        rc = s_idx_add(&ch->send, &ch->nsend, &ch->send_cap, idx);
+    if (rc != 0) {
+        s_peer_free(hub, idx);
+        s_reply_status(hub, reqid, rc);
+        return;
+    }
+    s_reply_attach(hub, reqid, s_handle(hub, idx), ch, receiver ? ch->capacity : window);
+}
+
+static void s_on_data(hub_t *hub, zmq_msg_t *payload)
+{
+    uint64_t handle;
+    if (zchan__hdr_u64(&hub->hdr, 1, &handle)) {
+        s_proto_error(hub, "DATA header");
+        return;
+    }
+    uint32_t idx = s_peer_find(hub, handle, ROLE_SENDER);
+    if (idx == UINT32_MAX) {
+        //  Not attached here (the hub restarted, or a stranger): tell it the
+        //  channel is closed for it, so it stops rather than waits.
+        s_proto_error(hub, "DATA from an unknown sender");
+        s_send_closed(hub, NULL);
+        return;
+    }
+    chan_t *ch = hub->peers[idx].ch;
+    if (ch->closed) {
+        ch->lost++;
+        return;
+    }
+    ch->sent++;
+    if (ch->kind == ZCHAN_BROADCAST) {
+        s_broadcast_data(hub, ch, payload);
+        return;
+    }
+    node_t *n = malloc(sizeof *n);
+    if (!n) {
+        ch->lost++;
+        zsys_error("zchan hub: out of memory; a message on %s was lost", ch->key);
+        return;
+    }
+    zmq_msg_init(&n->payload);
+    zmq_msg_move(&n->payload, payload);
+    n->sender = handle;
+    s_fifo_push(&ch->queue, n);
+    s_anycast_pump(hub, ch);
+}
+
+//  Marks count inflight messages of an anycast receiver consumed.
+static void s_consumed(chan_t *ch, peer_t *p, uint64_t count)
+{
+    while (count-- > 0 && p->inflight.len > 0) {
+        s_node_free(s_fifo_pop(&p->inflight));
+        ch->used--;
+    }
+}
+
+static void s_on_credit(hub_t *hub)
+{
+    uint64_t handle, consumed, grant;
+    zchan__hdr_t *h = &hub->hdr;
+    if (zchan__hdr_u64(h, 1, &handle) || zchan__hdr_u64(h, 2, &consumed) || zchan__hdr_u64(h, 3, &grant)) {
+        s_proto_error(hub, "CREDIT header");
+        return;
+    }
+    uint32_t idx = s_peer_find(hub, handle, ROLE_RECEIVER);
+    if (idx == UINT32_MAX) {
+        s_proto_error(hub, "CREDIT from an unknown receiver");
+        s_send_closed(hub, NULL);
+        return;
+    }
+    peer_t *p = &hub->peers[idx];
+    chan_t *ch = p->ch;
+    p->avail = p->avail + grant > HUB_MAX_CREDIT ? HUB_MAX_CREDIT : p->avail + grant;
+    if (ch->kind == ZCHAN_ANYCAST) {
+        s_consumed(ch, p, consumed);
+        s_anycast_pump(hub, ch);
+    } else
+        s_broadcast_pump_peer(hub, ch, idx);
+}
+
+static void s_on_flush(hub_t *hub, uint64_t reqid)
+{
+    uint64_t handle;
+    if (zchan__hdr_u64(&hub->hdr, 2, &handle)) {
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+        return;
+    }
+    uint32_t idx = s_peer_find(hub, handle, ROLE_SENDER);
+    if (idx != UINT32_MAX)
+        s_flush_ack(hub, &hub->peers[idx]);
+    //  Everything this peer sent before the flush has been handled.
+    s_reply_status(hub, reqid, idx == UINT32_MAX ? ZCHAN_ENOTFOUND : 0);
+}
+
+static void s_on_detach(hub_t *hub, uint64_t reqid)
+{
+    uint64_t handle, consumed;
+    zchan__hdr_t *h = &hub->hdr;
+    if (zchan__hdr_u64(h, 2, &handle) || zchan__hdr_u64(h, 3, &consumed)) {
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+        return;
+    }
+    uint32_t idx = s_peer_find(hub, handle, ROLE_SENDER);
+    if (idx != UINT32_MAX) {
+        chan_t *ch = hub->peers[idx].ch;
+        s_idx_remove(ch->send, &ch->nsend, idx);
+        s_peer_free(hub, idx);
+        s_reply_status(hub, reqid, 0);
+        return;
+    }
+    idx = s_peer_find(hub, handle, ROLE_RECEIVER);
+    if (idx == UINT32_MAX) {
+        s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
+        return;
+    }
+    peer_t *p = &hub->peers[idx];
+    chan_t *ch = p->ch;
+    if (ch->kind == ZCHAN_ANYCAST)
+        s_consumed(ch, p, consumed);
+    s_receiver_gone(hub, ch, idx, true);
+    if (ch->kind == ZCHAN_ANYCAST)
+        s_anycast_pump(hub, ch);
+    s_reply_status(hub, reqid, 0);
+}
+
+static void s_on_cancel(hub_t *hub, uint64_t reqid)
+{
+    uint64_t handle;
+    if (zchan__hdr_u64(&hub->hdr, 2, &handle)) {
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+        return;
+    }
+    uint32_t idx = s_peer_find(hub, handle, ROLE_SENDER);
+    bool cancelled = false;
+    if (idx != UINT32_MAX) {
+        peer_t *p = &hub->peers[idx];
+        chan_t *ch = p->ch;
+        //  Remove the sender's unaccepted messages, if still waiting.
+        node_t *prev = NULL, *n = ch->queue.head;
+        for (size_t i = 0; n; i++) {
+            node_t *next = n->next;
+            if (i >= ch->nacc && n->sender == handle) {
+                if (prev)
+                    prev->next = next;
+                else
+                    ch->queue.head = next;
+                if (ch->queue.tail == n)
+                    ch->queue.tail = prev;
+                ch->queue.len--;
+                s_node_free(n);
+                cancelled = true;
+            } else
+                prev = n;
+            n = next;
+        }
+        s_flush_ack(hub, p);
+    }
+    zchan__out_t o;
+    s_reply_init(&o, reqid, idx == UINT32_MAX ? ZCHAN_ENOTFOUND : 0, 1);
+    zchan__out_bool(&o, cancelled);
+    s_reply_send(hub, &o);
+}
+
+static void s_on_stat(hub_t *hub, uint64_t reqid)
+{
+    const char *kp;
+    size_t klen;
+    if (zchan__hdr_str(&hub->hdr, 2, &kp, &klen)) {
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+        return;
+    }
+    chan_t *ch = s_lookup(hub, kp, klen);
+    if (!ch) {
+        s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
+        return;
+    }
+    size_t depth = ch->queue.len;
+    if (ch->kind == ZCHAN_BROADCAST)
+        for (size_t i = 0; i < ch->nrecv; i++)
+            depth = hub->peers[ch->recv[i]].ring_len > depth ? hub->peers[ch->recv[i]].ring_len : depth;
+    zchan__out_t o;
+    s_reply_init(&o, reqid, 0, 1);
+    msgpack_packer *pk = &o.pk;
+    msgpack_pack_map(pk, 10);
+    const char *names[] = {"kind", "capacity", "depth", "senders", "receivers",
+                           "sent", "delivered", "dropped", "lost", "closed"};
+    uint64_t vals[] = {ch->kind, ch->capacity, depth, ch->nsend, ch->nrecv,
+                       ch->sent, ch->delivered, ch->dropped, ch->lost, ch->closed};
+    for (size_t i = 0; i < 10; i++) {
+        zchan__out_str(&o, names[i]);
+        zchan__out_u64(&o, vals[i]);
+    }
+    s_reply_send(hub, &o);
+}
+
+// ---------------------------------------------------------------------------
+// The loop
+
+static void s_dispatch(hub_t *hub, zmq_msg_t *frames, size_t n)
+{
+    if (n < 2 || n > 3 || zmq_msg_size(&frames[0]) > sizeof hub->rid) {
+        s_proto_error(hub, "wrong frame count");
+        return;
+    }
+    hub->rid_len = zmq_msg_size(&frames[0]);
+    memcpy(hub->rid, zmq_msg_data(&frames[0]), hub->rid_len);
+    if (zchan__hdr_parse(&hub->hdr, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1])) != 0) {
+        s_proto_error(hub, "header is not a msgpack array");
+        return;
+    }
+    int type = zchan__hdr_type(&hub->hdr);
+    if (type == ZCHAN__DATA) {
+        if (n != 3)
+            s_proto_error(hub, "DATA without payload");
+        else
+            s_on_data(hub, &frames[2]);
+        return;
+    }
+    if (type == ZCHAN__CREDIT) {
+        s_on_credit(hub);
+        return;
+    }
+    uint64_t reqid;
+    if (n != 2 || zchan__hdr_u64(&hub->hdr, 1, &reqid) != 0) {
+        s_proto_error(hub, "request without a request id");
+        return;
+    }
+    switch (type) {
+    case ZCHAN__CREATE: s_on_create(hub, reqid); break;
+    case ZCHAN__OPEN: s_on_open(hub, reqid); break;
+    case ZCHAN__CLOSE: s_on_close(hub, reqid); break;
+    case ZCHAN__ATTACH_S: s_on_attach(hub, reqid, false); break;
+    case ZCHAN__ATTACH_R: s_on_attach(hub, reqid, true); break;
+    case ZCHAN__FLUSH: s_on_flush(hub, reqid); break;
+    case ZCHAN__DETACH: s_on_detach(hub, reqid); break;
+    case ZCHAN__CANCEL: s_on_cancel(hub, reqid); break;
+    case ZCHAN__STAT: s_on_stat(hub, reqid); break;
+    case ZCHAN__PING: s_reply_status(hub, reqid, 0); break;
+    default:
+        s_proto_error(hub, "unknown message type");
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+    }
+}
+
+static void s_read_router(hub_t *hub)
+{
+    for (int i = 0; i < HUB_BATCH; i++) {
+        zmq_msg_t frames[3];
+        for (int k = 0; k < 3; k++)
+            zmq_msg_init(&frames[k]);
+        size_t n = 0;
+        int rc = zchan__recv_frames(hub->router, frames, 3, &n, ZMQ_DONTWAIT);
+        if (rc == 0)
+            s_dispatch(hub, frames, n);
+        for (int k = 0; k < 3; k++)
+            zmq_msg_close(&frames[k]);
+        if (rc != 0)
+            break;
+    }
+    s_flush_acks(hub);
+}
+
+//  Pipe command "BIND" endpoint: replies rc and the bound endpoint.
+static void s_on_bind(hub_t *hub, const char *endpoint)
+{
+    char bound[ZCHAN__EP_MAX] = "";
+    int rc = 0;
+    if (zmq_bind(hub->router, endpoint) != 0) {
+        zsys_error("zchan hub: cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        rc = zmq_errno() == EINVAL || zmq_errno() == EPROTONOSUPPORT ? ZCHAN_EINVAL : ZCHAN_ESYS;
+    } else {
+        size_t len = sizeof bound;
+        zmq_getsockopt(hub->router, ZMQ_LAST_ENDPOINT, bound, &len);
+    }
+    zsock_send(hub->pipe, "is", rc, bound);
+}
+
+static bool s_on_pipe(hub_t *hub)
+{
+    char *cmd = NULL, *arg = NULL;
+    if (zsock_recv(hub->pipe, "ss", &cmd, &arg) != 0)
+        return false;
+    bool go_on = true;
+    if (cmd && streq(cmd, "$TERM"))
+        go_on = false;
+    else if (cmd && streq(cmd, "BIND") && arg)
+        s_on_bind(hub, arg);
+    zstr_free(&cmd);
+    zstr_free(&arg);
+    return go_on;
+}
+
+static void s_hub_free(hub_t *hub)
+{
+    zhashx_destroy(&hub->chans);
+    for (size_t i = 0; i < hub->npeers; i++)
+        if (hub->peers[i].role != ROLE_FREE) {
+            s_fifo_clear(&hub->peers[i].inflight);
+            s_ring_clear(&hub->peers[i]);
+        }
+    free(hub->peers);
+    free(hub->free_idx);
+    free(hub->dirty);
+    zchan__hdr_fini(&hub->hdr);
+    if (hub->router)
+        zmq_close(hub->router);
+}
+
+void zchan__hub_actor(zsock_t *pipe, void *args)
+{
+    hub_t hub;
+    memset(&hub, 0, sizeof hub);
+    hub.ctx = (zchan_ctx_t *) args;
+    hub.pipe = pipe;
+    zchan__hdr_init(&hub.hdr);
+    hub.chans = zhashx_new();
+    hub.router = zchan__socket(hub.ctx, ZMQ_ROUTER);
+    int rc = -1;
+    if (hub.chans && hub.router) {
+        zhashx_set_destructor(hub.chans, s_chan_destroy);
+        //  Mandatory routing makes a send to a vanished peer fail, so the hub
+        //  can take back what it would have lost. Credit keeps data far below
+        //  the high-water mark.
+        int one = 1, hwm = 4 * HUB_MAX_CREDIT;
+        zmq_setsockopt(hub.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+        zmq_setsockopt(hub.router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        rc = zmq_bind(hub.router, zchan__ctx_inproc(hub.ctx));
+    }
+    zsock_signal(pipe, rc == 0 ? 0 : 1);
+    if (rc != 0) {
+        s_hub_free(&hub);
+        return;
+    }
+    zmq_pollitem_t items[] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0}, {hub.router, 0, ZMQ_POLLIN, 0}};
+    while (true) {
+        if (zmq_poll(items, 2, -1) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            break;
+        }
+        if ((items[0].revents & ZMQ_POLLIN) && !s_on_pipe(&hub))
+            break;
+        if (items[1].revents & ZMQ_POLLIN)
+            s_read_router(&hub);
+    }
+    s_hub_free(&hub);
+}

@@ -1,0 +1,163 @@
+/*  proto.c: header encoding and decoding with msgpack-c, and frame I/O.
+    Decoding never trusts the bytes: every field is type-checked.
+*/
+#include "proto.h"
+#include <stdlib.h>
+#include <string.h>
+
+void zchan__hdr_init(zchan__hdr_t *h)
+{
+    msgpack_zone_init(&h->zone, 512);
+    h->valid = false;
+}
+
+void zchan__hdr_fini(zchan__hdr_t *h)
+{
+    msgpack_zone_destroy(&h->zone);
+}
+
+int zchan__hdr_parse(zchan__hdr_t *h, const void *data, size_t size)
+{
+    msgpack_zone_clear(&h->zone);
+    h->valid = false;
+    size_t off = 0;
+    msgpack_unpack_return rc = msgpack_unpack((const char *) data, size, &off, &h->zone, &h->obj);
+    if (rc != MSGPACK_UNPACK_SUCCESS || off != size)
+        return ZCHAN_EPROTO;
+    if (h->obj.type != MSGPACK_OBJECT_ARRAY || h->obj.via.array.size < 1)
+        return ZCHAN_EPROTO;
+    if (h->obj.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return ZCHAN_EPROTO;
+    h->valid = true;
+    return 0;
+}
+
+size_t zchan__hdr_len(const zchan__hdr_t *h)
+{
+    return h->valid ? h->obj.via.array.size : 0;
+}
+
+int zchan__hdr_type(const zchan__hdr_t *h)
+{
+    if (!h->valid)
+        return -1;
+    uint64_t t = h->obj.via.array.ptr[0].via.u64;
+    return t > 1000 ? -1 : (int) t;
+}
+
+const msgpack_object *zchan__hdr_at(const zchan__hdr_t *h, size_t i)
+{
+    if (!h->valid || i >= h->obj.via.array.size)
+        return NULL;
+    return &h->obj.via.array.ptr[i];
+}
+
+int zchan__hdr_u64(const zchan__hdr_t *h, size_t i, uint64_t *out)
+{
+    const msgpack_object *o = zchan__hdr_at(h, i);
+    if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return ZCHAN_EPROTO;
+    *out = o->via.u64;
+    return 0;
+}
+
+int zchan__hdr_bool(const zchan__hdr_t *h, size_t i, bool *out)
+{
+    const msgpack_object *o = zchan__hdr_at(h, i);
+    if (!o || o->type != MSGPACK_OBJECT_BOOLEAN)
+        return ZCHAN_EPROTO;
+    *out = o->via.boolean;
+    return 0;
+}
+
+int zchan__hdr_str(const zchan__hdr_t *h, size_t i, const char **p, size_t *len)
+{
+    const msgpack_object *o = zchan__hdr_at(h, i);
+    if (!o || o->type != MSGPACK_OBJECT_STR)
+        return ZCHAN_EPROTO;
+    *p = o->via.str.ptr;
+    *len = o->via.str.size;
+    return 0;
+}
+
+void zchan__out_init(zchan__out_t *o, size_t n, int type)
+{
+    msgpack_sbuffer_init(&o->sbuf);
+    msgpack_packer_init(&o->pk, &o->sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&o->pk, n);
+    msgpack_pack_uint64(&o->pk, (uint64_t) type);
+}
+
+void zchan__out_fini(zchan__out_t *o)
+{
+    msgpack_sbuffer_destroy(&o->sbuf);
+}
+
+void zchan__out_u64(zchan__out_t *o, uint64_t v)
+{
+    msgpack_pack_uint64(&o->pk, v);
+}
+
+void zchan__out_str(zchan__out_t *o, const char *s)
+{
+    zchan__out_strn(o, s, strlen(s));
+}
+
+void zchan__out_strn(zchan__out_t *o, const char *s, size_t n)
+{
+    msgpack_pack_str(&o->pk, n);
+    msgpack_pack_str_body(&o->pk, s, n);
+}
+
+void zchan__out_bool(zchan__out_t *o, bool v)
+{
+    if (v)
+        msgpack_pack_true(&o->pk);
+    else
+        msgpack_pack_false(&o->pk);
+}
+
+int zchan__out_send(zchan__out_t *o, void *sock, bool more, int flags)
+{
+    if (!o->sbuf.data)
+        return ZCHAN_ENOMEM;
+    int rc = zmq_send(sock, o->sbuf.data, o->sbuf.size, flags | (more ? ZMQ_SNDMORE : 0));
+    return rc < 0 ? zchan__zmq_error("send header") : 0;
+}
+
+int zchan__recv_frames(void *sock, zmq_msg_t *frames, size_t max, size_t *nframes, int flags)
+{
+    size_t n = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t scratch;
+        zmq_msg_t *f = n < max ? &frames[n] : &scratch;
+        if (f == &scratch)
+            zmq_msg_init(&scratch);
+        //  After the first frame the rest of the message is already here.
+        int rc = zmq_msg_recv(f, sock, n == 0 ? flags : 0);
+        if (rc < 0) {
+            if (f == &scratch)
+                zmq_msg_close(&scratch);
+            if (n == 0)
+                return zchan__zmq_error("recv");
+            break;
+        }
+        more = zmq_msg_more(f);
+        if (f == &scratch)
+            zmq_msg_close(&scratch);
+        n++;
+    }
+    *nframes = n;
+    return 0;
+}
+
+char *zchan__strndup(const char *p, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, p, len);
+    s[len] = 0;
+    return s;
+}

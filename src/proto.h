@@ -1,0 +1,92 @@
+/*  proto.h: the zchan wire protocol (docs/PROTOCOL.md is the normative text).
+
+    Every zchan message is one or two ZeroMQ frames after the ROUTER identity:
+    a header (a msgpack array whose first element is the message type) and, for
+    DATA and DELIVER, a payload (one msgpack value, passed through untouched).
+*/
+#ifndef ZCHAN_PROTO_H_INCLUDED
+#define ZCHAN_PROTO_H_INCLUDED
+
+#include "internal.h"
+
+#define ZCHAN_PROTO_VERSION 1
+
+//  Client to hub.
+enum {
+    ZCHAN__CREATE = 1,    // [1, reqid, key, kind, capacity, resend_latest, version]
+    ZCHAN__OPEN = 2,      // [2, reqid, key, version]
+    ZCHAN__CLOSE = 3,     // [3, reqid, key]
+    ZCHAN__ATTACH_S = 4,  // [4, reqid, key, version]
+    ZCHAN__ATTACH_R = 5,  // [5, reqid, key, limit, version]
+    ZCHAN__DATA = 6,      // [6, handle] + payload
+    ZCHAN__FLUSH = 7,     // [7, reqid, handle]
+    ZCHAN__CREDIT = 8,    // [8, handle, consumed, grant]
+    ZCHAN__DETACH = 9,    // [9, reqid, handle, consumed]
+    ZCHAN__CANCEL = 10,   // [10, reqid, handle]
+    ZCHAN__STAT = 11,     // [11, reqid, key]
+    ZCHAN__PING = 12,     // [12, reqid]
+};
+
+//  Hub to client.
+enum {
+    ZCHAN__REPLY = 64,   // [64, reqid, status, ...]
+    ZCHAN__ACK = 65,     // [65, n]: n more anycast messages accepted (sender credit)
+    ZCHAN__DELIVER = 66, // [66, dropped] + payload
+    ZCHAN__CLOSED = 67,  // [67]: the channel is closed (after all deliveries, for receivers)
+};
+
+//  A decoded header: the root array of a header frame.
+typedef struct {
+    msgpack_zone zone;
+    msgpack_object obj;
+    bool valid;
+} zchan__hdr_t;
+
+//  Initializes a header decoder with its own zone. Free with zchan__hdr_fini.
+void zchan__hdr_init(zchan__hdr_t *h);
+void zchan__hdr_fini(zchan__hdr_t *h);
+
+//  Decodes data as exactly one msgpack array with an integer first element.
+//  Strings in the result point into data. Returns 0 or EPROTO.
+int zchan__hdr_parse(zchan__hdr_t *h, const void *data, size_t size);
+
+//  The header's length, type, and typed fields. A missing or mistyped field
+//  returns EPROTO and leaves *out untouched.
+size_t zchan__hdr_len(const zchan__hdr_t *h);
+int zchan__hdr_type(const zchan__hdr_t *h);
+int zchan__hdr_u64(const zchan__hdr_t *h, size_t i, uint64_t *out);
+int zchan__hdr_bool(const zchan__hdr_t *h, size_t i, bool *out);
+//  A str field as a pointer and length (not NUL-terminated).
+int zchan__hdr_str(const zchan__hdr_t *h, size_t i, const char **p, size_t *len);
+//  Any field, for nested values (reply info maps).
+const msgpack_object *zchan__hdr_at(const zchan__hdr_t *h, size_t i);
+
+//  A header being built: a fixed buffer packer (headers are small).
+typedef struct {
+    msgpack_sbuffer sbuf;
+    msgpack_packer pk;
+} zchan__out_t;
+
+//  Starts a header array of n elements with type as the first. Free with
+//  zchan__out_fini after sending.
+void zchan__out_init(zchan__out_t *o, size_t n, int type);
+void zchan__out_fini(zchan__out_t *o);
+void zchan__out_u64(zchan__out_t *o, uint64_t v);
+void zchan__out_str(zchan__out_t *o, const char *s);
+void zchan__out_strn(zchan__out_t *o, const char *s, size_t n);
+void zchan__out_bool(zchan__out_t *o, bool v);
+
+//  Sends the header frame (with ZMQ_SNDMORE when more is true). flags may add
+//  ZMQ_DONTWAIT. Returns 0 or a zchan error.
+int zchan__out_send(zchan__out_t *o, void *sock, bool more, int flags);
+
+//  Reads one whole multipart message (at most max frames; extra frames are
+//  read and discarded and *nframes says how many there were). Frames must be
+//  zmq_msg_init'ed by the caller and are closed by the caller.
+//  Returns 0, ETIMEDOUT (nothing waiting with ZMQ_DONTWAIT), or an error.
+int zchan__recv_frames(void *sock, zmq_msg_t *frames, size_t max, size_t *nframes, int flags);
+
+//  Copies a str field into a NUL-terminated malloc'ed string (NULL on ENOMEM).
+char *zchan__strndup(const char *p, size_t len);
+
+#endif
