@@ -81,4 +81,11 @@ int64_t zchan__timer_next_us(const zchan_timer_t *t);
 //  True if the timer is stopped (a wait would give ECLOSED).
 bool zchan__timer_stopped(const zchan_timer_t *t);
 
+//  Marks a timer as returned by select and not yet read (the debug check of
+//  zchan_select_*), or clears the mark. Never blocks.
+void zchan__timer_set_selected(zchan_timer_t *t, bool selected);
+
+//  True while a timer returned by select has not been read since.
+bool zchan__timer_selected(const zchan_timer_t *t);
+
 #endif

@@ -1,0 +1,213 @@
+/*  chan.c: channel handles. A handle names a channel (its key on its hub) and
+    the endpoint at which this context reaches that hub. Creating, joining,
+    opening and closing are requests to the hosting hub.
+*/
+#include "core.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+zchan_t *zchan__chan_make(zchan_ctx_t *ctx, zchan_kind_t kind, const char *key, const char *name,
+                          const char *uri, const char *endpoint, const zchan__hubinfo_t *info)
+{
+    zchan_t *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    ch->ctx = ctx;
+    ch->kind = kind;
+    ch->key = strdup(key);
+    ch->name = strdup(name);
+    ch->uri = strdup(uri);
+    snprintf(ch->endpoint, sizeof ch->endpoint, "%s", endpoint);
+    ch->info = *info;
+    if (!ch->key || !ch->name || !ch->uri) {
+        zchan_destroy(&ch);
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    }
+    return ch;
+}
+
+//  Sends CREATE (create true) or OPEN for t to the hub at endpoint and makes
+//  a handle from the reply.
+static zchan_t *s_exchange(zchan_ctx_t *ctx, const char *endpoint, const zchan__target_t *t, const char *uri,
+                           bool create, zchan_kind_t kind, size_t capacity, bool resend)
+{
+    zchan__out_t o;
+    if (create) {
+        zchan__out_init(&o, 7, ZCHAN__CREATE);
+        zchan__out_u64(&o, zchan__reqid());
+        zchan__out_str(&o, t->key);
+        zchan__out_u64(&o, kind);
+        zchan__out_u64(&o, capacity);
+        zchan__out_bool(&o, resend);
+    } else {
+        zchan__out_init(&o, 4, ZCHAN__OPEN);
+        zchan__out_u64(&o, zchan__reqid());
+        zchan__out_str(&o, t->key);
+    }
+    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
+    zchan__reply_t r;
+    int rc = zchan__request(ctx, endpoint, &o, &r);
+    zchan__out_fini(&o);
+    zchan_t *ch = NULL;
+    uint64_t got_kind;
+    zchan__hubinfo_t info;
+    if (rc == 0) {
+        if (zchan__hdr_u64(&r.hdr, 3, &got_kind) != 0 || (got_kind != ZCHAN_ANYCAST && got_kind != ZCHAN_BROADCAST)
+            || zchan__hubinfo_read(zchan__hdr_at(&r.hdr, 6), &info) != 0)
+            zchan__fail(ZCHAN_EPROTO);
+        else
+            ch = zchan__chan_make(ctx, (zchan_kind_t) got_kind, t->key, t->name, uri, endpoint, &info);
+    }
+    zchan__reply_fini(&r);
+    return ch;
+}
+
+//  Resolves uri (NULL: a fresh unnamed channel) into a target.
+static int s_target(zchan_ctx_t *ctx, const char *uri, zchan__target_t *t, char *full, size_t n)
+{
+    memset(t, 0, sizeof *t);
+    if (!uri) {
+        snprintf(t->name, sizeof t->name, "zc-%08x%08x%08x", (unsigned) randof(0x7fffffff) ^ (unsigned) zchan__reqid(),
+                 (unsigned) randof(0x7fffffff), (unsigned) (zchan__now_us() & 0xffffffff));
+        snprintf(t->key, sizeof t->key, "inproc://%.200s", t->name);
+        t->where = ZCHAN__AT_PROCESS;
+        snprintf(full, n, "%s", t->key);
+        return 0;
+    }
+    const zchan__transport_t *tr = zchan__transport_for(uri);
+    if (!tr || strlen(uri) >= n)
+        return ZCHAN_EINVAL;
+    snprintf(full, n, "%s", uri);
+    return tr->parse_uri(ctx, uri + strlen(tr->scheme) + 3, t);
+}
+
+//  A process-wide name: hosted by whichever context of this process made it.
+static zchan_t *s_at_process(zchan_ctx_t *ctx, const zchan__target_t *t, const char *uri, bool create,
+                             zchan_kind_t kind, size_t capacity, bool resend)
+{
+    char ep[ZCHAN__EP_MAX];
+    if (zchan__registry_find(t->key, ep, sizeof ep))
+        return s_exchange(ctx, ep, t, uri, create, kind, capacity, resend);
+    if (!create)
+        return zchan__fail_null(ZCHAN_ENOTFOUND);
+    if (zchan__registry_add(ctx, t->key) != 0) {
+        //  Another thread registered it first: join there.
+        if (zchan__registry_find(t->key, ep, sizeof ep))
+            return s_exchange(ctx, ep, t, uri, create, kind, capacity, resend);
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    }
+    return s_exchange(ctx, zchan__ctx_inproc(ctx), t, uri, create, kind, capacity, resend);
+}
+
+//  A host-wide name: hosted by the first process that took its lock file.
+static zchan_t *s_at_host(zchan_ctx_t *ctx, const zchan__target_t *t, const char *uri, bool create,
+                          zchan_kind_t kind, size_t capacity, bool resend)
+{
+    char ep[ZCHAN__EP_MAX], lock[ZCHAN__EP_MAX + 8], bound[ZCHAN__EP_MAX];
+    if (zchan__registry_find(t->key, ep, sizeof ep))
+        return s_exchange(ctx, ep, t, uri, create, kind, capacity, resend);
+    //  t->hub is "ipc://DIR/NAME.sock"; the lock is DIR/NAME.lock.
+    size_t plen = strlen(t->hub + 6) - 5;
+    snprintf(lock, sizeof lock, "%.*s.lock", (int) plen, t->hub + 6);
+    int rc = zchan__ctx_claim(ctx, lock, create);
+    if (rc == ZCHAN_ECLOSED)
+        return s_exchange(ctx, t->hub, t, uri, create, kind, capacity, resend);
+    if (rc != 0)
+        return zchan__fail_null(rc);
+    if (!create)
+        return zchan__fail_null(ZCHAN_ENOTFOUND);
+    rc = zchan__ctx_hub_bind(ctx, t->hub, false, bound, sizeof bound);
+    if (rc == 0)
+        rc = zchan__registry_add(ctx, t->key);
+    if (rc != 0)
+        return zchan__fail_null(rc);
+    return s_exchange(ctx, zchan__ctx_inproc(ctx), t, uri, create, kind, capacity, resend);
+}
+
+static zchan_t *s_new(zchan_ctx_t *ctx, const char *uri, bool create, zchan_kind_t kind, size_t capacity,
+                      bool resend)
+{
+    assert(ctx);
+    zchan__target_t t;
+    char full[ZCHAN__EP_MAX];
+    if (s_target(ctx, uri, &t, full, sizeof full) != 0)
+        return zchan__fail_null(ZCHAN_EINVAL);
+    switch (t.where) {
+    case ZCHAN__AT_PROCESS: return s_at_process(ctx, &t, full, create, kind, capacity, resend);
+    case ZCHAN__AT_HOST: return s_at_host(ctx, &t, full, create, kind, capacity, resend);
+    case ZCHAN__AT_HUB:
+    default: {
+        const char *ep = zchan__ctx_is_own(ctx, t.hub) ? zchan__ctx_inproc(ctx) : t.hub;
+        return s_exchange(ctx, ep, &t, full, create, kind, capacity, resend);
+    }
+    }
+}
+
+zchan_t *zchan_anycast_new(zchan_ctx_t *ctx, const char *uri, size_t capacity)
+{
+    return s_new(ctx, uri, true, ZCHAN_ANYCAST, capacity, false);
+}
+
+zchan_t *zchan_broadcast_new(zchan_ctx_t *ctx, const char *uri, bool resend_latest)
+{
+    return s_new(ctx, uri, true, ZCHAN_BROADCAST, 0, resend_latest);
+}
+
+zchan_t *zchan_open(zchan_ctx_t *ctx, const char *uri)
+{
+    if (!uri)
+        return zchan__fail_null(ZCHAN_EINVAL);
+    return s_new(ctx, uri, false, ZCHAN_ANYCAST, 0, false);
+}
+
+const char *zchan_uri(const zchan_t *ch)
+{
+    assert(ch);
+    return ch->uri;
+}
+
+const char *zchan_name(const zchan_t *ch)
+{
+    assert(ch);
+    return ch->name;
+}
+
+zchan_kind_t zchan_kind(const zchan_t *ch)
+{
+    assert(ch);
+    return ch->kind;
+}
+
+int zchan_close(zchan_t *ch)
+{
+    assert(ch);
+    //  This thread's earlier sends go first: each such sender's pipe is
+    //  flushed through the hub before the close request is sent.
+    int rc = zchan__senders_flush(ch->ctx, ch->info.hub, ch->key);
+    if (rc != 0)
+        return zchan__fail(rc);
+    zchan__out_t o;
+    zchan__out_init(&o, 3, ZCHAN__CLOSE);
+    zchan__out_u64(&o, zchan__reqid());
+    zchan__out_str(&o, ch->key);
+    zchan__reply_t r;
+    rc = zchan__request(ch->ctx, ch->endpoint, &o, &r);
+    zchan__out_fini(&o);
+    zchan__reply_fini(&r);
+    if (rc == 0)
+        zchan__senders_mark_closed(ch->ctx, ch->info.hub, ch->key);
+    return rc ? zchan__fail(rc) : 0;
+}
+
+void zchan_destroy(zchan_t **ch_p)
+{
+    if (!ch_p || !*ch_p)
+        return;
+    zchan_t *ch = *ch_p;
+    free(ch->key);
+    free(ch->name);
+    free(ch->uri);
+    free(ch);
+    *ch_p = NULL;
+}

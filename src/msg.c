@@ -1,0 +1,218 @@
+/*  msg.c: messages and channel references.
+
+    A message is either being built (msgpack-c's packer writing into an
+    sbuffer) or received (a ZeroMQ frame). Decoding is lazy and zero-copy:
+    strings, bins and exts in the object point into the message's bytes.
+    A reference is the ext type ZCHAN_EXT_REF whose body is the msgpack array
+    [version, kind, key, name, uri, hubinfo] (docs/PROTOCOL.md).
+*/
+#include "core.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define MSG_COPY_BELOW 256 // smaller payloads are copied, larger ones handed over
+
+struct zchan_msg_t {
+    msgpack_sbuffer sbuf;
+    msgpack_packer pk;
+    zmq_msg_t frame;
+    bool has_frame;
+    msgpack_zone zone;
+    msgpack_object obj;
+    size_t decoded_size; // size of the bytes obj was decoded from, 0 if none
+    bool zone_ready;
+};
+
+zchan_msg_t *zchan_msg_new(void)
+{
+    zchan_msg_t *msg = calloc(1, sizeof *msg);
+    if (!msg)
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    msgpack_sbuffer_init(&msg->sbuf);
+    msgpack_packer_init(&msg->pk, &msg->sbuf, msgpack_sbuffer_write);
+    zmq_msg_init(&msg->frame);
+    return msg;
+}
+
+zchan_msg_t *zchan__msg_from_frame(zmq_msg_t *frame)
+{
+    zchan_msg_t *msg = zchan_msg_new();
+    if (!msg)
+        return NULL;
+    zmq_msg_move(&msg->frame, frame);
+    msg->has_frame = true;
+    return msg;
+}
+
+msgpack_packer *zchan_msg_packer(zchan_msg_t *msg)
+{
+    assert(msg);
+    return &msg->pk;
+}
+
+static const char *s_bytes(zchan_msg_t *msg, size_t *size)
+{
+    if (msg->has_frame) {
+        *size = zmq_msg_size(&msg->frame);
+        return (const char *) zmq_msg_data(&msg->frame);
+    }
+    *size = msg->sbuf.size;
+    return msg->sbuf.data;
+}
+
+const msgpack_object *zchan_msg_object(zchan_msg_t *msg)
+{
+    assert(msg);
+    size_t size;
+    const char *data = s_bytes(msg, &size);
+    if (msg->decoded_size == size && size > 0)
+        return &msg->obj;
+    if (!msg->zone_ready) {
+        if (!msgpack_zone_init(&msg->zone, 256))
+            return zchan__fail_null(ZCHAN_ENOMEM);
+        msg->zone_ready = true;
+    } else
+        msgpack_zone_clear(&msg->zone);
+    msg->decoded_size = 0;
+    size_t off = 0;
+    if (!data || size == 0)
+        return zchan__fail_null(ZCHAN_EPROTO);
+    msgpack_unpack_return rc = msgpack_unpack(data, size, &off, &msg->zone, &msg->obj);
+    if (rc != MSGPACK_UNPACK_SUCCESS || off != size)
+        return zchan__fail_null(ZCHAN_EPROTO);
+    msg->decoded_size = size;
+    return &msg->obj;
+}
+
+static void s_free_data(void *data, void *hint)
+{
+    (void) hint;
+    free(data);
+}
+
+int zchan__msg_to_frame(zchan_msg_t *msg, zmq_msg_t *frame, bool move)
+{
+    if (!zchan_msg_object(msg))
+        return ZCHAN_EINVAL;
+    if (msg->has_frame) {
+        int rc = move ? zmq_msg_move(frame, &msg->frame) : zmq_msg_copy(frame, &msg->frame);
+        return rc == 0 ? 0 : ZCHAN_ESYS;
+    }
+    size_t size = msg->sbuf.size;
+    if (move && size >= MSG_COPY_BELOW) {
+        //  Hand the packer's buffer to ZeroMQ: no copy of a large payload.
+        char *data = msgpack_sbuffer_release(&msg->sbuf);
+        msg->decoded_size = 0;
+        if (zmq_msg_init_data(frame, data, size, s_free_data, NULL) != 0) {
+            msgpack_sbuffer_write(&msg->sbuf, data, size);
+            free(data);
+            return ZCHAN_ENOMEM;
+        }
+        return 0;
+    }
+    if (zmq_msg_init_size(frame, size) != 0)
+        return ZCHAN_ENOMEM;
+    memcpy(zmq_msg_data(frame), msg->sbuf.data, size);
+    return 0;
+}
+
+void zchan_msg_destroy(zchan_msg_t **msg_p)
+{
+    if (!msg_p || !*msg_p)
+        return;
+    zchan_msg_t *msg = *msg_p;
+    msgpack_sbuffer_destroy(&msg->sbuf);
+    zmq_msg_close(&msg->frame);
+    if (msg->zone_ready)
+        msgpack_zone_destroy(&msg->zone);
+    free(msg);
+    *msg_p = NULL;
+}
+
+// ---------------------------------------------------------------------------
+// References
+
+static void s_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+int zchan_msg_pack_chan(zchan_msg_t *msg, const zchan_t *ch)
+{
+    assert(msg);
+    assert(ch);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint64(&pk, ZCHAN_PROTO_VERSION);
+    msgpack_pack_uint64(&pk, ch->kind);
+    s_pack_str(&pk, ch->key);
+    s_pack_str(&pk, ch->name);
+    s_pack_str(&pk, ch->uri);
+    //  A channel hosted by this context advertises the context's current
+    //  locators (tcp bound after the handle was made included).
+    bool local = strcmp(ch->info.hub, ch->ctx->info.hub) == 0;
+    if (local)
+        pthread_mutex_lock(&ch->ctx->lock);
+    zchan__hubinfo_pack(&pk, local ? &ch->ctx->info : &ch->info);
+    if (local)
+        pthread_mutex_unlock(&ch->ctx->lock);
+    int rc = 0;
+    if (!body.data)
+        rc = ZCHAN_ENOMEM;
+    else if (msgpack_pack_ext(&msg->pk, body.size, ZCHAN_EXT_REF) != 0
+             || msgpack_pack_ext_body(&msg->pk, body.data, body.size) != 0)
+        rc = ZCHAN_ENOMEM;
+    msgpack_sbuffer_destroy(&body);
+    return rc ? zchan__fail(rc) : 0;
+}
+
+static char *s_field_str(const msgpack_object *arr, uint32_t i, char *out, size_t n)
+{
+    const msgpack_object *o = &arr->via.array.ptr[i];
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= n)
+        return NULL;
+    memcpy(out, o->via.str.ptr, o->via.str.size);
+    out[o->via.str.size] = 0;
+    return out;
+}
+
+zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj)
+{
+    assert(ctx);
+    if (!obj || obj->type != MSGPACK_OBJECT_EXT || obj->via.ext.type != ZCHAN_EXT_REF)
+        return zchan__fail_null(ZCHAN_EINVAL);
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 512))
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    msgpack_object body;
+    size_t off = 0;
+    zchan_t *ch = NULL;
+    int err = ZCHAN_EPROTO;
+    char key[ZCHAN__EP_MAX], name[ZCHAN__EP_MAX], uri[ZCHAN__EP_MAX], ep[ZCHAN__EP_MAX];
+    zchan__hubinfo_t info;
+    if (msgpack_unpack(obj->via.ext.ptr, obj->via.ext.size, &off, &zone, &body) != MSGPACK_UNPACK_SUCCESS
+        || off != obj->via.ext.size || body.type != MSGPACK_OBJECT_ARRAY || body.via.array.size < 6)
+        goto done;
+    const msgpack_object *f = body.via.array.ptr;
+    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 != ZCHAN_PROTO_VERSION
+        || f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+        || (f[1].via.u64 != ZCHAN_ANYCAST && f[1].via.u64 != ZCHAN_BROADCAST))
+        goto done;
+    if (!s_field_str(&body, 2, key, sizeof key) || !s_field_str(&body, 3, name, sizeof name)
+        || !s_field_str(&body, 4, uri, sizeof uri) || zchan__hubinfo_read(&f[5], &info) != 0)
+        goto done;
+    if (zchan__pick_locator(ctx, &info, ep, sizeof ep) != 0) {
+        err = ZCHAN_ENOTFOUND;
+        goto done;
+    }
+    ch = zchan__chan_make(ctx, (zchan_kind_t) f[1].via.u64, key, name, uri, ep, &info);
+    err = ch ? 0 : ZCHAN_ENOMEM;
+done:
+    msgpack_zone_destroy(&zone);
+    return ch ? ch : zchan__fail_null(err);
+}

@@ -1,0 +1,295 @@
+/*  receiver.c: the public receiver calls (which dispatch on the receiver's
+    kind) and the channel receiver: one DEALER socket attached to a channel.
+
+    A channel receiver grants the hub credit (at most its window of messages
+    on the way to it) and reports what it consumed. It asks for nothing until
+    its first read or select, so a broadcast receiver that never reads holds
+    exactly its limit at the hub. At anycast capacity 0 it asks for one
+    message only while it waits, which is what makes a rendezvous.
+*/
+#include "core.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define RECV_WINDOW 16
+
+typedef struct {
+    zchan_receiver_t head;
+    zchan_ctx_t *ctx;
+    void *sock;
+    uint64_t handle;
+    zchan_kind_t kind;
+    uint64_t window;
+    uint64_t avail;      // messages the hub may still send
+    uint64_t unreported; // consumed, not yet reported
+    bool started;
+    bool lazy;           // rendezvous: ask only while waiting
+    zchan_msg_t *look;   // read from the socket, not yet returned
+    uint64_t dropped;
+    uint64_t bad;        // payloads that were not msgpack
+} chan_recv_t;
+
+static void s_report(chan_recv_t *cr, uint64_t grant)
+{
+    if (grant == 0 && cr->unreported == 0)
+        return;
+    zchan__out_t o;
+    zchan__out_init(&o, 4, ZCHAN__CREDIT);
+    zchan__out_u64(&o, cr->handle);
+    zchan__out_u64(&o, cr->unreported);
+    zchan__out_u64(&o, grant);
+    if (zchan__out_send(&o, cr->sock, false, ZMQ_DONTWAIT) == 0) {
+        cr->avail += grant;
+        cr->unreported = 0;
+    }
+    zchan__out_fini(&o);
+}
+
+static int s_prepare(zchan_receiver_t *r)
+{
+    chan_recv_t *cr = (chan_recv_t *) r;
+    if (r->stopped || cr->look)
+        return 0;
+    uint64_t grant;
+    if (cr->lazy)
+        grant = cr->avail == 0 ? 1 : 0;
+    else
+        grant = cr->window > cr->avail ? cr->window - cr->avail : 0;
+    cr->started = true;
+    s_report(cr, grant);
+    return 0;
+}
+
+static size_t s_pollitems(zchan_receiver_t *r, zmq_pollitem_t *items, size_t max)
+{
+    chan_recv_t *cr = (chan_recv_t *) r;
+    if (max >= 1) {
+        items[0].socket = cr->sock;
+        items[0].fd = 0;
+        items[0].events = ZMQ_POLLIN;
+        items[0].revents = 0;
+    }
+    return 1;
+}
+
+//  Takes one message from the hub. Returns true if it set look or stopped.
+static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
+{
+    zchan__hdr_t h;
+    zchan__hdr_init(&h);
+    bool got = false;
+    if (zchan__hdr_parse(&h, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) == 0) {
+        int type = zchan__hdr_type(&h);
+        uint64_t dropped;
+        if (type == ZCHAN__DELIVER && n == 2 && zchan__hdr_u64(&h, 1, &dropped) == 0) {
+            if (cr->avail > 0)
+                cr->avail--;
+            cr->dropped = dropped;
+            cr->look = zchan__msg_from_frame(&frames[1]);
+            got = cr->look != NULL;
+        } else if (type == ZCHAN__CLOSED) {
+            cr->head.stopped = true;
+            got = true;
+        }
+    }
+    zchan__hdr_fini(&h);
+    return got;
+}
+
+static bool s_ready(zchan_receiver_t *r)
+{
+    chan_recv_t *cr = (chan_recv_t *) r;
+    while (!cr->look && !r->stopped) {
+        zmq_msg_t frames[2];
+        zmq_msg_init(&frames[0]);
+        zmq_msg_init(&frames[1]);
+        size_t n = 0;
+        int rc = zchan__recv_frames(cr->sock, frames, 2, &n, ZMQ_DONTWAIT);
+        if (rc == 0)
+            s_take(cr, frames, n);
+        zmq_msg_close(&frames[0]);
+        zmq_msg_close(&frames[1]);
+        if (rc != 0)
+            break;
+    }
+    return cr->look || r->stopped;
+}
+
+static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
+{
+    chan_recv_t *cr = (chan_recv_t *) r;
+    if (!s_ready(r)) {
+        int rc = zchan__receiver_wait(r, zchan__deadline(timeout_ms));
+        if (rc != 0)
+            return zchan__fail(rc);
+    }
+    if (!cr->look)
+        return zchan__fail(ZCHAN_ECLOSED);
+    zchan_msg_t *msg = cr->look;
+    cr->look = NULL;
+    cr->unreported++;
+    //  Keep the hub's view of consumption fresh while messages flow.
+    if (!cr->lazy && cr->unreported >= cr->window / 2)
+        s_report(cr, cr->window > cr->avail ? cr->window - cr->avail : 0);
+    if (!zchan_msg_object(msg)) {
+        cr->bad++;
+        zchan_msg_destroy(&msg);
+        return zchan__fail(ZCHAN_EPROTO);
+    }
+    *msg_p = msg;
+    return 0;
+}
+
+static void s_destroy(zchan_receiver_t *r)
+{
+    chan_recv_t *cr = (chan_recv_t *) r;
+    if (cr->sock && cr->handle && !r->stopped) {
+        //  Graceful: the hub takes back whatever it handed us that we did not
+        //  return from zchan_recv (the look-ahead included).
+        zchan__out_t o;
+        uint64_t reqid = zchan__reqid();
+        zchan__out_init(&o, 4, ZCHAN__DETACH);
+        zchan__out_u64(&o, reqid);
+        zchan__out_u64(&o, cr->handle);
+        zchan__out_u64(&o, cr->unreported);
+        zchan__reply_t rep;
+        if (zchan__out_send(&o, cr->sock, false, 0) == 0) {
+            if (zchan__await_reply(cr->sock, reqid, zchan__deadline(cr->ctx->timeout_ms), &rep, NULL, NULL) != 0)
+                zsys_warning("zchan: receiver could not detach: %s", zchan_strerror(rep.status));
+            zchan__reply_fini(&rep);
+        }
+        zchan__out_fini(&o);
+    }
+    zchan_msg_destroy(&cr->look);
+    if (cr->sock)
+        zmq_close(cr->sock);
+}
+
+static const zchan__recv_ops_t s_chan_ops = {
+    .prepare = s_prepare,
+    .pollitems = s_pollitems,
+    .ready = s_ready,
+    .recv = s_recv,
+    .destroy = s_destroy,
+};
+
+zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
+{
+    assert(ch);
+    chan_recv_t *cr = calloc(1, sizeof *cr);
+    if (!cr)
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    cr->head.ops = &s_chan_ops;
+    cr->ctx = ch->ctx;
+    zchan_receiver_t *r = &cr->head;
+    cr->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
+    if (!cr->sock || zmq_connect(cr->sock, ch->endpoint) != 0) {
+        zchan_receiver_destroy(&r);
+        return zchan__fail_null(ZCHAN_ESYS);
+    }
+    zchan__out_t o;
+    uint64_t reqid = zchan__reqid();
+    zchan__out_init(&o, 5, ZCHAN__ATTACH_R);
+    zchan__out_u64(&o, reqid);
+    zchan__out_str(&o, ch->key);
+    zchan__out_u64(&o, limit ? limit : ZCHAN_BROADCAST_LIMIT);
+    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
+    int rc = zchan__out_send(&o, cr->sock, false, 0);
+    zchan__out_fini(&o);
+    zchan__reply_t rep;
+    if (rc == 0)
+        rc = zchan__await_reply(cr->sock, reqid, zchan__deadline(ch->ctx->timeout_ms), &rep, NULL, NULL);
+    else {
+        zmq_msg_init(&rep.frame);
+        zchan__hdr_init(&rep.hdr);
+    }
+    uint64_t kind = 0, capacity = 0;
+    bool closed = false;
+    if (rc == 0
+        && (zchan__hdr_u64(&rep.hdr, 3, &cr->handle) || zchan__hdr_u64(&rep.hdr, 4, &kind)
+            || zchan__hdr_u64(&rep.hdr, 5, &capacity) || zchan__hdr_bool(&rep.hdr, 6, &closed)
+            || (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)))
+        rc = ZCHAN_EPROTO;
+    zchan__reply_fini(&rep);
+    if (rc != 0) {
+        cr->handle = 0;
+        zchan_receiver_destroy(&r);
+        return zchan__fail_null(rc);
+    }
+    cr->kind = (zchan_kind_t) kind;
+    cr->lazy = kind == ZCHAN_ANYCAST && capacity == 0;
+    cr->window = kind == ZCHAN_BROADCAST ? RECV_WINDOW : capacity < RECV_WINDOW ? (capacity ? capacity : 1) : RECV_WINDOW;
+    //  Created after a close: stopped at once.
+    cr->head.stopped = closed;
+    return r;
+}
+
+uint64_t zchan_receiver_dropped(const zchan_receiver_t *r)
+{
+    assert(r);
+    if (r->ops != &s_chan_ops)
+        return 0;
+    return ((const chan_recv_t *) r)->dropped;
+}
+
+void zchan_receiver_destroy(zchan_receiver_t **r_p)
+{
+    if (!r_p || !*r_p)
+        return;
+    zchan_receiver_t *r = *r_p;
+    r->ops->destroy(r);
+    free(r);
+    *r_p = NULL;
+}
+
+int zchan_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
+{
+    assert(r);
+    if (!msg_p)
+        return zchan__fail(ZCHAN_EINVAL);
+    r->selected_unread = false;
+    return r->ops->recv(r, msg_p, timeout_ms);
+}
+
+int zchan_recv_str(zchan_receiver_t *r, char **str_p, int timeout_ms)
+{
+    assert(r);
+    if (!str_p)
+        return zchan__fail(ZCHAN_EINVAL);
+    zchan_msg_t *msg = NULL;
+    int rc = zchan_recv(r, &msg, timeout_ms);
+    if (rc != 0)
+        return rc;
+    const msgpack_object *o = zchan_msg_object(msg);
+    rc = ZCHAN_ETYPE;
+    if (o && (o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN)) {
+        const char *p = o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : o->via.bin.ptr;
+        size_t n = o->type == MSGPACK_OBJECT_STR ? o->via.str.size : o->via.bin.size;
+        *str_p = zchan__strndup(p, n);
+        rc = *str_p ? 0 : ZCHAN_ENOMEM;
+    }
+    zchan_msg_destroy(&msg);
+    return rc ? zchan__fail(rc) : 0;
+}
+
+int zchan_recv_int(zchan_receiver_t *r, int64_t *value_p, int timeout_ms)
+{
+    assert(r);
+    if (!value_p)
+        return zchan__fail(ZCHAN_EINVAL);
+    zchan_msg_t *msg = NULL;
+    int rc = zchan_recv(r, &msg, timeout_ms);
+    if (rc != 0)
+        return rc;
+    const msgpack_object *o = zchan_msg_object(msg);
+    rc = ZCHAN_ETYPE;
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
+        *value_p = (int64_t) o->via.u64;
+        rc = 0;
+    } else if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *value_p = o->via.i64;
+        rc = 0;
+    }
+    zchan_msg_destroy(&msg);
+    return rc ? zchan__fail(rc) : 0;
+}

@@ -1,0 +1,338 @@
+/*  sender.c: a sender is one DEALER socket attached to one channel on its hub.
+
+    Anycast sends spend credit: the hub grants ZCHAN_SENDER_SLACK at attach
+    and one more (ACK) for each message it accepts into the capacity. At
+    capacity 0 the window is 1 and a send waits for its own acceptance, which
+    is a receiver taking it; a send that times out cancels its message at the
+    hub. Broadcast sends never wait for credit.
+*/
+#include "core.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct zchan_sender_t {
+    zchan_ctx_t *ctx;
+    void *sock;
+    uint64_t handle;
+    zchan_kind_t kind;
+    uint64_t credit;
+    bool rendezvous;
+    bool unlimited;
+    atomic_bool closed;
+    bool unflushed;       // sent since the last flush
+    pthread_t last_thread; // the thread that last sent
+    bool used;
+    char hub[ZCHAN__ID_MAX];
+    char key[ZCHAN__EP_MAX];
+    void *link; // this sender's place in ctx->senders
+    zmq_msg_t hdr; // the DATA header, the same for every message
+};
+
+//  Handles a message from the hub that is not the reply being waited for.
+static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
+{
+    (void) payload;
+    zchan_sender_t *s = (zchan_sender_t *) arg;
+    int type = zchan__hdr_type(h);
+    uint64_t n;
+    if (type == ZCHAN__ACK && zchan__hdr_u64(h, 1, &n) == 0)
+        s->credit += n;
+    else if (type == ZCHAN__CLOSED)
+        atomic_store(&s->closed, true);
+}
+
+//  Reads every message waiting from the hub. Never blocks.
+static void s_pump(zchan_sender_t *s)
+{
+    zchan__hdr_t h;
+    bool init = false;
+    while (true) {
+        zmq_msg_t frames[2];
+        zmq_msg_init(&frames[0]);
+        zmq_msg_init(&frames[1]);
+        size_t n = 0;
+        int rc = zchan__recv_frames(s->sock, frames, 2, &n, ZMQ_DONTWAIT);
+        if (rc == 0) {
+            if (!init) {
+                zchan__hdr_init(&h);
+                init = true;
+            }
+            if (zchan__hdr_parse(&h, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) == 0)
+                s_on_other(s, &h, NULL);
+        }
+        zmq_msg_close(&frames[0]);
+        zmq_msg_close(&frames[1]);
+        if (rc != 0)
+            break;
+    }
+    if (init)
+        zchan__hdr_fini(&h);
+}
+
+//  Waits until the hub sends something or the deadline passes, then pumps.
+//  Returns 0 or ETIMEDOUT.
+static int s_wait(zchan_sender_t *s, int64_t deadline)
+{
+    zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
+    int rc = zmq_poll(&item, 1, zchan__remaining(deadline));
+    if (rc < 0 && zmq_errno() != EINTR)
+        return zchan__zmq_error("poll");
+    if (rc > 0)
+        s_pump(s);
+    else if (deadline >= 0 && zchan__now_ms() >= deadline)
+        return ZCHAN_ETIMEDOUT;
+    return 0;
+}
+
+//  One request on the sender's own socket, taking credit and close notices
+//  that arrive before the reply.
+static int s_request(zchan_sender_t *s, zchan__out_t *o, uint64_t reqid, zchan__reply_t *r)
+{
+    int rc = zchan__out_send(o, s->sock, false, 0);
+    if (rc != 0) {
+        zmq_msg_init(&r->frame);
+        zchan__hdr_init(&r->hdr);
+        return rc;
+    }
+    return zchan__await_reply(s->sock, reqid, zchan__deadline(s->ctx->timeout_ms), r, s_on_other, s);
+}
+
+zchan_sender_t *zchan_sender_new(zchan_t *ch)
+{
+    assert(ch);
+    zchan_sender_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    s->ctx = ch->ctx;
+    zmq_msg_init(&s->hdr);
+    snprintf(s->hub, sizeof s->hub, "%s", ch->info.hub);
+    snprintf(s->key, sizeof s->key, "%s", ch->key);
+    s->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
+    if (!s->sock || zmq_connect(s->sock, ch->endpoint) != 0) {
+        zchan_sender_destroy(&s);
+        return zchan__fail_null(ZCHAN_ESYS);
+    }
+    zchan__out_t o;
+    uint64_t reqid = zchan__reqid();
+    zchan__out_init(&o, 4, ZCHAN__ATTACH_S);
+    zchan__out_u64(&o, reqid);
+    zchan__out_str(&o, ch->key);
+    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
+    zchan__reply_t r;
+    int rc = s_request(s, &o, reqid, &r);
+    zchan__out_fini(&o);
+    uint64_t kind = 0, window = 0;
+    bool closed = false;
+    if (rc == 0
+        && (zchan__hdr_u64(&r.hdr, 3, &s->handle) || zchan__hdr_u64(&r.hdr, 4, &kind)
+            || zchan__hdr_u64(&r.hdr, 5, &window) || zchan__hdr_bool(&r.hdr, 6, &closed)
+            || (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)))
+        rc = ZCHAN_EPROTO;
+    zchan__reply_fini(&r);
+    if (rc != 0) {
+        zchan_sender_destroy(&s);
+        return zchan__fail_null(rc);
+    }
+    s->kind = (zchan_kind_t) kind;
+    s->credit = window;
+    s->unlimited = kind == ZCHAN_BROADCAST;
+    s->rendezvous = kind == ZCHAN_ANYCAST && window == 1;
+    atomic_store(&s->closed, closed);
+    //  The header of every DATA message: [DATA, handle].
+    zchan__out_init(&o, 2, ZCHAN__DATA);
+    zchan__out_u64(&o, s->handle);
+    zmq_msg_close(&s->hdr);
+    zmq_msg_init_size(&s->hdr, o.sbuf.size);
+    memcpy(zmq_msg_data(&s->hdr), o.sbuf.data, o.sbuf.size);
+    zchan__out_fini(&o);
+    pthread_mutex_lock(&s->ctx->lock);
+    s->link = zlistx_add_end(s->ctx->senders, s);
+    pthread_mutex_unlock(&s->ctx->lock);
+    return s;
+}
+
+//  Flush: when it returns 0, the hub has handled everything sent before.
+static int s_flush(zchan_sender_t *s, int type)
+{
+    zchan__out_t o;
+    uint64_t reqid = zchan__reqid();
+    zchan__out_init(&o, type == ZCHAN__DETACH ? 4 : 3, type);
+    zchan__out_u64(&o, reqid);
+    zchan__out_u64(&o, s->handle);
+    if (type == ZCHAN__DETACH)
+        zchan__out_u64(&o, 0);
+    zchan__reply_t r;
+    int rc = s_request(s, &o, reqid, &r);
+    zchan__out_fini(&o);
+    zchan__reply_fini(&r);
+    if (rc == 0)
+        s->unflushed = false;
+    return rc;
+}
+
+void zchan_sender_destroy(zchan_sender_t **s_p)
+{
+    if (!s_p || !*s_p)
+        return;
+    zchan_sender_t *s = *s_p;
+    if (s->link) {
+        pthread_mutex_lock(&s->ctx->lock);
+        zlistx_delete(s->ctx->senders, s->link);
+        pthread_mutex_unlock(&s->ctx->lock);
+    }
+    //  Detaching also flushes: the hub answers after all this sender's data.
+    if (s->sock && s->handle) {
+        int rc = s_flush(s, ZCHAN__DETACH);
+        if (rc != 0 && s->unflushed)
+            zsys_warning("zchan: sender on %s: could not confirm delivery of its last sends: %s", s->key,
+                         zchan_strerror(rc));
+    }
+    if (s->sock)
+        zmq_close(s->sock);
+    zmq_msg_close(&s->hdr);
+    free(s);
+    *s_p = NULL;
+}
+
+//  Cancels an unaccepted rendezvous message. Returns true if it was cancelled
+//  (so the send failed), false if a receiver took it meanwhile.
+static bool s_cancel(zchan_sender_t *s)
+{
+    zchan__out_t o;
+    uint64_t reqid = zchan__reqid();
+    zchan__out_init(&o, 3, ZCHAN__CANCEL);
+    zchan__out_u64(&o, reqid);
+    zchan__out_u64(&o, s->handle);
+    zchan__reply_t r;
+    int rc = s_request(s, &o, reqid, &r);
+    zchan__out_fini(&o);
+    bool cancelled = true;
+    if (rc == 0)
+        zchan__hdr_bool(&r.hdr, 3, &cancelled);
+    zchan__reply_fini(&r);
+    //  Either way the window is free again: the hub dropped the message, or
+    //  a receiver took it (and its ACK came before this reply).
+    if (s->credit == 0)
+        s->credit = 1;
+    return cancelled;
+}
+
+//  Sends the header and the payload frame, waiting for room until deadline.
+static int s_send_frames(zchan_sender_t *s, zmq_msg_t *payload, int64_t deadline)
+{
+    while (true) {
+        zmq_msg_t hdr;
+        zmq_msg_init(&hdr);
+        zmq_msg_copy(&hdr, &s->hdr);
+        if (zmq_msg_send(&hdr, s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+            //  The rest of a multipart message is always accepted.
+            if (zmq_msg_send(payload, s->sock, 0) < 0)
+                return zchan__zmq_error("send payload");
+            return 0;
+        }
+        zmq_msg_close(&hdr);
+        if (zmq_errno() != EAGAIN)
+            return zchan__zmq_error("send");
+        zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLOUT, 0};
+        if (zmq_poll(&item, 1, zchan__remaining(deadline)) == 0 && deadline >= 0 && zchan__now_ms() >= deadline)
+            return ZCHAN_ETIMEDOUT;
+    }
+}
+
+int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
+{
+    assert(s);
+    if (!msg_p || !*msg_p)
+        return zchan__fail(ZCHAN_EINVAL);
+    s->last_thread = pthread_self();
+    s->used = true;
+    int64_t deadline = zchan__deadline(timeout_ms);
+    s_pump(s);
+    while (!atomic_load(&s->closed) && !s->unlimited && s->credit == 0) {
+        int rc = s_wait(s, deadline);
+        if (rc != 0)
+            return zchan__fail(rc);
+    }
+    if (atomic_load(&s->closed))
+        return zchan__fail(ZCHAN_ECLOSED);
+    zmq_msg_t payload;
+    zmq_msg_init(&payload);
+    //  A rendezvous send may be cancelled: keep the caller's copy until then.
+    int rc = zchan__msg_to_frame(*msg_p, &payload, !s->rendezvous);
+    if (rc == 0)
+        rc = s_send_frames(s, &payload, deadline);
+    if (rc != 0) {
+        zmq_msg_close(&payload);
+        return zchan__fail(rc);
+    }
+    s->unflushed = true;
+    if (!s->unlimited)
+        s->credit--;
+    if (s->rendezvous) {
+        //  Complete only when a receiver has taken it.
+        while (s->credit == 0 && !atomic_load(&s->closed)) {
+            rc = s_wait(s, deadline);
+            if (rc == ZCHAN_ETIMEDOUT && s_cancel(s))
+                return zchan__fail(ZCHAN_ETIMEDOUT);
+            if (rc != 0 && rc != ZCHAN_ETIMEDOUT)
+                return zchan__fail(rc);
+        }
+    }
+    zchan_msg_destroy(msg_p);
+    return 0;
+}
+
+int zchan__senders_flush(zchan_ctx_t *ctx, const char *hub, const char *key)
+{
+    int rc = 0;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&ctx->lock);
+    for (zchan_sender_t *s = zlistx_first(ctx->senders); s && rc == 0; s = zlistx_next(ctx->senders))
+        if (s->used && s->unflushed && pthread_equal(s->last_thread, self) && streq(s->hub, hub)
+            && streq(s->key, key) && !atomic_load(&s->closed))
+            rc = s_flush(s, ZCHAN__FLUSH);
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+void zchan__senders_mark_closed(zchan_ctx_t *ctx, const char *hub, const char *key)
+{
+    pthread_mutex_lock(&ctx->lock);
+    for (zchan_sender_t *s = zlistx_first(ctx->senders); s; s = zlistx_next(ctx->senders))
+        if (streq(s->hub, hub) && streq(s->key, key))
+            atomic_store(&s->closed, true);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static int s_send_built(zchan_sender_t *s, zchan_msg_t *msg, int timeout_ms)
+{
+    if (!msg)
+        return zchan__fail(ZCHAN_ENOMEM);
+    int rc = zchan_send(s, &msg, timeout_ms);
+    zchan_msg_destroy(&msg);
+    return rc;
+}
+
+int zchan_send_str(zchan_sender_t *s, const char *str, int timeout_ms)
+{
+    assert(s);
+    if (!str)
+        return zchan__fail(ZCHAN_EINVAL);
+    zchan_msg_t *msg = zchan_msg_new();
+    if (msg) {
+        size_t n = strlen(str);
+        msgpack_pack_str(zchan_msg_packer(msg), n);
+        msgpack_pack_str_body(zchan_msg_packer(msg), str, n);
+    }
+    return s_send_built(s, msg, timeout_ms);
+}
+
+int zchan_send_int(zchan_sender_t *s, int64_t value, int timeout_ms)
+{
+    assert(s);
+    zchan_msg_t *msg = zchan_msg_new();
+    if (msg)
+        msgpack_pack_int64(zchan_msg_packer(msg), value);
+    return s_send_built(s, msg, timeout_ms);
+}
