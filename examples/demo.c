@@ -161,6 +161,7 @@ static pid_t s_spawn(const char *self, int id, const char *jobs, const char *new
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); // lines from several processes interleave whole
     if (argc == 6 && strcmp(argv[1], "--worker") == 0)
         return s_worker(atoi(argv[2]), argv[3], argv[4], argv[5]);
     bool tcp = false;
