@@ -77,6 +77,9 @@ const msgpack_object *zchan_msg_object(zchan_msg_t *msg)
     size_t off = 0;
     if (!data || size == 0)
         return zchan__fail_null(ZCHAN_EPROTO);
+    //  Bytes from a peer are checked before msgpack-c allocates for them.
+    if (msg->has_frame && zchan__msgpack_check(data, size) != 0)
+        return zchan__fail_null(ZCHAN_EPROTO);
     msgpack_unpack_return rc = msgpack_unpack(data, size, &off, &msg->zone, &msg->obj);
     if (rc != MSGPACK_UNPACK_SUCCESS || off != size)
         return zchan__fail_null(ZCHAN_EPROTO);
@@ -195,7 +198,8 @@ zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj)
     int err = ZCHAN_EPROTO;
     char key[ZCHAN__EP_MAX], name[ZCHAN__EP_MAX], uri[ZCHAN__EP_MAX], ep[ZCHAN__EP_MAX];
     zchan__hubinfo_t info;
-    if (msgpack_unpack(obj->via.ext.ptr, obj->via.ext.size, &off, &zone, &body) != MSGPACK_UNPACK_SUCCESS
+    if (zchan__msgpack_check(obj->via.ext.ptr, obj->via.ext.size) != 0
+        || msgpack_unpack(obj->via.ext.ptr, obj->via.ext.size, &off, &zone, &body) != MSGPACK_UNPACK_SUCCESS
         || off != obj->via.ext.size || body.type != MSGPACK_OBJECT_ARRAY || body.via.array.size < 6)
         goto done;
     const msgpack_object *f = body.via.array.ptr;

@@ -16,10 +16,87 @@ void zchan__hdr_fini(zchan__hdr_t *h)
     msgpack_zone_destroy(&h->zone);
 }
 
+//  Reads an n-byte big-endian length or count at p.
+static uint64_t s_be(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+int zchan__msgpack_check(const void *data, size_t size)
+{
+    const unsigned char *p = (const unsigned char *) data;
+    size_t off = 0;
+    uint64_t pending = 1; // values still to read; each takes at least one byte
+    while (pending > 0) {
+        if (off >= size)
+            return ZCHAN_EPROTO;
+        unsigned char b = p[off++];
+        pending--;
+        uint64_t body = 0, items = 0;
+        size_t lenb = 0, countb = 0, per = 1, extra = 0;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+            continue;
+        if (b <= 0x8f)
+            items = 2u * (b & 0x0fu);
+        else if (b <= 0x9f)
+            items = b & 0x0fu;
+        else if (b <= 0xbf)
+            body = b & 0x1fu;
+        else
+            switch (b) {
+            case 0xcc: case 0xd0: body = 1; break;
+            case 0xcd: case 0xd1: body = 2; break;
+            case 0xca: case 0xce: case 0xd2: body = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: body = 8; break;
+            case 0xd4: body = 2; break;
+            case 0xd5: body = 3; break;
+            case 0xd6: body = 5; break;
+            case 0xd7: body = 9; break;
+            case 0xd8: body = 17; break;
+            case 0xc4: case 0xd9: lenb = 1; break;
+            case 0xc5: case 0xda: lenb = 2; break;
+            case 0xc6: case 0xdb: lenb = 4; break;
+            case 0xc7: lenb = 1, extra = 1; break; // ext: length, then the type byte
+            case 0xc8: lenb = 2, extra = 1; break;
+            case 0xc9: lenb = 4, extra = 1; break;
+            case 0xdc: countb = 2; break;
+            case 0xdd: countb = 4; break;
+            case 0xde: countb = 2, per = 2; break;
+            case 0xdf: countb = 4, per = 2; break;
+            default: return ZCHAN_EPROTO; // 0xc1: never used
+            }
+        if (lenb + countb > size - off)
+            return ZCHAN_EPROTO;
+        if (lenb)
+            body = s_be(p + off, lenb) + extra;
+        if (countb)
+            items = s_be(p + off, countb) * per;
+        off += lenb + countb;
+        //  The body, the values still pending and the new items must all fit.
+        size_t left = size - off;
+        if (pending > left)
+            return ZCHAN_EPROTO;
+        left -= (size_t) pending;
+        if (body > left)
+            return ZCHAN_EPROTO;
+        left -= (size_t) body;
+        if (items > left)
+            return ZCHAN_EPROTO;
+        off += (size_t) body;
+        pending += items;
+    }
+    return 0;
+}
+
 int zchan__hdr_parse(zchan__hdr_t *h, const void *data, size_t size)
 {
     msgpack_zone_clear(&h->zone);
     h->valid = false;
+    if (zchan__msgpack_check(data, size) != 0)
+        return ZCHAN_EPROTO;
     size_t off = 0;
     msgpack_unpack_return rc = msgpack_unpack((const char *) data, size, &off, &h->zone, &h->obj);
     if (rc != MSGPACK_UNPACK_SUCCESS || off != size)

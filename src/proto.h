@@ -50,6 +50,14 @@ void zchan__hdr_fini(zchan__hdr_t *h);
 //  Strings in the result point into data. Returns 0 or EPROTO.
 int zchan__hdr_parse(zchan__hdr_t *h, const void *data, size_t size);
 
+//  Checks, without allocating, that the msgpack value at the start of data
+//  declares no string, bin, ext, array or map longer than the bytes that
+//  follow could hold. msgpack-c allocates a container's elements as soon as
+//  it reads the count, so unchecked, a peer's five bytes (dd ff ff ff ff)
+//  make it ask for 2^32 objects. Call it on peer bytes before
+//  msgpack_unpack. Returns 0 or EPROTO. Trailing bytes are not checked.
+int zchan__msgpack_check(const void *data, size_t size);
+
 //  The header's length, type, and typed fields. A missing or mistyped field
 //  returns EPROTO and leaves *out untouched.
 size_t zchan__hdr_len(const zchan__hdr_t *h);
