@@ -111,6 +111,19 @@ int zchan_ctx_set_advertise(zchan_ctx_t *ctx, const char *host);
 //  5000 ms, or $ZCHAN_TIMEOUT_MS. -1 waits forever.
 void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms);
 
+//  The default cap on one message frame that the hub accepts over ipc and tcp.
+#define ZCHAN_DEFAULT_MAX_MSG_SIZE ((int64_t) 64 * 1024 * 1024)
+
+//  Sets the largest frame, in bytes, that the hub accepts from a peer over ipc
+//  and tcp (ZeroMQ's ZMQ_MAXMSGSIZE; -1: no limit). A peer that sends a larger
+//  one is disconnected by ZeroMQ before the hub sees it; a sender of this
+//  library then finds its attachment gone (ECLOSED). Applies to endpoints bound
+//  after the call: zchan_ctx_bind, and ipc names this context then creates.
+//  The context's default ipc endpoint is bound by zchan_ctx_new, with
+//  $ZCHAN_MAX_MSG_SIZE if set, else ZCHAN_DEFAULT_MAX_MSG_SIZE (64 MiB).
+//  Returns EINVAL for 0 or a value below -1.
+int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes);
+
 // ---------------------------------------------------------------------------
 // Channels.
 //  uri: NULL (unnamed, reachable through references), "inproc://NAME"
@@ -120,7 +133,8 @@ void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms);
 //  as zchan-relay). NAME is 1 to 200 characters of [A-Za-z0-9._-].
 //  *_new creates the channel, or joins it if it exists with the same kind
 //  (EINVAL if it exists with the other kind). They block for one request to
-//  the hosting hub (ETIMEDOUT after the context's timeout).
+//  the hosting hub (ETIMEDOUT after the context's timeout). A hub that is
+//  shutting down (zchan-relay after SIGTERM) refuses new names with ECLOSED.
 
 //  Creates or joins an anycast channel: each message reaches one receiver.
 //  capacity is the number of unconsumed messages the channel holds before a
@@ -146,6 +160,28 @@ const char *zchan_name(const zchan_t *ch);
 
 //  Returns ZCHAN_ANYCAST or ZCHAN_BROADCAST.
 zchan_kind_t zchan_kind(const zchan_t *ch);
+
+//  A channel's counters, as its hosting hub knows them.
+typedef struct {
+    zchan_kind_t kind;
+    uint64_t capacity;  // anycast capacity (0 for broadcast)
+    uint64_t depth;     // messages waiting: anycast queue not yet delivered;
+                        // broadcast: the fullest receiver buffer
+    uint64_t senders;   // senders attached now
+    uint64_t receivers; // receivers attached now
+    uint64_t sent;      // messages taken in from senders
+    uint64_t delivered; // messages handed to receivers (one given back by a
+                        // receiver and handed again counts again)
+    uint64_t dropped;   // broadcast messages lost to receivers' limits
+    uint64_t lost;      // messages that arrived after the close, or that no
+                        // receiver was left to take
+    bool closed;
+} zchan_stat_t;
+
+//  Fills *st with the channel's counters: one request to the hosting hub.
+//  ENOTFOUND if the hub no longer hosts it, ETIMEDOUT if the hub does not
+//  answer within the context's timeout, EPROTO for a malformed answer.
+int zchan_stat(zchan_t *ch, zchan_stat_t *st);
 
 //  Closes the channel for every party (ChannelPy's close_all). Sends made
 //  before it by the calling thread through senders of this context are

@@ -179,6 +179,69 @@ zchan_kind_t zchan_kind(const zchan_t *ch)
     return ch->kind;
 }
 
+//  Reads the STAT reply's map into st. Unknown keys are skipped (a newer hub
+//  may send more); kind is required.
+static int s_stat_read(const msgpack_object *m, zchan_stat_t *st)
+{
+    if (!m || m->type != MSGPACK_OBJECT_MAP)
+        return ZCHAN_EPROTO;
+    static const char *names[] = {"capacity", "depth", "senders", "receivers", "sent",
+                                  "delivered", "dropped", "lost", "closed", "kind"};
+    uint64_t *fields[] = {&st->capacity, &st->depth, &st->senders, &st->receivers, &st->sent,
+                          &st->delivered, &st->dropped, &st->lost};
+    uint64_t closed = 0, kind = 0;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            continue;
+        uint64_t val;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            val = v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_BOOLEAN)
+            val = v->via.boolean;
+        else
+            continue;
+        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++) {
+            if (k->via.str.size != strlen(names[j]) || memcmp(k->via.str.ptr, names[j], k->via.str.size) != 0)
+                continue;
+            if (j < 8)
+                *fields[j] = val;
+            else if (j == 8)
+                closed = val;
+            else
+                kind = val;
+        }
+    }
+    if (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)
+        return ZCHAN_EPROTO;
+    st->kind = (zchan_kind_t) kind;
+    st->closed = closed != 0;
+    return 0;
+}
+
+int zchan_stat(zchan_t *ch, zchan_stat_t *st)
+{
+    assert(ch);
+    if (!st)
+        return zchan__fail(ZCHAN_EINVAL);
+    zchan__out_t o;
+    zchan__out_init(&o, 3, ZCHAN__STAT);
+    zchan__out_u64(&o, zchan__reqid());
+    zchan__out_str(&o, ch->key);
+    zchan__reply_t r;
+    int rc = zchan__request(ch->ctx, ch->endpoint, &o, &r);
+    zchan__out_fini(&o);
+    if (rc == 0) {
+        zchan_stat_t got;
+        memset(&got, 0, sizeof got);
+        rc = s_stat_read(zchan__hdr_at(&r.hdr, 3), &got);
+        if (rc == 0)
+            *st = got;
+    }
+    zchan__reply_fini(&r);
+    return rc ? zchan__fail(rc) : 0;
+}
+
 int zchan_close(zchan_t *ch)
 {
     assert(ch);

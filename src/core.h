@@ -22,9 +22,13 @@ typedef struct {
     char loc[ZCHAN__MAX_LOC][ZCHAN__EP_MAX];
 } zchan__hubinfo_t;
 
+#define ZCHAN__REQ_POOL 8 // idle request sockets a context keeps
+
 struct zchan_ctx_t {
     void *zctx;            // the process-wide ZeroMQ context
     zactor_t *hub;         // the hub thread
+    pthread_mutex_t pipe_lock; // one exchange at a time on the hub's pipe
+    int64_t max_msg_size;  // ZMQ_MAXMSGSIZE for the hub's later binds (under pipe_lock)
     pthread_mutex_t lock;  // guards everything below
     char ipc_dir[200];     // runtime directory, "" if ipc is unusable
     char advertise[128];   // host for tcp locators, "" for the bound address
@@ -36,6 +40,14 @@ struct zchan_ctx_t {
     zlistx_t *senders;     // live senders made through this context (for close)
     zlistx_t *locks;       // fds of ipc lock files this context holds
     zlistx_t *names;       // keys this context registered process-wide
+    //  Idle request sockets, kept for reuse: a socket per request would leave
+    //  closed sockets piling up in ZeroMQ's reaper faster than it frees them.
+    pthread_mutex_t req_lock;
+    int nreq;
+    struct {
+        void *sock;
+        char endpoint[ZCHAN__EP_MAX];
+    } req[ZCHAN__REQ_POOL];
 };
 
 struct zchan_t {

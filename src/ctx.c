@@ -166,18 +166,55 @@ int zchan__await_reply(void *sock, uint64_t reqid, int64_t deadline_ms, zchan__r
     }
 }
 
+//  Takes an idle request socket connected to endpoint from the pool, or makes
+//  one. NULL (with zchan_errno set) on failure.
+static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint)
+{
+    void *sock = NULL;
+    pthread_mutex_lock(&ctx->req_lock);
+    for (int i = ctx->nreq; i-- > 0 && !sock;)
+        if (strcmp(ctx->req[i].endpoint, endpoint) == 0) {
+            sock = ctx->req[i].sock;
+            ctx->req[i] = ctx->req[--ctx->nreq];
+        }
+    pthread_mutex_unlock(&ctx->req_lock);
+    if (sock)
+        return sock;
+    sock = zchan__socket(ctx, ZMQ_DEALER);
+    if (!sock)
+        return zchan__fail_null(ZCHAN_ESYS);
+    if (zmq_connect(sock, endpoint) != 0) {
+        zmq_close(sock);
+        return zchan__fail_null(ZCHAN_EINVAL);
+    }
+    return sock;
+}
+
+//  Gives a request socket back to the pool, or closes it when the pool is
+//  full or the endpoint does not fit. A late reply to a request that timed out
+//  may still arrive on it; zchan__await_reply skips replies by request id.
+static void s_req_give(zchan_ctx_t *ctx, const char *endpoint, void *sock)
+{
+    pthread_mutex_lock(&ctx->req_lock);
+    if (ctx->nreq < ZCHAN__REQ_POOL && strlen(endpoint) < ZCHAN__EP_MAX) {
+        ctx->req[ctx->nreq].sock = sock;
+        snprintf(ctx->req[ctx->nreq].endpoint, ZCHAN__EP_MAX, "%s", endpoint);
+        ctx->nreq++;
+        sock = NULL;
+    }
+    pthread_mutex_unlock(&ctx->req_lock);
+    if (sock)
+        zmq_close(sock);
+}
+
 int zchan__request(zchan_ctx_t *ctx, const char *endpoint, zchan__out_t *o, zchan__reply_t *reply)
 {
     zmq_msg_init(&reply->frame);
     zchan__hdr_init(&reply->hdr);
     reply->status = ZCHAN_ESYS;
-    void *sock = zchan__socket(ctx, ZMQ_DEALER);
+    void *sock = s_req_take(ctx, endpoint);
     if (!sock)
-        return reply->status = zchan__fail(ZCHAN_ESYS);
-    if (zmq_connect(sock, endpoint) != 0) {
-        zmq_close(sock);
-        return reply->status = zchan__fail(ZCHAN_EINVAL);
-    }
+        return reply->status = zchan_errno();
     //  The request id is the header's second field.
     uint64_t reqid = 0;
     zchan__hdr_t h;
@@ -191,7 +228,7 @@ int zchan__request(zchan_ctx_t *ctx, const char *endpoint, zchan__out_t *o, zcha
         zchan__reply_fini(reply);
         rc = zchan__await_reply(sock, reqid, deadline, reply, NULL, NULL);
     }
-    zmq_close(sock);
+    s_req_give(ctx, endpoint, sock);
     return rc;
 }
 
@@ -364,20 +401,22 @@ int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep)
 
 int zchan__ctx_hub_bind(zchan_ctx_t *ctx, const char *endpoint, bool record, char *bound, size_t n)
 {
-    //  The pipe is one socket: one request at a time.
-    pthread_mutex_lock(&ctx->lock);
+    //  The pipe is one socket: one request at a time. Not under ctx->lock,
+    //  which the hub itself takes while it answers requests.
+    pthread_mutex_lock(&ctx->pipe_lock);
     int rc = ZCHAN_ESYS;
     char *got = NULL;
-    if (zsock_send(ctx->hub, "ss", "BIND", endpoint) == 0 && zsock_recv(ctx->hub, "is", &rc, &got) == 0) {
-        if (rc == 0) {
-            snprintf(bound, n, "%s", got ? got : endpoint);
-            if (record && ctx->nbound < ZCHAN__MAX_LOC)
-                snprintf(ctx->bound[ctx->nbound++], ZCHAN__EP_MAX, "%s", bound);
-        }
-    } else
+    if (zsock_send(ctx->hub, "ss", "BIND", endpoint) != 0 || zsock_recv(ctx->hub, "is", &rc, &got) != 0)
         rc = ZCHAN_ESYS;
+    pthread_mutex_unlock(&ctx->pipe_lock);
+    if (rc == 0) {
+        snprintf(bound, n, "%s", got ? got : endpoint);
+        pthread_mutex_lock(&ctx->lock);
+        if (record && ctx->nbound < ZCHAN__MAX_LOC)
+            snprintf(ctx->bound[ctx->nbound++], ZCHAN__EP_MAX, "%s", bound);
+        pthread_mutex_unlock(&ctx->lock);
+    }
     zstr_free(&got);
-    pthread_mutex_unlock(&ctx->lock);
     return rc;
 }
 
@@ -448,6 +487,8 @@ zchan_ctx_t *zchan_ctx_new(void)
     if (!ctx)
         return zchan__fail_null(ZCHAN_ENOMEM);
     pthread_mutex_init(&ctx->lock, NULL);
+    pthread_mutex_init(&ctx->pipe_lock, NULL);
+    pthread_mutex_init(&ctx->req_lock, NULL);
     ctx->senders = zlistx_new();
     ctx->locks = zlistx_new();
     ctx->names = zlistx_new();
@@ -460,6 +501,10 @@ zchan_ctx_t *zchan_ctx_new(void)
     zlistx_set_duplicator(ctx->names, (zlistx_duplicator_fn *) strdup);
     const char *tmo = getenv("ZCHAN_TIMEOUT_MS");
     ctx->timeout_ms = tmo && *tmo ? atoi(tmo) : ZCHAN__DEFAULT_TIMEOUT_MS;
+    const char *maxmsg = getenv("ZCHAN_MAX_MSG_SIZE");
+    ctx->max_msg_size = maxmsg && *maxmsg ? strtoll(maxmsg, NULL, 10) : ZCHAN_DEFAULT_MAX_MSG_SIZE;
+    if (ctx->max_msg_size < -1 || ctx->max_msg_size == 0)
+        ctx->max_msg_size = ZCHAN_DEFAULT_MAX_MSG_SIZE;
     const char *adv = getenv("ZCHAN_ADVERTISE");
     if (adv && *adv)
         snprintf(ctx->advertise, sizeof ctx->advertise, "%s", adv);
@@ -492,10 +537,22 @@ void zchan_ctx_destroy(zchan_ctx_t **ctx_p)
         return;
     zchan_ctx_t *ctx = *ctx_p;
     zactor_destroy(&ctx->hub);
-    //  Remove the socket files this hub bound; nobody can use them now.
+    for (int i = 0; i < ctx->nreq; i++)
+        zmq_close(ctx->req[i].sock);
+    ctx->nreq = 0;
+    //  Remove the socket files this hub bound; nobody can use them now. A hub
+    //  endpoint's lock file (NAME.hub.lock) goes too, while still held, so
+    //  that a runtime directory does not fill up with one per process.
     for (int i = 0; i < ctx->nbound; i++)
-        if (strncmp(ctx->bound[i], "ipc://", 6) == 0)
+        if (strncmp(ctx->bound[i], "ipc://", 6) == 0) {
             unlink(ctx->bound[i] + 6);
+            size_t len = strlen(ctx->bound[i]);
+            char lock[ZCHAN__EP_MAX + 8];
+            if (len > 4 && strcmp(ctx->bound[i] + len - 4, ".hub") == 0) {
+                snprintf(lock, sizeof lock, "%s.lock", ctx->bound[i] + 6);
+                unlink(lock);
+            }
+        }
     if (ctx->names) {
         s_registry_drop(ctx);
         zlistx_destroy(&ctx->names);
@@ -509,6 +566,8 @@ void zchan_ctx_destroy(zchan_ctx_t **ctx_p)
     if (ctx->zctx)
         s_zctx_release();
     pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->pipe_lock);
+    pthread_mutex_destroy(&ctx->req_lock);
     free(ctx);
     *ctx_p = NULL;
 }
@@ -557,4 +616,16 @@ void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms)
 {
     assert(ctx);
     ctx->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+}
+
+int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes)
+{
+    assert(ctx);
+    if (bytes < -1 || bytes == 0)
+        return zchan__fail(ZCHAN_EINVAL);
+    //  The hub reads it while it handles a BIND, which is sent under pipe_lock.
+    pthread_mutex_lock(&ctx->pipe_lock);
+    ctx->max_msg_size = bytes;
+    pthread_mutex_unlock(&ctx->pipe_lock);
+    return 0;
 }

@@ -23,10 +23,13 @@
 #include "core.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define HUB_BATCH 512         // messages read per poll wake-up before flushing acks
 #define HUB_MAX_CREDIT 1024   // the most credit a receiver may hold
 #define HUB_PEER_MAX (1u << 24)
+#define HUB_CHECK_FIRST_MS 500 // a receiver quiet this long while it holds messages is checked
+#define HUB_CHECK_MAX_MS 5000  // checks of a quiet receiver back off to this interval
 
 typedef struct node {
     struct node *next;
@@ -52,6 +55,7 @@ typedef struct {
     //  sender
     uint32_t pending_ack;
     bool dirty;
+    uint64_t unaccepted; // anycast: its messages queued and not yet accepted
     //  receiver
     uint64_t avail;     // messages we may still send it
     fifo_t inflight;    // anycast: delivered, not reported consumed
@@ -59,6 +63,11 @@ typedef struct {
     size_t ring_cap, ring_head, ring_len;
     uint64_t dropped;   // broadcast: lost to the limit
     bool closed_sent;
+    int fd;             // the peer's connection (ZMQ_SRCFD), -1 if unknown (inproc)
+    dev_t dev;          // ...and the socket it was: fd may be reused
+    ino_t ino;
+    int64_t check_at;   // receiver: when to check it if it still holds messages
+    int64_t check_gap;  // receiver: the interval of its checks, doubling
 } peer_t;
 
 struct chan {
@@ -97,6 +106,10 @@ typedef struct {
     uint64_t proto_errors;
     int64_t last_log_ms;
     uint64_t unlogged;
+    int64_t now_ms;  // the time of the current poll wake-up
+    int64_t scan_at; // when to check quiet receivers that hold messages, -1: none
+    zmq_msg_t *hdr_frame; // the header frame of the message being handled
+    bool closing; // after CLOSEALL: no new channels
 } hub_t;
 
 // ---------------------------------------------------------------------------
@@ -324,6 +337,8 @@ static void s_ack(hub_t *hub, uint64_t sender)
     peer_t *p = &hub->peers[idx];
     if (p->role != ROLE_SENDER || p->gen != (uint32_t) (sender >> 32))
         return; // the sender has gone; nobody waits for this credit
+    if (p->unaccepted > 0)
+        p->unaccepted--;
     p->pending_ack++;
     if (!p->dirty && s_idx_add(&hub->dirty, &hub->ndirty, &hub->dirty_cap, idx) == 0)
         p->dirty = true;
@@ -350,6 +365,20 @@ static void s_reply_status(hub_t *hub, uint64_t reqid, int status)
     s_reply_send(hub, &o);
 }
 
+//  The hub heard from receiver p: it is there. Its checks start over.
+static void s_heard(hub_t *hub, peer_t *p)
+{
+    p->check_at = hub->now_ms + HUB_CHECK_FIRST_MS;
+    p->check_gap = HUB_CHECK_FIRST_MS;
+}
+
+//  A receiver was handed or kept a message: make sure a check scan is planned.
+static void s_check_arm(hub_t *hub)
+{
+    if (hub->scan_at < 0)
+        hub->scan_at = hub->now_ms + HUB_CHECK_FIRST_MS;
+}
+
 //  Sends one payload to receiver p: [DELIVER, dropped] + payload (copied).
 //  Returns 0, or -1 if the receiver cannot take it (gone, or pipe full).
 static int s_deliver(hub_t *hub, peer_t *p, zmq_msg_t *payload)
@@ -368,6 +397,7 @@ static int s_deliver(hub_t *hub, peer_t *p, zmq_msg_t *payload)
         zmq_msg_close(&copy);
         return -1;
     }
+    s_check_arm(hub);
     return 0;
 }
 
@@ -584,6 +614,7 @@ static void s_broadcast_data(hub_t *hub, chan_t *ch, zmq_msg_t *payload)
             continue;
         }
         s_ring_push(p, ch, payload);
+        s_check_arm(hub);
     }
     if (ch->resend_latest) {
         zmq_msg_close(&ch->latest);
@@ -593,11 +624,99 @@ static void s_broadcast_data(hub_t *hub, chan_t *ch, zmq_msg_t *payload)
     }
 }
 
+// ---------------------------------------------------------------------------
+// Receivers that die
+//
+// A receiver whose process dies never detaches. What the hub handed it would
+// stay in its inflight list, counted against the capacity, and a full channel
+// would block its senders for good. ZeroMQ does not tell the hub (no
+// ZMQ_ROUTER_NOTIFY without the draft API), but it closes a connection's file
+// descriptor once the connection is gone. So the hub records each receiver's
+// descriptor (ZMQ_SRCFD) and the socket behind it, and checks them, without
+// a word on the wire, when a receiver that holds messages (anycast inflight,
+// a broadcast ring) has been quiet for HUB_CHECK_FIRST_MS, then at doubling
+// intervals up to HUB_CHECK_MAX_MS, and at a close. One found gone is dropped,
+// and its unconsumed anycast messages go back to the front of the queue. The
+// hub cannot know which of them it consumed after its last report: those
+// reach another receiver as well. (A peer host that vanishes without closing
+// its connections is not noticed this way.)
+
+//  Records the connection of the message being handled as p's.
+static void s_conn_record(hub_t *hub, peer_t *p)
+{
+    struct stat st;
+    //  The header frame: ROUTER leaves the routing id frame of a connection's
+    //  first message without the connection's properties.
+    p->fd = hub->hdr_frame ? zmq_msg_get(hub->hdr_frame, ZMQ_SRCFD) : -1;
+    if (p->fd >= 0 && fstat(p->fd, &st) == 0) {
+        p->dev = st.st_dev;
+        p->ino = st.st_ino;
+    } else
+        p->fd = -1;
+}
+
+//  true if p's connection is closed: its descriptor is shut, or now another.
+static bool s_conn_gone(const peer_t *p)
+{
+    struct stat st;
+    if (p->fd < 0)
+        return false;
+    return fstat(p->fd, &st) != 0 || st.st_dev != p->dev || st.st_ino != p->ino;
+}
+
+//  Drops receiver idx of ch, found gone, taking back what it held.
+static void s_drop_gone(hub_t *hub, chan_t *ch, uint32_t idx)
+{
+    const peer_t *p = &hub->peers[idx];
+    if (ch->kind == ZCHAN_ANYCAST)
+        zsys_warning("zchan hub: a receiver of %s is gone; the %zu messages it held go back to the channel",
+                     ch->key, p->inflight.len);
+    else
+        zsys_warning("zchan hub: a receiver of %s is gone; %zu messages kept for it are dropped", ch->key,
+                     p->ring_len);
+    s_receiver_gone(hub, ch, idx, true);
+}
+
+//  Checks the receivers that hold messages and have been quiet long enough,
+//  and plans the next scan.
+static void s_check_scan(hub_t *hub)
+{
+    int64_t next = -1;
+    hub->scan_at = -1;
+    for (size_t idx = 0; idx < hub->npeers; idx++) {
+        peer_t *p = &hub->peers[idx];
+        if (p->role != ROLE_RECEIVER || p->fd < 0 || (p->inflight.len == 0 && p->ring_len == 0))
+            continue;
+        if (hub->now_ms >= p->check_at) {
+            if (s_conn_gone(p)) {
+                chan_t *ch = p->ch;
+                s_drop_gone(hub, ch, (uint32_t) idx);
+                if (ch->kind == ZCHAN_ANYCAST)
+                    s_anycast_pump(hub, ch);
+                continue;
+            }
+            p->check_gap = p->check_gap * 2 > HUB_CHECK_MAX_MS ? HUB_CHECK_MAX_MS : p->check_gap * 2;
+            p->check_at = hub->now_ms + p->check_gap;
+        }
+        if (next < 0 || p->check_at < next)
+            next = p->check_at;
+    }
+    //  A delivery during the scan may have armed it already.
+    if (next >= 0 && (hub->scan_at < 0 || next < hub->scan_at))
+        hub->scan_at = next;
+}
+
 static void s_chan_close(hub_t *hub, chan_t *ch)
 {
     if (ch->closed)
         return;
     ch->closed = true;
+    //  The others get what a receiver that died held before they get the close.
+    for (size_t i = ch->nrecv; i-- > 0;) {
+        peer_t *p = &hub->peers[ch->recv[i]];
+        if (ch->kind == ZCHAN_ANYCAST && p->inflight.len > 0 && s_conn_gone(p))
+            s_drop_gone(hub, ch, ch->recv[i]);
+    }
     for (size_t i = 0; i < ch->nsend; i++) {
         peer_t *p = &hub->peers[ch->send[i]];
         s_flush_ack(hub, p);
@@ -668,6 +787,11 @@ static void s_on_create(hub_t *hub, uint64_t reqid)
             s_reply_status(hub, reqid, ZCHAN_EINVAL);
         else
             s_reply_chan(hub, reqid, ch);
+        return;
+    }
+    if (hub->closing) {
+        //  The hub is shutting down (zchan-relay after SIGTERM).
+        s_reply_status(hub, reqid, ZCHAN_ECLOSED);
         return;
     }
     char key[ZCHAN__EP_MAX];
@@ -758,6 +882,8 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
         return;
     }
     peer_t *p = &hub->peers[idx];
+    s_heard(hub, p);
+    s_conn_record(hub, p);
     int rc;
     if (receiver) {
         rc = s_idx_add(&ch->recv, &ch->nrecv, &ch->recv_cap, idx);
@@ -799,6 +925,17 @@ static void s_on_data(hub_t *hub, zmq_msg_t *payload)
     if (ch->closed) {
         ch->lost++;
         return;
+    }
+    if (ch->kind == ZCHAN_ANYCAST) {
+        //  A sender may have at most its window of unaccepted messages (the
+        //  credit it was given at attach); more is a peer ignoring its credit,
+        //  and keeping it would let one peer grow the queue without bound.
+        peer_t *sp = &hub->peers[idx];
+        if (sp->unaccepted >= (ch->capacity == 0 ? 1 : ZCHAN_SENDER_SLACK)) {
+            s_proto_error(hub, "DATA beyond the sender's credit");
+            return;
+        }
+        sp->unaccepted++;
     }
     ch->sent++;
     if (ch->kind == ZCHAN_BROADCAST) {
@@ -843,7 +980,10 @@ static void s_on_credit(hub_t *hub)
     }
     peer_t *p = &hub->peers[idx];
     chan_t *ch = p->ch;
-    p->avail = p->avail + grant > HUB_MAX_CREDIT ? HUB_MAX_CREDIT : p->avail + grant;
+    //  avail <= HUB_MAX_CREDIT always; compare without adding, so that a huge
+    //  grant cannot wrap around.
+    p->avail = grant >= HUB_MAX_CREDIT - p->avail ? HUB_MAX_CREDIT : p->avail + grant;
+    s_heard(hub, p);
     if (ch->kind == ZCHAN_ANYCAST) {
         s_consumed(ch, p, consumed);
         s_anycast_pump(hub, ch);
@@ -921,6 +1061,8 @@ static void s_on_cancel(hub_t *hub, uint64_t reqid)
                     ch->queue.tail = prev;
                 ch->queue.len--;
                 s_node_free(n);
+                if (p->unaccepted > 0)
+                    p->unaccepted--;
                 cancelled = true;
             } else
                 prev = n;
@@ -977,6 +1119,7 @@ static void s_dispatch(hub_t *hub, zmq_msg_t *frames, size_t n)
     }
     hub->rid_len = zmq_msg_size(&frames[0]);
     memcpy(hub->rid, zmq_msg_data(&frames[0]), hub->rid_len);
+    hub->hdr_frame = &frames[1];
     if (zchan__hdr_parse(&hub->hdr, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1])) != 0) {
         s_proto_error(hub, "header is not a msgpack array");
         return;
@@ -1038,6 +1181,10 @@ static void s_on_bind(hub_t *hub, const char *endpoint)
 {
     char bound[ZCHAN__EP_MAX] = "";
     int rc = 0;
+    //  The sender of BIND holds ctx->pipe_lock, which guards max_msg_size.
+    //  ZeroMQ copies the option into each listener when it binds.
+    int64_t maxmsg = hub->ctx->max_msg_size;
+    zmq_setsockopt(hub->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (zmq_bind(hub->router, endpoint) != 0) {
         zsys_error("zchan hub: cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         rc = zmq_errno() == EINVAL || zmq_errno() == EPROTONOSUPPORT ? ZCHAN_EINVAL : ZCHAN_ESYS;
@@ -1046,6 +1193,51 @@ static void s_on_bind(hub_t *hub, const char *endpoint)
         zmq_getsockopt(hub->router, ZMQ_LAST_ENDPOINT, bound, &len);
     }
     zsock_send(hub->pipe, "is", rc, bound);
+}
+
+//  How many deliveries and close notices of closed channels still wait for
+//  receivers. Messages of a channel without receivers are not counted: nobody
+//  is there to take them.
+static uint64_t s_pending(hub_t *hub)
+{
+    uint64_t pending = 0;
+    for (chan_t *ch = (chan_t *) zhashx_first(hub->chans); ch; ch = (chan_t *) zhashx_next(hub->chans)) {
+        if (ch->nrecv > 0 && ch->kind == ZCHAN_ANYCAST)
+            pending += ch->queue.len;
+        for (size_t i = 0; i < ch->nrecv; i++) {
+            const peer_t *p = &hub->peers[ch->recv[i]];
+            pending += p->ring_len + (p->closed_sent ? 0 : 1);
+        }
+    }
+    return pending;
+}
+
+//  Pipe command "CLOSEALL": closes every channel, refuses new ones from now
+//  on, and replies 0 and the number of deliveries still pending. Idempotent:
+//  zchan-relay repeats it to watch its receivers drain. The router then
+//  lingers, so that what is queued still goes out when the hub stops.
+static void s_on_close_all(hub_t *hub)
+{
+    hub->closing = true;
+    for (chan_t *ch = (chan_t *) zhashx_first(hub->chans); ch; ch = (chan_t *) zhashx_next(hub->chans))
+        s_chan_close(hub, ch);
+    s_flush_acks(hub);
+    int linger = 1000;
+    zmq_setsockopt(hub->router, ZMQ_LINGER, &linger, sizeof linger);
+    zsock_send(hub->pipe, "i8", 0, s_pending(hub));
+}
+
+//  Pipe command "MONITOR" endpoint: starts a ZeroMQ socket monitor of every
+//  event on the router, at an inproc endpoint of the process's ZeroMQ context;
+//  an empty endpoint stops it.
+static void s_on_monitor(hub_t *hub, const char *endpoint)
+{
+    int rc = 0;
+    if (zmq_socket_monitor(hub->router, *endpoint ? endpoint : NULL, *endpoint ? ZMQ_EVENT_ALL : 0) != 0) {
+        zsys_error("zchan hub: cannot monitor on %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        rc = zmq_errno() == EINVAL || zmq_errno() == EPROTONOSUPPORT ? ZCHAN_EINVAL : ZCHAN_ESYS;
+    }
+    zsock_send(hub->pipe, "i", rc);
 }
 
 static bool s_on_pipe(hub_t *hub)
@@ -1058,6 +1250,10 @@ static bool s_on_pipe(hub_t *hub)
         go_on = false;
     else if (cmd && streq(cmd, "BIND") && arg)
         s_on_bind(hub, arg);
+    else if (cmd && streq(cmd, "CLOSEALL"))
+        s_on_close_all(hub);
+    else if (cmd && streq(cmd, "MONITOR") && arg)
+        s_on_monitor(hub, arg);
     zstr_free(&cmd);
     zstr_free(&arg);
     return go_on;
@@ -1083,6 +1279,8 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
 {
     hub_t hub;
     memset(&hub, 0, sizeof hub);
+    hub.scan_at = -1;
+    hub.now_ms = zchan__now_ms();
     hub.ctx = (zchan_ctx_t *) args;
     hub.pipe = pipe;
     zchan__hdr_init(&hub.hdr);
@@ -1106,7 +1304,11 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
     }
     zmq_pollitem_t items[] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0}, {hub.router, 0, ZMQ_POLLIN, 0}};
     while (true) {
-        if (zmq_poll(items, 2, -1) < 0) {
+        //  Sleeps until a message comes or quiet receivers are due a check.
+        long timeout = hub.scan_at < 0 ? -1 : hub.scan_at > hub.now_ms ? (long) (hub.scan_at - hub.now_ms) : 0;
+        int prc = zmq_poll(items, 2, timeout);
+        hub.now_ms = zchan__now_ms();
+        if (prc < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             break;
@@ -1115,6 +1317,10 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
             break;
         if (items[1].revents & ZMQ_POLLIN)
             s_read_router(&hub);
+        if (hub.scan_at >= 0 && hub.now_ms >= hub.scan_at) {
+            s_check_scan(&hub);
+            s_flush_acks(&hub); // what went back may have been accepted
+        }
     }
     s_hub_free(&hub);
 }
