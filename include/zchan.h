@@ -343,6 +343,178 @@ void zchan_select_destroy(zchan_select_t **sel_p);
 //  (also on failure); receivers[i] are set to NULL.
 zchan_receiver_t *zchan_merge(zchan_receiver_t **receivers, size_t n);
 
+// ---------------------------------------------------------------------------
+// Adaptors and utilities (docs/ADAPTORS.md)
+
+//  Returns a new message holding the same value as msg, independent of it:
+//  either can be sent or destroyed first. The caller owns the copy. NULL with
+//  EINVAL if msg does not hold exactly one msgpack value, or ENOMEM.
+zchan_msg_t *zchan_msg_dup(zchan_msg_t *msg);
+
+//  A map callback. It owns *msg_p during the call: it may read or replace it
+//  (destroying the old message), or take it away (setting *msg_p to NULL).
+//  Returns ZCHAN_OK, leaving the message to deliver in *msg_p, or an error
+//  code for the reader; the adaptor then destroys whatever *msg_p holds.
+typedef int(zchan_map_fn)(zchan_msg_t **msg_p, void *user);
+
+//  Returns a receiver that yields fn's transform of each message of src. fn
+//  runs in the reading thread, inside zchan_recv, once per message; user is
+//  passed to it and stays the caller's. When fn fails, that read returns its
+//  error (EINVAL instead of ETIMEDOUT, ECLOSED, a code that is not a
+//  zchan_err_t, or OK with *msg_p NULL), the message is consumed, and the
+//  next read goes on with the next message. Ready, for select, when src is;
+//  stops when src stops; blocks as src does. Takes ownership of src (also on
+//  failure: NULL with EINVAL if src or fn is NULL, ENOMEM).
+zchan_receiver_t *zchan_map(zchan_receiver_t *src, zchan_map_fn *fn, void *user);
+
+//  A filter predicate: true keeps the message. msg is borrowed: read it, do
+//  not destroy or keep it.
+typedef bool(zchan_filter_fn)(zchan_msg_t *msg, void *user);
+
+//  Returns a receiver that yields the messages of src for which fn returns
+//  true and drops the others. fn runs in the thread that reads or selects
+//  the filter (inside zchan_recv and zchan_select_wait). A read waits for a
+//  kept message within its own timeout: rejected messages are dropped along
+//  the way and do not extend it. Select reports the filter ready only for a
+//  kept message, an error or the stop; the filter then holds that message
+//  until it is read (destroying the filter instead loses it, with a warning).
+//  Errors of src (EPROTO...) are passed on. Stops when src stops. Takes
+//  ownership of src (also on failure: NULL with EINVAL if src or fn is NULL,
+//  ENOMEM).
+zchan_receiver_t *zchan_filter(zchan_receiver_t *src, zchan_filter_fn *fn, void *user);
+
+//  An event: a one-shot signal that any thread may set and any select can
+//  wait on. Once set it stays set.
+typedef struct zchan_event_t zchan_event_t;
+
+//  Creates an unset event. It needs no context. NULL (ESYS, ENOMEM).
+zchan_event_t *zchan_event_new(void);
+
+//  Sets the event and wakes every thread waiting on it (zchan_event_wait, or
+//  a select or read on one of its receivers). Thread-safe; never blocks;
+//  setting again does nothing. ESYS if the wake-up could not be written (the
+//  event is set all the same).
+int zchan_event_set(zchan_event_t *ev);
+
+//  Returns whether the event is set. Thread-safe; never blocks.
+bool zchan_event_is_set(zchan_event_t *ev);
+
+//  Blocks, without CPU, until the event is set (returns OK) or timeout_ms
+//  passes (ETIMEDOUT). Thread-safe.
+int zchan_event_wait(zchan_event_t *ev, int timeout_ms);
+
+//  Returns a new receiver that yields no message and stops when the event is
+//  set: a read waits for the set (ETIMEDOUT before it) and then gives
+//  ECLOSED, and select returns it once when the event is set, like a
+//  channel closing. Give each thread its own receiver; make as many as
+//  needed. The caller owns the receiver (zchan_receiver_destroy), which keeps
+//  the event alive until it is destroyed. NULL (ENOMEM).
+zchan_receiver_t *zchan_event_receiver(zchan_event_t *ev);
+
+//  Releases the caller's hold on the event; receivers made from it keep
+//  working. Nulls *ev_p.
+void zchan_event_destroy(zchan_event_t **ev_p);
+
+//  A oneshot: the sending side of a channel that carries exactly one
+//  message. Used by one thread at a time.
+typedef struct zchan_oneshot_t zchan_oneshot_t;
+
+//  Creates a oneshot on an unnamed anycast channel of ctx (capacity 1), and
+//  its receiver in *r_p, which the caller owns: a channel receiver like any
+//  other (select, merge, adaptors), that gets the message and then ECLOSED.
+//  Blocks for the requests that create the channel, sender and receiver.
+//  NULL (EINVAL if r_p is NULL; or the errors of zchan_anycast_new,
+//  zchan_sender_new, zchan_receiver_new).
+zchan_oneshot_t *zchan_oneshot_new(zchan_ctx_t *ctx, zchan_receiver_t **r_p);
+
+//  Sends the one message, then closes the channel. On success takes *msg_p
+//  and nulls it. ECLOSED (message left with the caller) if a message was sent
+//  already; EINVAL, ETIMEDOUT and the other errors of zchan_send leave the
+//  message with the caller and the oneshot unsent. Does not block on the
+//  receiver: the channel holds the message. If the close that follows a
+//  successful send fails, it is logged and retried by zchan_oneshot_destroy.
+int zchan_oneshot_send(zchan_oneshot_t *os, zchan_msg_t **msg_p, int timeout_ms);
+
+//  Releases the oneshot. If nothing was sent, closes the channel, so the
+//  receiver gets ECLOSED. A sent message stays for the receiver. Blocks for
+//  the close and the sender's flush. Nulls *os_p.
+void zchan_oneshot_destroy(zchan_oneshot_t **os_p);
+
+//  A latest-value cache: a background thread that keeps reading a receiver
+//  and remembers its last message. All calls but destroy are thread-safe.
+typedef struct zchan_latest_t zchan_latest_t;
+
+//  Starts the cache's thread, which owns src from now on: it reads src as
+//  fast as messages come (so an anycast source's senders never wait on the
+//  cache) and keeps only the last message. Messages that src reports as
+//  errors (EPROTO...) are skipped: the last good value stays. Takes ownership
+//  of src (also on failure). NULL (EINVAL if src is NULL, ESYS, ENOMEM).
+zchan_latest_t *zchan_latest_new(zchan_receiver_t *src);
+
+//  Never blocks. Stores a copy of the last message in *copy_p (the caller
+//  owns it). ETIMEDOUT if no message has come yet, ECLOSED if src stopped
+//  before any did (after one has come, the last value stays readable after
+//  src stops), ENOMEM.
+int zchan_latest_get(zchan_latest_t *l, zchan_msg_t **copy_p);
+
+//  Returns how many messages the cache has taken from src so far. Never
+//  blocks.
+uint64_t zchan_latest_count(zchan_latest_t *l);
+
+//  Blocks, without CPU, until the cache has taken more than count messages
+//  in all (OK), src has stopped with no more than count (ECLOSED), or
+//  timeout_ms passes (ETIMEDOUT). Wait for the first value with count 0; for
+//  the next one with the count read before.
+int zchan_latest_wait(zchan_latest_t *l, uint64_t count, int timeout_ms);
+
+//  Stops the thread, destroys src (gracefully: an anycast source gives back
+//  what it held) and the cache. Blocks until the thread has stopped. Nulls
+//  *l_p.
+void zchan_latest_destroy(zchan_latest_t **l_p);
+
+//  A pipe: a background thread that forwards the messages of a receiver
+//  into a sender, in order.
+typedef struct zchan_pipe_t zchan_pipe_t;
+
+//  Starts forwarding every message of src into dst, until src stops
+//  (ECLOSED), dst's send fails (ECLOSED after its channel closed, or another
+//  error), or zchan_pipe_stop. The thread owns src and dst from now on;
+//  while dst is full it waits (retrying every 100 ms, to notice a stop).
+//  Messages that src reports as errors (EPROTO, a map callback's error) are
+//  skipped and counted (zchan_pipe_skipped). The pipe does not close dst's
+//  channel. Takes ownership of src and dst (also on failure). NULL (EINVAL if
+//  either is NULL, ESYS, ENOMEM).
+zchan_pipe_t *zchan_pipe_new(zchan_receiver_t *src, zchan_sender_t *dst);
+
+//  Blocks, without CPU, until the pipe has stopped or timeout_ms passes.
+//  ETIMEDOUT while it runs. Once it has stopped: OK if src stopped and every
+//  message it gave was forwarded; ECLOSED if dst's channel closed or
+//  zchan_pipe_stop stopped it; otherwise the error that stopped it.
+int zchan_pipe_wait(zchan_pipe_t *p, int timeout_ms);
+
+//  Stops the pipe and waits for its thread (at most about 100 ms more than a
+//  send or request in progress). Nothing is lost: each message src gave is
+//  either delivered, or handed back in *undelivered_p (the caller owns it;
+//  NULL if none; at most one: the message in flight when the pipe stopped).
+//  The rest stays in src until zchan_pipe_destroy gives it back to its
+//  channel. With undelivered_p NULL, an undelivered message is destroyed and
+//  a warning logged. Returns what zchan_pipe_wait would now (never
+//  ETIMEDOUT). Calling it again returns the same, and no message.
+int zchan_pipe_stop(zchan_pipe_t *p, zchan_msg_t **undelivered_p);
+
+//  Returns how many messages the pipe has delivered. Thread-safe; never
+//  blocks.
+uint64_t zchan_pipe_forwarded(zchan_pipe_t *p);
+
+//  Returns how many messages src gave as errors, which the pipe skipped.
+//  Thread-safe; never blocks.
+uint64_t zchan_pipe_skipped(zchan_pipe_t *p);
+
+//  Stops the pipe as zchan_pipe_stop(p, NULL) does, then destroys src
+//  (gracefully: an anycast source gives back what it held), dst (flushed: what
+//  the pipe sent reaches the channel) and the pipe. Nulls *p_p.
+void zchan_pipe_destroy(zchan_pipe_t **p_p);
+
 #ifdef __cplusplus
 }
 #endif
