@@ -143,9 +143,11 @@ static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 static void s_destroy(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
-    if (cr->sock && cr->handle && !r->stopped) {
+    if (cr->sock && cr->handle) {
         //  Graceful: the hub takes back whatever it handed us that we did not
-        //  return from zchan_recv (the look-ahead included).
+        //  return from zchan_recv (the look-ahead included). A receiver that
+        //  stopped on the close detaches too: the hub learns what it consumed
+        //  since its last report, rather than taking it for a dead receiver's.
         zchan__out_t o;
         uint64_t reqid = zchan__reqid();
         zchan__out_init(&o, 4, ZCHAN__DETACH);

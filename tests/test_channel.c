@@ -401,6 +401,16 @@ static void test_close(void **state)
     zchan_receiver_destroy(&r1);
     zchan_receiver_destroy(&r2);
     zchan_sender_destroy(&s);
+    //  Receivers that stopped on the close still detach: the hub knows at
+    //  once that they are gone and that all five were consumed, none lost.
+    zchan_stat_t st;
+    tu_assert_rc(zchan_stat(other, &st), ZCHAN_OK);
+    assert_true(st.closed);
+    assert_int_equal(st.receivers, 0);
+    assert_int_equal(st.senders, 0);
+    assert_int_equal(st.sent, 5);
+    assert_int_equal(st.delivered, 5);
+    assert_int_equal(st.lost, 0);
     zchan_destroy(&other);
     zchan_destroy(&ch);
 }
