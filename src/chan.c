@@ -110,7 +110,7 @@ static zchan_t *s_at_host(zchan_ctx_t *ctx, const zchan__target_t *t, const char
     //  t->hub is "ipc://DIR/NAME.sock"; the lock is DIR/NAME.lock.
     size_t plen = strlen(t->hub + 6) - 5;
     snprintf(lock, sizeof lock, "%.*s.lock", (int) plen, t->hub + 6);
-    int rc = zchan__ctx_claim(ctx, lock, create);
+    int rc = zchan__ctx_claim(ctx, lock, create, t->hub + 6);
     if (rc == ZCHAN_ECLOSED)
         return s_exchange(ctx, t->hub, t, uri, create, kind, capacity, resend);
     if (rc != 0)

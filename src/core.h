@@ -122,8 +122,10 @@ bool zchan__ctx_is_own(zchan_ctx_t *ctx, const char *endpoint);
 
 //  Claims an exclusive lock file at path for the life of the context (with
 //  keep false, only tests whether it could, and lets go). 0 if claimed,
-//  ECLOSED if a live process holds it, ESYS on failure.
-int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep);
+//  ECLOSED if a live process holds it, ESYS on failure. A kept lock file, and
+//  the socket file sock that it guards (NULL if none), are removed when the
+//  context is destroyed, while the lock is still held.
+int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep, const char *sock);
 
 // ---------------------------------------------------------------------------
 // Channel handles (chan.c)

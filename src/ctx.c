@@ -374,27 +374,62 @@ const char *zchan__ctx_inproc(zchan_ctx_t *ctx)
     return ctx->inproc;
 }
 
-int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep)
+//  A lock file a context holds, and the socket file it guards.
+typedef struct {
+    int fd;
+    char path[ZCHAN__EP_MAX + 16];
+    char sock[ZCHAN__EP_MAX];
+} s_lockfile_t;
+
+//  Opens and locks path. The lock is only good if path still names the file
+//  locked: a holder that exits unlinks it, and a process that opened the old
+//  file just before would otherwise lock a file nobody else can find.
+//  Returns the fd, or -ECLOSED / -ESYS.
+static int s_lock_file(const char *path)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        zsys_error("zchan: cannot open lock file %s: %s", path, strerror(errno));
-        return ZCHAN_ESYS;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            zsys_error("zchan: cannot open lock file %s: %s", path, strerror(errno));
+            return -ZCHAN_ESYS;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            close(fd);
+            if (e == EWOULDBLOCK)
+                return -ZCHAN_ECLOSED;
+            zsys_error("zchan: cannot lock %s: %s", path, strerror(e));
+            return -ZCHAN_ESYS;
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(path, &named) == 0 && held.st_dev == named.st_dev
+            && held.st_ino == named.st_ino)
+            return fd;
+        close(fd); // unlinked under us: try the file that is there now
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(fd);
-        if (e == EWOULDBLOCK)
-            return ZCHAN_ECLOSED;
-        zsys_error("zchan: cannot lock %s: %s", path, strerror(e));
-        return ZCHAN_ESYS;
-    }
+    zsys_error("zchan: lock file %s keeps changing", path);
+    return -ZCHAN_ESYS;
+}
+
+int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep, const char *sock)
+{
+    int fd = s_lock_file(path);
+    if (fd < 0)
+        return -fd;
     if (!keep) {
         close(fd);
         return 0;
     }
+    s_lockfile_t *lf = calloc(1, sizeof *lf);
+    if (!lf) {
+        close(fd);
+        return ZCHAN_ENOMEM;
+    }
+    lf->fd = fd;
+    snprintf(lf->path, sizeof lf->path, "%s", path);
+    snprintf(lf->sock, sizeof lf->sock, "%s", sock ? sock : "");
     pthread_mutex_lock(&ctx->lock);
-    zlistx_add_end(ctx->locks, (void *) (intptr_t) (fd + 1));
+    zlistx_add_end(ctx->locks, lf);
     pthread_mutex_unlock(&ctx->lock);
     return 0;
 }
@@ -540,26 +575,24 @@ void zchan_ctx_destroy(zchan_ctx_t **ctx_p)
     for (int i = 0; i < ctx->nreq; i++)
         zmq_close(ctx->req[i].sock);
     ctx->nreq = 0;
-    //  Remove the socket files this hub bound; nobody can use them now. A hub
-    //  endpoint's lock file (NAME.hub.lock) goes too, while still held, so
-    //  that a runtime directory does not fill up with one per process.
+    //  Remove the socket files this hub bound; nobody can use them now.
     for (int i = 0; i < ctx->nbound; i++)
-        if (strncmp(ctx->bound[i], "ipc://", 6) == 0) {
+        if (strncmp(ctx->bound[i], "ipc://", 6) == 0)
             unlink(ctx->bound[i] + 6);
-            size_t len = strlen(ctx->bound[i]);
-            char lock[ZCHAN__EP_MAX + 8];
-            if (len > 4 && strcmp(ctx->bound[i] + len - 4, ".hub") == 0) {
-                snprintf(lock, sizeof lock, "%s.lock", ctx->bound[i] + 6);
-                unlink(lock);
-            }
-        }
     if (ctx->names) {
         s_registry_drop(ctx);
         zlistx_destroy(&ctx->names);
     }
     if (ctx->locks) {
-        for (void *fd = zlistx_first(ctx->locks); fd; fd = zlistx_next(ctx->locks))
-            close((int) (intptr_t) fd - 1);
+        //  Lock files go, with the socket files they guard, while still held,
+        //  so the runtime directory does not fill up with one per process.
+        for (s_lockfile_t *lf = zlistx_first(ctx->locks); lf; lf = zlistx_next(ctx->locks)) {
+            if (lf->sock[0])
+                unlink(lf->sock);
+            unlink(lf->path);
+            close(lf->fd);
+            free(lf);
+        }
         zlistx_destroy(&ctx->locks);
     }
     zlistx_destroy(&ctx->senders);

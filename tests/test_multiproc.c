@@ -1105,6 +1105,10 @@ static void test_ipc_host_wide(void **state)
     p_exit0(p4);
     p_say(p3, "EXIT");
     p_exit0(p3);
+    //  A host that exits cleanly removes the name's socket and lock files.
+    assert_int_equal(stat(path, &st), -1);
+    snprintf(path, sizeof path, "%s/%s.lock", tu_ipc_dir(), name);
+    assert_int_equal(stat(path, &st), -1);
 }
 
 // ---------------------------------------------------------------------------

@@ -64,7 +64,7 @@ static int s_bind_endpoint(zchan_ctx_t *ctx, const char *rest, char *out, size_t
     if (!zchan__name_valid(rest, len) || s_path(ctx, rest, len, ".hub", path, sizeof path)
         || s_path(ctx, rest, len, ".hub.lock", lock, sizeof lock))
         return ZCHAN_EINVAL;
-    int rc = zchan__ctx_claim(ctx, lock, true);
+    int rc = zchan__ctx_claim(ctx, lock, true, NULL);
     if (rc == ZCHAN_ECLOSED) {
         zsys_error("zchan: ipc://%s is bound by another live process", rest);
         return ZCHAN_ESYS;
