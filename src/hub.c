@@ -806,34 +806,38 @@ static void s_on_create(hub_t *hub, uint64_t reqid)
     s_reply_chan(hub, reqid, ch);
 }
 
-static void s_on_open(hub_t *hub, uint64_t reqid)
-{
-    const char *kp;
-    size_t klen;
-    if (zchan__hdr_str(&hub->hdr, 2, &kp, &klen) || s_check_version(&hub->hdr, 3)) {
-        s_reply_status(hub, reqid, ZCHAN_EPROTO);
-        return;
-    }
-    chan_t *ch = s_lookup(hub, kp, klen);
-    if (!ch)
-        s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
-    else
-        s_reply_chan(hub, reqid, ch);
-}
-
-static void s_on_close(hub_t *hub, uint64_t reqid)
+//  The channel a request names by key in field 2, or NULL once the request
+//  has been answered EPROTO (no key) or ENOTFOUND.
+static chan_t *s_request_chan(hub_t *hub, uint64_t reqid)
 {
     const char *kp;
     size_t klen;
     if (zchan__hdr_str(&hub->hdr, 2, &kp, &klen)) {
         s_reply_status(hub, reqid, ZCHAN_EPROTO);
-        return;
+        return NULL;
     }
     chan_t *ch = s_lookup(hub, kp, klen);
-    if (!ch) {
+    if (!ch)
         s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
+    return ch;
+}
+
+static void s_on_open(hub_t *hub, uint64_t reqid)
+{
+    if (s_check_version(&hub->hdr, 3)) {
+        s_reply_status(hub, reqid, ZCHAN_EPROTO);
         return;
     }
+    chan_t *ch = s_request_chan(hub, reqid);
+    if (ch)
+        s_reply_chan(hub, reqid, ch);
+}
+
+static void s_on_close(hub_t *hub, uint64_t reqid)
+{
+    chan_t *ch = s_request_chan(hub, reqid);
+    if (!ch)
+        return;
     s_chan_close(hub, ch);
     s_reply_status(hub, reqid, 0);
 }
@@ -1078,17 +1082,9 @@ static void s_on_cancel(hub_t *hub, uint64_t reqid)
 
 static void s_on_stat(hub_t *hub, uint64_t reqid)
 {
-    const char *kp;
-    size_t klen;
-    if (zchan__hdr_str(&hub->hdr, 2, &kp, &klen)) {
-        s_reply_status(hub, reqid, ZCHAN_EPROTO);
+    chan_t *ch = s_request_chan(hub, reqid);
+    if (!ch)
         return;
-    }
-    chan_t *ch = s_lookup(hub, kp, klen);
-    if (!ch) {
-        s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
-        return;
-    }
     size_t depth = ch->queue.len;
     if (ch->kind == ZCHAN_BROADCAST)
         for (size_t i = 0; i < ch->nrecv; i++)
