@@ -297,7 +297,8 @@ typedef enum {
 zchan_timer_t *zchan_timer_new(int64_t interval_us, zchan_missed_t policy);
 
 //  Sets the delay up to which SKIP_MISSED_AND_DRIFT keeps the grid instead of
-//  restarting it. Default: interval / 10.
+//  restarting it. Default: interval / 10. A negative tolerance is taken as 0
+//  (and logged).
 void zchan_timer_set_tolerance(zchan_timer_t *t, int64_t tolerance_us);
 
 //  Waits for the next tick and consumes it; stores now minus the tick's
@@ -305,8 +306,8 @@ void zchan_timer_set_tolerance(zchan_timer_t *t, int64_t tolerance_us);
 //  ETIMEDOUT if no tick is due within timeout_ms.
 int zchan_timer_wait(zchan_timer_t *t, int64_t *drift_us, int timeout_ms); // consumes one tick
 
-//  Puts the next tick one interval from now; interval_us 0 keeps the interval.
-//  Restarts a stopped timer.
+//  Puts the next tick one interval from now; interval_us 0 keeps the interval
+//  (so does a negative one, which is logged). Restarts a stopped timer.
 void zchan_timer_reset(zchan_timer_t *t, int64_t interval_us);
 
 //  Stops the timer: waits then return ECLOSED until a reset.

@@ -14,6 +14,7 @@
       now + interval (the grid restarts from now).
 */
 #include "internal.h"
+#include <czmq.h>
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -82,7 +83,10 @@ zchan_timer_t *zchan_timer_new(int64_t interval_us, zchan_missed_t policy)
 void zchan_timer_set_tolerance(zchan_timer_t *t, int64_t tolerance_us)
 {
     assert(t);
-    assert(tolerance_us >= 0);
+    if (tolerance_us < 0) {
+        zsys_warning("zchan: timer tolerance %lld us is negative; using 0", (long long) tolerance_us);
+        tolerance_us = 0;
+    }
     t->tolerance_us = tolerance_us;
     t->tolerance_set = true;
 }
@@ -127,7 +131,9 @@ int zchan_timer_wait(zchan_timer_t *t, int64_t *drift_us, int timeout_ms)
 void zchan_timer_reset(zchan_timer_t *t, int64_t interval_us)
 {
     assert(t);
-    assert(interval_us >= 0);
+    if (interval_us < 0)
+        zsys_warning("zchan: timer reset to a negative interval (%lld us); keeping the interval",
+                     (long long) interval_us);
     if (interval_us > 0) {
         t->interval_us = interval_us;
         if (!t->tolerance_set)
