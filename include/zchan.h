@@ -72,13 +72,16 @@ const char *zchan_strerror(int err);
 // ---------------------------------------------------------------------------
 // Context
 
-//  Creates a context: the process-wide ZeroMQ context (shared by all zchan
-//  contexts of the process) and one hub thread that hosts the channels created
+//  Creates a context: the process-wide ZeroMQ context (czmq's, from
+//  zsys_init, shared by all zchan contexts of the process and terminated by
+//  czmq at exit) and one hub thread that hosts the channels created
 //  through this context. The hub listens on inproc and, by default, on an ipc
 //  socket in the runtime directory ($ZCHAN_IPC_DIR, else
 //  $XDG_RUNTIME_DIR/zchan, else /tmp/zchan-$UID, made with mode 0700), so other
 //  processes on this host can reach its channels through references.
-//  Returns NULL (ESYS, ENOMEM) if the hub cannot start.
+//  Returns NULL (ESYS, ENOMEM) if the hub cannot start, EINVAL (logged) if
+//  $ZCHAN_CURVE_CERT, $ZCHAN_CURVE_ALLOW or $ZCHAN_CURVE_SERVER_KEY are set
+//  but unusable (see zchan_ctx_set_curve_server and _client).
 //  zchan disables czmq's default SIGINT/SIGTERM handler: a library must not
 //  take over its host program's signals.
 zchan_ctx_t *zchan_ctx_new(void);
@@ -123,6 +126,68 @@ void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms);
 //  $ZCHAN_MAX_MSG_SIZE if set, else ZCHAN_DEFAULT_MAX_MSG_SIZE (64 MiB).
 //  Returns EINVAL for 0 or a value below -1.
 int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes);
+
+//  The default ZeroMQ heartbeat interval; the default timeout is 5 intervals.
+#define ZCHAN_DEFAULT_HEARTBEAT_MS 1000
+
+//  Sets ZeroMQ's heartbeats (ZMQ_HEARTBEAT_IVL, _TIMEOUT, _TTL) on the
+//  connections of this context: the hub's and every sender's, receiver's and
+//  request's. Each end pings the other every interval_ms, and drops a
+//  connection that stays silent for timeout_ms (0: 5 intervals), so a peer
+//  that vanishes without closing (host down, link cut) is noticed within about
+//  timeout_ms. The hub then treats that peer's receiver as dead (its unconsumed
+//  messages are counted lost, see docs/ARCHITECTURE.md "Dead peers"). A
+//  receiver of this context waiting in zchan_recv probes a hub it has not
+//  heard from for timeout_ms, and stops with ECLOSED if the hub does not
+//  answer within timeout_ms more, or answers that it lost the attachment.
+//  interval_ms 0 turns all of this off. Call it before other threads use the
+//  context. Applies to sockets made and endpoints bound after the call (the context's default ipc endpoint is bound by
+//  zchan_ctx_new: use $ZCHAN_HEARTBEAT_MS and $ZCHAN_HEARTBEAT_TIMEOUT_MS for
+//  it). Default: ZCHAN_DEFAULT_HEARTBEAT_MS (1 s) and 5 s. Returns EINVAL for
+//  a negative value, an interval above 600000 ms, or a timeout below the
+//  interval or above 6553500 ms.
+int zchan_ctx_set_heartbeat(zchan_ctx_t *ctx, int interval_ms, int timeout_ms);
+
+//  CURVE security on tcp (docs/ARCHITECTURE.md, "Security"). Certificates are
+//  czmq zcert files: zcert_save(cert, PATH) writes PATH (the public key) and
+//  PATH_secret (both keys); zchan reads either, and needs the secret. ipc and
+//  inproc never use CURVE: the runtime directory's permissions guard them.
+
+//  Makes this context's hub a CURVE server on every tcp endpoint it binds
+//  from now on, with the certificate in cert_file (which needs its secret key).
+//  Only clients whose public keys are in allowed_keys_dir connect: a directory
+//  of public certificate files, as zcert_save writes them, read through
+//  czmq's zauth, which rereads it when files are added or removed. "*" lets
+//  any client key in (encryption without client authentication). A process
+//  has one allowed-keys directory: ZeroMQ runs one ZAP handler per process
+//  context, so every context of the process that calls this must give the
+//  same one. Channel references and replies then carry the hub's public key,
+//  so clients with a certificate reach it through them without being told
+//  the key. Blocks to start zauth on first use. EINVAL if the certificate
+//  cannot be read or has no secret key, if allowed_keys_dir is not a
+//  directory (or differs from the process's), or if this context has already
+//  bound a tcp endpoint (call it before zchan_ctx_bind); ESYS if zauth cannot
+//  start (another ZAP handler runs in czmq's context). Also set at
+//  zchan_ctx_new by $ZCHAN_CURVE_CERT with $ZCHAN_CURVE_ALLOW.
+int zchan_ctx_set_curve_server(zchan_ctx_t *ctx, const char *cert_file, const char *allowed_keys_dir);
+
+//  Sets how this context connects to hubs over tcp. cert_file: this client's
+//  certificate, with its secret key (NULL keeps the one set before; without
+//  any, the context makes a key pair of its own, which only hubs that allow
+//  any key accept). server_public_key: the Z85 public key (40 characters) of
+//  the hub that tcp URIs opened by name point at (zchan_anycast_new,
+//  zchan_open... with "tcp://HOST:PORT/NAME"); NULL: none, they connect
+//  without CURVE. A channel reached through a reference, or made from a
+//  reply, uses the key its hub sent, whatever this says. Affects sockets made
+//  after the call. EINVAL if the certificate cannot be read or has no secret
+//  key, or the key is not Z85. Also set at zchan_ctx_new by $ZCHAN_CURVE_CERT
+//  and $ZCHAN_CURVE_SERVER_KEY.
+int zchan_ctx_set_curve_client(zchan_ctx_t *ctx, const char *cert_file, const char *server_public_key);
+
+//  Returns the Z85 public key of this hub's server certificate, which its tcp
+//  clients need (a relay logs it); NULL (ENOTFOUND) if it has none. The
+//  string belongs to the context.
+const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx);
 
 // ---------------------------------------------------------------------------
 // Channels.
@@ -173,8 +238,9 @@ typedef struct {
     uint64_t delivered; // messages handed to receivers (one given back by a
                         // receiver and handed again counts again)
     uint64_t dropped;   // broadcast messages lost to receivers' limits
-    uint64_t lost;      // messages that arrived after the close, or that no
-                        // receiver was left to take
+    uint64_t lost;      // messages that arrived after the close, that no
+                        // receiver was left to take, or that a receiver held
+                        // when it died (at most its credit window each)
     bool closed;
 } zchan_stat_t;
 
@@ -266,8 +332,11 @@ int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms); // takes
 
 //  Receives the next message into *msg_p (the caller destroys it). ECLOSED
 //  once the channel is closed and everything sent before the close has been
-//  received; ETIMEDOUT; EPROTO if a peer sent a payload that is not one msgpack
-//  value (the bad message is consumed and counted).
+//  received, or once the receiver's hub is found gone (see
+//  zchan_ctx_set_heartbeat: within two heartbeat timeouts, 10 s by default, of
+//  the last word from it; make a new receiver to go on); ETIMEDOUT; EPROTO if
+//  a peer sent a payload that is not one msgpack value (the bad message is
+//  consumed and counted).
 int zchan_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms);
 
 //  Sends a msgpack str holding str (not NUL-terminated on the wire).

@@ -229,7 +229,7 @@ int zchan_stat(zchan_t *ch, zchan_stat_t *st)
     zchan__out_u64(&o, zchan__reqid());
     zchan__out_str(&o, ch->key);
     zchan__reply_t r;
-    int rc = zchan__request(ch->ctx, ch->endpoint, &o, &r);
+    int rc = zchan__request_key(ch->ctx, ch->endpoint, ch->info.curve, &o, &r);
     zchan__out_fini(&o);
     if (rc == 0) {
         zchan_stat_t got;
@@ -255,7 +255,7 @@ int zchan_close(zchan_t *ch)
     zchan__out_u64(&o, zchan__reqid());
     zchan__out_str(&o, ch->key);
     zchan__reply_t r;
-    rc = zchan__request(ch->ctx, ch->endpoint, &o, &r);
+    rc = zchan__request_key(ch->ctx, ch->endpoint, ch->info.curve, &o, &r);
     zchan__out_fini(&o);
     zchan__reply_fini(&r);
     if (rc == 0)

@@ -12,6 +12,7 @@
 #define ZCHAN__ID_MAX 96   // longest host or process identity
 #define ZCHAN__MAX_LOC 8   // locators a hub advertises at most
 #define ZCHAN__DEFAULT_TIMEOUT_MS 5000
+#define ZCHAN__KEY_Z85 41  // a CURVE key in Z85 text, NUL included
 
 //  Who a hub is and where it can be reached: what replies and references carry.
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
     char hub[ZCHAN__ID_MAX];  // hub identity (proc and a counter)
     int nloc;
     char loc[ZCHAN__MAX_LOC][ZCHAN__EP_MAX];
+    char curve[ZCHAN__KEY_Z85]; // CURVE public key (Z85) its tcp endpoints require, "" if none
 } zchan__hubinfo_t;
 
 #define ZCHAN__REQ_POOL 8 // idle request sockets a context keeps
@@ -29,6 +31,9 @@ struct zchan_ctx_t {
     zactor_t *hub;         // the hub thread
     pthread_mutex_t pipe_lock; // one exchange at a time on the hub's pipe
     int64_t max_msg_size;  // ZMQ_MAXMSGSIZE for the hub's later binds (under pipe_lock)
+    struct zchan__curve *curve; // CURVE settings (curve.c); NULL only while ctx_new fails
+    int hb_ivl_ms;         // ZeroMQ heartbeat interval of new sockets and binds, 0: none
+    int hb_timeout_ms;     // ...and the silence after which a connection is dropped
     pthread_mutex_t lock;  // guards everything below
     char ipc_dir[200];     // runtime directory, "" if ipc is unusable
     char advertise[128];   // host for tcp locators, "" for the bound address
@@ -47,6 +52,7 @@ struct zchan_ctx_t {
     struct {
         void *sock;
         char endpoint[ZCHAN__EP_MAX];
+        char curve[ZCHAN__KEY_Z85]; // the hub key it was connected with, "" for none
     } req[ZCHAN__REQ_POOL];
 };
 
@@ -70,6 +76,13 @@ const char *zchan__host_id(void);
 //  Creates a socket of type in the process-wide context, with linger 0 and
 //  the usual options. NULL (ESYS) on failure.
 void *zchan__socket(zchan_ctx_t *ctx, int type);
+
+//  Sets ZeroMQ's heartbeat options (interval, timeout, ttl) of ctx on socket
+//  s: they apply to connections it makes or accepts afterwards.
+void zchan__socket_heartbeat(zchan_ctx_t *ctx, void *s);
+
+//  The heartbeat timeout of ctx in ms, 0 when heartbeats are off.
+int zchan__ctx_heartbeat_timeout(zchan_ctx_t *ctx);
 
 //  A decoded reply to a request.
 typedef struct {
@@ -128,6 +141,42 @@ bool zchan__ctx_is_own(zchan_ctx_t *ctx, const char *endpoint);
 int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep, const char *sock);
 
 // ---------------------------------------------------------------------------
+// CURVE security on tcp (curve.c)
+
+//  Makes ctx's CURVE settings, from $ZCHAN_CURVE_CERT, $ZCHAN_CURVE_ALLOW and
+//  $ZCHAN_CURVE_SERVER_KEY when set. Returns 0, EINVAL (logged) if they are
+//  set but unusable, ENOMEM or ESYS.
+int zchan__curve_ctx_init(zchan_ctx_t *ctx);
+
+//  Frees ctx's CURVE settings and lets go of the process's zauth actor if ctx
+//  was its last user. Call once the hub has stopped.
+void zchan__curve_ctx_fini(zchan_ctx_t *ctx);
+
+//  In the hub thread, while it handles a BIND (the sender holds pipe_lock):
+//  sets router's CURVE server options for a bind of endpoint (on for a
+//  transport with curve when ctx has a server certificate, off otherwise).
+//  Returns 0 or ESYS.
+int zchan__curve_bind_opts(zchan_ctx_t *ctx, void *router, const char *endpoint);
+
+//  Writes into out (ZCHAN__KEY_Z85 bytes) the hub key a connection of ctx to
+//  endpoint uses: "" where CURVE does not apply (inproc, ipc) or no key is
+//  known; else server_key, or ctx's default server key when server_key is
+//  NULL. Never blocks.
+void zchan__curve_key_for(zchan_ctx_t *ctx, const char *endpoint, const char *server_key, char *out);
+
+//  Connects sock to endpoint, first making it a CURVE client of the key that
+//  zchan__curve_key_for gives, with ctx's client certificate (or a key pair
+//  made for ctx when it has none). Returns 0, ESYS (a CURVE option refused)
+//  or EINVAL (zmq_connect refused the endpoint).
+int zchan__connect(zchan_ctx_t *ctx, void *sock, const char *endpoint, const char *server_key);
+
+//  As zchan__request, to a hub whose CURVE key is server_key (see
+//  zchan__curve_key_for; NULL: ctx's default). Idle request sockets are
+//  reused only for the same endpoint and key.
+int zchan__request_key(zchan_ctx_t *ctx, const char *endpoint, const char *server_key, zchan__out_t *o,
+                       zchan__reply_t *reply);
+
+// ---------------------------------------------------------------------------
 // Channel handles (chan.c)
 
 //  Makes a handle on the channel key hosted by the hub described by info,
@@ -154,10 +203,38 @@ zchan_msg_t *zchan__msg_from_frame(zmq_msg_t *frame);
 //  msgpack value.
 int zchan__msg_to_frame(zchan_msg_t *msg, zmq_msg_t *frame, bool move);
 
+//  The fields of a channel reference (docs/PROTOCOL.md, section 14).
+typedef struct {
+    zchan_kind_t kind;
+    char key[ZCHAN__EP_MAX];
+    char name[ZCHAN__EP_MAX];
+    char uri[ZCHAN__EP_MAX];
+    zchan__hubinfo_t info;
+} zchan__ref_t;
+
+//  Decodes the body of a reference (ext ZCHAN_EXT_REF, size bytes of a
+//  peer's) into *ref: no sockets, no context. 0, EPROTO or ENOMEM.
+int zchan__ref_decode(const void *body, size_t size, zchan__ref_t *ref);
+
 // ---------------------------------------------------------------------------
 // The hub (hub.c)
 
 //  The zactor body of a hub. args is the zchan_ctx_t.
 void zchan__hub_actor(zsock_t *pipe, void *args);
+
+//  A hub without its thread and its sockets, for fuzzers and tests: hub state
+//  that takes messages through zchan__hub_feed and replies on router, a
+//  ROUTER socket of the caller's (still the caller's after destroy). It
+//  advertises ctx's hubinfo. NULL on ENOMEM.
+typedef struct zchan__hub zchan__hub_t;
+zchan__hub_t *zchan__hub_new(zchan_ctx_t *ctx, void *router);
+//  Handles one message as the hub's loop does: frames[0] is the routing id,
+//  then the header and, for DATA, the payload; n counts them all. Frames are
+//  left to the caller to close (a DATA payload may have been moved out).
+void zchan__hub_feed(zchan__hub_t *hub, zmq_msg_t *frames, size_t n);
+void zchan__hub_destroy(zchan__hub_t **hub_p);
+//  Checks the hub's bookkeeping (peer table, queues, counts): NULL if it is
+//  consistent, else what is not.
+const char *zchan__hub_check(const zchan__hub_t *hub);
 
 #endif

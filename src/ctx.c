@@ -24,11 +24,24 @@ static size_t s_zctx_refs;
 static zhashx_t *s_registry; // key -> inproc endpoint of the hosting hub
 static atomic_uint_fast64_t s_counter;
 
+static pid_t s_zctx_pid;
+
+//  The ZeroMQ context is czmq's own (zsys_init): ZeroMQ runs one ZAP handler
+//  per context, and czmq's zauth, which checks CURVE clients for the hub's
+//  ROUTER, makes its handler socket there (src/curve.c). czmq terminates it
+//  at exit (zsys_shutdown), and gives a forked child a fresh one.
 static void *s_zctx_acquire(void)
 {
     pthread_mutex_lock(&s_glock);
-    if (!s_zctx)
-        s_zctx = zmq_ctx_new();
+    if (s_zctx && s_zctx_pid != getpid()) {
+        //  Inherited through fork: the parent's context is not usable here.
+        s_zctx = NULL;
+        s_zctx_refs = 0;
+    }
+    if (!s_zctx) {
+        s_zctx = zsys_init();
+        s_zctx_pid = getpid();
+    }
     if (s_zctx)
         s_zctx_refs++;
     void *z = s_zctx;
@@ -36,11 +49,12 @@ static void *s_zctx_acquire(void)
     return z;
 }
 
+//  czmq's context outlives the last zchan context (czmq may use it still);
+//  the next context asks zsys_init again, in case the program shut czmq down.
 static void s_zctx_release(void)
 {
     pthread_mutex_lock(&s_glock);
     if (s_zctx_refs > 0 && --s_zctx_refs == 0) {
-        zmq_ctx_term(s_zctx);
         s_zctx = NULL;
         zhashx_destroy(&s_registry);
     }
@@ -112,7 +126,37 @@ void *zchan__socket(zchan_ctx_t *ctx, int type)
     }
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zchan__socket_heartbeat(ctx, s);
     return s;
+}
+
+void zchan__socket_heartbeat(zchan_ctx_t *ctx, void *s)
+{
+    //  ZeroMQ pings each connection every interval and drops one that stays
+    //  silent past the timeout; the ttl asks the peer to do the same.
+    int ivl = ctx->hb_ivl_ms, tmo = ctx->hb_timeout_ms;
+    if (ivl <= 0)
+        return;
+    zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
+    zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &tmo, sizeof tmo);
+}
+
+//  Checks heartbeat settings: interval 0 (off) or 1 ms to 10 min; a timeout
+//  of 0 means 5 intervals; the ttl travels in tenths of a second, below 6553.6 s.
+static int s_heartbeat_check(int *ivl, int *tmo)
+{
+    if (*ivl < 0 || *ivl > 600000 || *tmo < 0)
+        return ZCHAN_EINVAL;
+    if (*ivl == 0) {
+        *tmo = 0;
+        return 0;
+    }
+    if (*tmo == 0)
+        *tmo = 5 * *ivl;
+    if (*tmo < *ivl || *tmo > 6553500)
+        return ZCHAN_EINVAL;
+    return 0;
 }
 
 void zchan__reply_fini(zchan__reply_t *reply)
@@ -166,14 +210,15 @@ int zchan__await_reply(void *sock, uint64_t reqid, int64_t deadline_ms, zchan__r
     }
 }
 
-//  Takes an idle request socket connected to endpoint from the pool, or makes
-//  one. NULL (with zchan_errno set) on failure.
-static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint)
+//  Takes an idle request socket connected to endpoint with hub key curve
+//  ("" for none) from the pool, or makes one. NULL (with zchan_errno set) on
+//  failure.
+static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint, const char *curve)
 {
     void *sock = NULL;
     pthread_mutex_lock(&ctx->req_lock);
     for (int i = ctx->nreq; i-- > 0 && !sock;)
-        if (strcmp(ctx->req[i].endpoint, endpoint) == 0) {
+        if (strcmp(ctx->req[i].endpoint, endpoint) == 0 && strcmp(ctx->req[i].curve, curve) == 0) {
             sock = ctx->req[i].sock;
             ctx->req[i] = ctx->req[--ctx->nreq];
         }
@@ -183,9 +228,10 @@ static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint)
     sock = zchan__socket(ctx, ZMQ_DEALER);
     if (!sock)
         return zchan__fail_null(ZCHAN_ESYS);
-    if (zmq_connect(sock, endpoint) != 0) {
+    int rc = zchan__connect(ctx, sock, endpoint, curve);
+    if (rc != 0) {
         zmq_close(sock);
-        return zchan__fail_null(ZCHAN_EINVAL);
+        return zchan__fail_null(rc);
     }
     return sock;
 }
@@ -193,12 +239,13 @@ static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint)
 //  Gives a request socket back to the pool, or closes it when the pool is
 //  full or the endpoint does not fit. A late reply to a request that timed out
 //  may still arrive on it; zchan__await_reply skips replies by request id.
-static void s_req_give(zchan_ctx_t *ctx, const char *endpoint, void *sock)
+static void s_req_give(zchan_ctx_t *ctx, const char *endpoint, const char *curve, void *sock)
 {
     pthread_mutex_lock(&ctx->req_lock);
     if (ctx->nreq < ZCHAN__REQ_POOL && strlen(endpoint) < ZCHAN__EP_MAX) {
         ctx->req[ctx->nreq].sock = sock;
         snprintf(ctx->req[ctx->nreq].endpoint, ZCHAN__EP_MAX, "%s", endpoint);
+        snprintf(ctx->req[ctx->nreq].curve, ZCHAN__KEY_Z85, "%s", curve);
         ctx->nreq++;
         sock = NULL;
     }
@@ -209,10 +256,18 @@ static void s_req_give(zchan_ctx_t *ctx, const char *endpoint, void *sock)
 
 int zchan__request(zchan_ctx_t *ctx, const char *endpoint, zchan__out_t *o, zchan__reply_t *reply)
 {
+    return zchan__request_key(ctx, endpoint, NULL, o, reply);
+}
+
+int zchan__request_key(zchan_ctx_t *ctx, const char *endpoint, const char *server_key, zchan__out_t *o,
+                       zchan__reply_t *reply)
+{
     zmq_msg_init(&reply->frame);
     zchan__hdr_init(&reply->hdr);
     reply->status = ZCHAN_ESYS;
-    void *sock = s_req_take(ctx, endpoint);
+    char curve[ZCHAN__KEY_Z85];
+    zchan__curve_key_for(ctx, endpoint, server_key, curve);
+    void *sock = s_req_take(ctx, endpoint, curve);
     if (!sock)
         return reply->status = zchan_errno();
     //  The request id is the header's second field.
@@ -223,12 +278,27 @@ int zchan__request(zchan_ctx_t *ctx, const char *endpoint, zchan__out_t *o, zcha
         zchan__hdr_u64(&h, 1, &reqid);
     zchan__hdr_fini(&h);
     int64_t deadline = zchan__deadline(ctx->timeout_ms);
-    int rc = zchan__out_send(o, sock, false, 0);
+    //  A DEALER with no connection to queue on blocks a send. ZeroMQ ends a
+    //  connection for good when its handshake fails (a CURVE key refused), so
+    //  the send waits for room only until the deadline.
+    int rc = zchan__out_send(o, sock, false, ZMQ_DONTWAIT);
+    if (rc == ZCHAN_ETIMEDOUT) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLOUT, 0};
+        if (zmq_poll(&item, 1, zchan__remaining(deadline)) > 0)
+            rc = zchan__out_send(o, sock, false, ZMQ_DONTWAIT);
+        else
+            rc = zchan__fail(ZCHAN_ETIMEDOUT);
+    }
     if (rc == 0) {
         zchan__reply_fini(reply);
         rc = zchan__await_reply(sock, reqid, deadline, reply, NULL, NULL);
     }
-    s_req_give(ctx, endpoint, sock);
+    if (rc == ZCHAN_ETIMEDOUT) {
+        //  Its connection may be gone for good: the next request makes a new one.
+        zmq_close(sock);
+        return rc;
+    }
+    s_req_give(ctx, endpoint, curve, sock);
     return rc;
 }
 
@@ -237,7 +307,7 @@ int zchan__request(zchan_ctx_t *ctx, const char *endpoint, zchan__out_t *o, zcha
 
 void zchan__hubinfo_pack(msgpack_packer *pk, const zchan__hubinfo_t *info)
 {
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, info->curve[0] ? 5 : 4);
     const char *keys[] = {"host", "proc", "hub"};
     const char *vals[] = {info->host, info->proc, info->hub};
     for (int i = 0; i < 3; i++) {
@@ -253,6 +323,12 @@ void zchan__hubinfo_pack(msgpack_packer *pk, const zchan__hubinfo_t *info)
         msgpack_pack_str(pk, strlen(info->loc[i]));
         msgpack_pack_str_body(pk, info->loc[i], strlen(info->loc[i]));
     }
+    if (info->curve[0]) {
+        msgpack_pack_str(pk, 5);
+        msgpack_pack_str_body(pk, "curve", 5);
+        msgpack_pack_str(pk, strlen(info->curve));
+        msgpack_pack_str_body(pk, info->curve, strlen(info->curve));
+    }
 }
 
 static bool s_key_is(const msgpack_object *k, const char *name)
@@ -265,7 +341,13 @@ static int s_copy_str(const msgpack_object *v, char *out, size_t n)
 {
     if (v->type != MSGPACK_OBJECT_STR || v->via.str.size >= n)
         return ZCHAN_EPROTO;
-    memcpy(out, v->via.str.ptr, v->via.str.size);
+    //  A zero byte would cut the C string short. (msgpack-c gives an empty
+    //  str a NULL pointer, which memcpy and memchr must not see.)
+    if (v->via.str.size) {
+        if (memchr(v->via.str.ptr, 0, v->via.str.size))
+            return ZCHAN_EPROTO;
+        memcpy(out, v->via.str.ptr, v->via.str.size);
+    }
     out[v->via.str.size] = 0;
     return 0;
 }
@@ -294,6 +376,12 @@ int zchan__hubinfo_read(const msgpack_object *o, zchan__hubinfo_t *info)
                 info->nloc++;
             }
             seen |= 8;
+        } else if (s_key_is(k, "curve")) {
+            //  Optional: the CURVE public key the hub's tcp endpoints require.
+            uint8_t key[32];
+            rc = s_copy_str(v, info->curve, sizeof info->curve);
+            if (rc == 0 && (strlen(info->curve) != 40 || !zmq_z85_decode(key, info->curve)))
+                rc = ZCHAN_EPROTO;
         }
         if (rc != 0)
             return ZCHAN_EPROTO;
@@ -540,6 +628,14 @@ zchan_ctx_t *zchan_ctx_new(void)
     ctx->max_msg_size = maxmsg && *maxmsg ? strtoll(maxmsg, NULL, 10) : ZCHAN_DEFAULT_MAX_MSG_SIZE;
     if (ctx->max_msg_size < -1 || ctx->max_msg_size == 0)
         ctx->max_msg_size = ZCHAN_DEFAULT_MAX_MSG_SIZE;
+    const char *hb = getenv("ZCHAN_HEARTBEAT_MS"), *hbt = getenv("ZCHAN_HEARTBEAT_TIMEOUT_MS");
+    ctx->hb_ivl_ms = hb && *hb ? atoi(hb) : ZCHAN_DEFAULT_HEARTBEAT_MS;
+    ctx->hb_timeout_ms = hbt && *hbt ? atoi(hbt) : 0;
+    if (s_heartbeat_check(&ctx->hb_ivl_ms, &ctx->hb_timeout_ms) != 0) {
+        zsys_warning("zchan: bad $ZCHAN_HEARTBEAT_MS or $ZCHAN_HEARTBEAT_TIMEOUT_MS; using the defaults");
+        ctx->hb_ivl_ms = ZCHAN_DEFAULT_HEARTBEAT_MS;
+        ctx->hb_timeout_ms = 5 * ZCHAN_DEFAULT_HEARTBEAT_MS;
+    }
     const char *adv = getenv("ZCHAN_ADVERTISE");
     if (adv && *adv)
         snprintf(ctx->advertise, sizeof ctx->advertise, "%s", adv);
@@ -551,6 +647,11 @@ zchan_ctx_t *zchan_ctx_new(void)
     snprintf(ctx->info.loc[ctx->info.nloc++], ZCHAN__EP_MAX, "%s", ctx->inproc);
     snprintf(ctx->bound[ctx->nbound++], ZCHAN__EP_MAX, "%s", ctx->inproc);
     s_ipc_dir(ctx);
+    int crc = zchan__curve_ctx_init(ctx);
+    if (crc != 0) {
+        zchan_ctx_destroy(&ctx);
+        return zchan__fail_null(crc);
+    }
 
     ctx->hub = zactor_new(zchan__hub_actor, ctx);
     if (!ctx->hub) {
@@ -575,6 +676,7 @@ void zchan_ctx_destroy(zchan_ctx_t **ctx_p)
     for (int i = 0; i < ctx->nreq; i++)
         zmq_close(ctx->req[i].sock);
     ctx->nreq = 0;
+    zchan__curve_ctx_fini(ctx); // after the hub: zauth must outlive its CURVE endpoints
     //  Remove the socket files this hub bound; nobody can use them now.
     for (int i = 0; i < ctx->nbound; i++)
         if (strncmp(ctx->bound[i], "ipc://", 6) == 0)
@@ -661,4 +763,22 @@ int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes)
     ctx->max_msg_size = bytes;
     pthread_mutex_unlock(&ctx->pipe_lock);
     return 0;
+}
+
+int zchan_ctx_set_heartbeat(zchan_ctx_t *ctx, int interval_ms, int timeout_ms)
+{
+    assert(ctx);
+    if (s_heartbeat_check(&interval_ms, &timeout_ms) != 0)
+        return zchan__fail(ZCHAN_EINVAL);
+    //  The hub reads them while it handles a BIND, which is sent under pipe_lock.
+    pthread_mutex_lock(&ctx->pipe_lock);
+    ctx->hb_ivl_ms = interval_ms;
+    ctx->hb_timeout_ms = timeout_ms;
+    pthread_mutex_unlock(&ctx->pipe_lock);
+    return 0;
+}
+
+int zchan__ctx_heartbeat_timeout(zchan_ctx_t *ctx)
+{
+    return ctx->hb_timeout_ms;
 }

@@ -109,7 +109,7 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
     snprintf(s->hub, sizeof s->hub, "%s", ch->info.hub);
     snprintf(s->key, sizeof s->key, "%s", ch->key);
     s->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
-    if (!s->sock || zmq_connect(s->sock, ch->endpoint) != 0) {
+    if (!s->sock || zchan__connect(ch->ctx, s->sock, ch->endpoint, ch->info.curve) != 0) {
         zchan_sender_destroy(&s);
         return zchan__fail_null(ZCHAN_ESYS);
     }

@@ -52,6 +52,11 @@ static const char *s_usage =
     "                           A peer that sends more is disconnected.\n"
     "  -d, --drain-timeout MS   on SIGTERM, how long receivers get to take what is\n"
     "                           queued before the relay exits (default 3000)\n"
+    "      --curve-cert FILE    require CURVE on the tcp endpoints, with this server\n"
+    "                           certificate (czmq zcert: FILE and FILE_secret);\n"
+    "                           its public key is logged at start\n"
+    "      --curve-allow DIR    with --curve-cert: accept only clients whose public\n"
+    "                           certificates are in DIR (\"*\": any client key)\n"
     "  -e, --endpoint-file PATH write the bound endpoints there, one a line, once\n"
     "                           listening (tcp with the real port); removed on exit\n"
     "  -l, --log-file PATH      log there (appending) instead of standard error;\n"
@@ -67,6 +72,8 @@ static const char *s_usage =
     "      advertise = relay.example.com\n"
     "      max-msg-size = 64M\n"
     "      drain-timeout = 3000\n"
+    "      curve-cert = /etc/zchan/relay.cert\n"
+    "      curve-allow = /etc/zchan/clients\n"
     "      endpoint-file = /run/zchan-relay/endpoints\n"
     "      log-file = /var/log/zchan-relay.log\n"
     "      verbose = 1\n"
@@ -77,8 +84,9 @@ static const char *s_usage =
     "                   ZCHAN_ECLOSED), refuse new ones, wait up to the drain\n"
     "                   timeout, exit 0. A second one exits at once.\n"
     "  SIGHUP           reopen the log file; reload verbose, drain-timeout and\n"
-    "                   log-file from the config file (binds, advertise and\n"
-    "                   max-msg-size need a restart)\n"
+    "                   log-file from the config file (binds, advertise,\n"
+    "                   max-msg-size and curve need a restart; the allowed-keys\n"
+    "                   directory is reread whenever its files change)\n"
     "\n"
     "Exit codes: 0 stopped by a signal; 1 cannot start (e.g. cannot bind);\n"
     "2 bad command line or config file.\n";
@@ -90,6 +98,8 @@ typedef struct {
     char *advertise;
     char *endpoint_file;
     char *log_file;
+    char *curve_cert;
+    char *curve_allow;
     int64_t max_msg_size;
     int drain_ms;
     int verbose;
@@ -113,6 +123,8 @@ static void s_opts_free(opts_t *o)
     free(o->advertise);
     free(o->endpoint_file);
     free(o->log_file);
+    free(o->curve_cert);
+    free(o->curve_allow);
     s_opts_init(o);
 }
 
@@ -177,7 +189,10 @@ static void s_set_str(char **field, const char *value)
 
 static int s_parse_args(opts_t *o, int argc, char **argv)
 {
+    enum { OPT_CURVE_CERT = 256, OPT_CURVE_ALLOW };
     static const struct option longs[] = {
+        {"curve-cert", required_argument, NULL, OPT_CURVE_CERT},
+        {"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
         {"bind", required_argument, NULL, 'b'},          {"config", required_argument, NULL, 'c'},
         {"advertise", required_argument, NULL, 'a'},     {"max-msg-size", required_argument, NULL, 'm'},
         {"drain-timeout", required_argument, NULL, 'd'}, {"endpoint-file", required_argument, NULL, 'e'},
@@ -197,6 +212,8 @@ static int s_parse_args(opts_t *o, int argc, char **argv)
         case 'a': s_set_str(&o->advertise, optarg); break;
         case 'e': s_set_str(&o->endpoint_file, optarg); break;
         case 'l': s_set_str(&o->log_file, optarg); break;
+        case OPT_CURVE_CERT: s_set_str(&o->curve_cert, optarg); break;
+        case OPT_CURVE_ALLOW: s_set_str(&o->curve_allow, optarg); break;
         case 'm':
             if (!s_parse_size(optarg, &o->max_msg_size))
                 return s_usage_error("--max-msg-size wants bytes (k, M, G suffixes; -1: no limit), not '%s'", optarg);
@@ -254,6 +271,12 @@ static int s_load_config(opts_t *o, const char *path, bool reload)
         } else if (strcmp(name, "advertise") == 0) {
             if (!o->advertise && *value)
                 o->advertise = strdup(value);
+        } else if (strcmp(name, "curve-cert") == 0) {
+            if (!o->curve_cert && *value)
+                o->curve_cert = strdup(value);
+        } else if (strcmp(name, "curve-allow") == 0) {
+            if (!o->curve_allow && *value)
+                o->curve_allow = strdup(value);
         } else if (strcmp(name, "endpoint-file") == 0) {
             if (!o->endpoint_file && *value)
                 o->endpoint_file = strdup(value);
@@ -385,6 +408,8 @@ static int s_effective(relay_t *relay, opts_t *o, bool reload)
     s_set_str(&o->advertise, c->advertise);
     s_set_str(&o->endpoint_file, c->endpoint_file);
     s_set_str(&o->log_file, c->log_file);
+    s_set_str(&o->curve_cert, c->curve_cert);
+    s_set_str(&o->curve_allow, c->curve_allow);
     o->max_msg_size = c->max_msg_size;
     o->drain_ms = c->drain_ms;
     o->verbose = c->verbose;
@@ -396,6 +421,10 @@ static int s_effective(relay_t *relay, opts_t *o, bool reload)
         o->drain_ms = RELAY_DRAIN_MS;
     if (o->verbose < 0)
         o->verbose = 0;
+    if (!o->curve_cert != !o->curve_allow) {
+        fputs("zchan-relay: --curve-cert and --curve-allow go together (see zchan-relay --help)\n", stderr);
+        return EXIT_USAGE;
+    }
     return 0;
 }
 
@@ -445,6 +474,16 @@ static int s_start(relay_t *relay)
         return EXIT_USAGE;
     }
     zchan_ctx_set_max_msg_size(relay->ctx, o->max_msg_size);
+    //  CURVE before the first tcp bind: every tcp endpoint then requires it.
+    if (o->curve_cert) {
+        if (zchan_ctx_set_curve_server(relay->ctx, o->curve_cert, o->curve_allow) != 0) {
+            zsys_error("cannot set up CURVE with %s and %s: %s", o->curve_cert, o->curve_allow,
+                       zchan_strerror(zchan_errno()));
+            return EXIT_RUNTIME;
+        }
+        zsys_info("CURVE on tcp: server public key %s; allowed keys in %s", zchan_ctx_curve_public_key(relay->ctx),
+                  o->curve_allow);
+    }
     //  Socket events (connections, handshakes) are counted and logged.
     char monep[64];
     snprintf(monep, sizeof monep, "inproc://zchan-relay-monitor-%d", (int) getpid());
@@ -642,7 +681,8 @@ int main(int argc, char **argv)
     relay.accepted = (tally_t) {.what = "connections accepted"};
     relay.disconnected = (tally_t) {.what = "connections closed"};
     relay.handshake_failed =
-        (tally_t) {.what = "peers failed the ZeroMQ handshake (not ZeroMQ, or garbage)", .warn = true};
+        (tally_t) {.what = "peers failed the ZeroMQ handshake (not ZeroMQ, garbage, or a CURVE key refused)",
+                   .warn = true};
     relay.accept_failed = (tally_t) {.what = "connections could not be accepted", .warn = true};
     s_opts_init(&relay.cli);
     s_opts_init(&relay.opts);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 //  Exit codes (documented in the usage text).
 enum {
@@ -46,6 +47,10 @@ static const char *s_usage =
     "      Prints the channel's counters as one JSON object: uri, kind,\n"
     "      capacity, depth, senders, receivers, sent, delivered, dropped, lost,\n"
     "      closed.\n"
+    "  keygen PATH\n"
+    "      Makes a CURVE certificate: PATH holds its public key (copy it into a\n"
+    "      hub's allowed-keys directory), PATH_secret both keys (mode 0600).\n"
+    "      Prints the public key.\n"
     "\n"
     "Options:\n"
     "  --anycast           create the channel as anycast, or join it (send, recv)\n"
@@ -60,6 +65,11 @@ static const char *s_usage =
     "                      close, stat: for the hub's answer. Other requests to\n"
     "                      the hub (create, open, attach) wait $ZCHAN_TIMEOUT_MS,\n"
     "                      default 5000 ms.\n"
+    "  --curve-cert FILE   connect to tcp hubs with CURVE, as the client with this\n"
+    "                      certificate (FILE and FILE_secret, see keygen);\n"
+    "                      default $ZCHAN_CURVE_CERT\n"
+    "  --server-key Z85    the public key of the CURVE hub that the tcp URI points\n"
+    "                      at; default $ZCHAN_CURVE_SERVER_KEY\n"
     "  -h, --help          this text\n"
     "\n"
     "URI: tcp://HOST:PORT/NAME (the hub listening there, e.g. zchan-relay),\n"
@@ -110,6 +120,8 @@ typedef struct {
     bool timeout_set;
     char **args;
     int nargs;
+    const char *curve_cert; // NULL: $ZCHAN_CURVE_CERT, if set
+    const char *server_key; // NULL: $ZCHAN_CURVE_SERVER_KEY, if set
 } cli_t;
 
 static int s_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -154,8 +166,9 @@ static bool s_parse_num(const char *s, long long min, long long max, long long *
 //  for --help.
 static int s_parse(cli_t *cli, int argc, char **argv)
 {
-    enum { OPT_ANY = 256, OPT_BCAST, OPT_CAP, OPT_RESEND, OPT_LIMIT };
+    enum { OPT_ANY = 256, OPT_BCAST, OPT_CAP, OPT_RESEND, OPT_LIMIT, OPT_CERT, OPT_SKEY };
     static const struct option longs[] = {
+        {"curve-cert", required_argument, NULL, OPT_CERT}, {"server-key", required_argument, NULL, OPT_SKEY},
         {"anycast", no_argument, NULL, OPT_ANY},     {"broadcast", no_argument, NULL, OPT_BCAST},
         {"capacity", required_argument, NULL, OPT_CAP}, {"resend-latest", no_argument, NULL, OPT_RESEND},
         {"limit", required_argument, NULL, OPT_LIMIT}, {"count", required_argument, NULL, 'n'},
@@ -185,6 +198,8 @@ static int s_parse(cli_t *cli, int argc, char **argv)
             cli->capacity = (size_t) v;
             break;
         case OPT_RESEND: cli->resend = true; break;
+        case OPT_CERT: cli->curve_cert = optarg; break;
+        case OPT_SKEY: cli->server_key = optarg; break;
         case OPT_LIMIT:
             if (!s_parse_num(optarg, 1, 1 << 24, &v))
                 return s_error(EXIT_USAGE, "%s: --limit wants 1 or more, not '%s'", cli->cmd, optarg);
@@ -458,6 +473,31 @@ static int s_cmd_stat(cli_t *cli, zchan_ctx_t *ctx)
     return rc;
 }
 
+//  zchan keygen PATH: a new CURVE certificate, its secret file private.
+static int s_keygen(int argc, char **argv)
+{
+    if (argc != 3 || argv[2][0] == '-')
+        return s_error(EXIT_USAGE, "keygen wants one PATH (see zchan --help)");
+    zsys_handler_set(NULL);
+    zcert_t *cert = zcert_new();
+    if (!cert)
+        return s_error(EXIT_FAIL, "keygen: cannot make a key pair");
+    char secret[PATH_MAX];
+    snprintf(secret, sizeof secret, "%s_secret", argv[2]);
+    int rc = zcert_save_public(cert, argv[2]);
+    mode_t old = umask(077);
+    if (rc == 0)
+        rc = zcert_save_secret(cert, secret);
+    umask(old);
+    if (rc != 0 || chmod(secret, 0600) != 0) {
+        zcert_destroy(&cert);
+        return s_error(EXIT_FAIL, "keygen: cannot write %s and %s", argv[2], secret);
+    }
+    printf("%s\n", zcert_public_txt(cert));
+    zcert_destroy(&cert);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -470,6 +510,8 @@ int main(int argc, char **argv)
         printf("zchan %d.%d.%d\n", ZCHAN_VERSION_MAJOR, ZCHAN_VERSION_MINOR, ZCHAN_VERSION_PATCH);
         return EXIT_OK;
     }
+    if (strcmp(argv[1], "keygen") == 0)
+        return s_keygen(argc, argv);
     cli_t cli = {.cmd = argv[1], .capacity = ZCHAN_ANYCAST_CAPACITY, .count = -1, .timeout_ms = -1};
     int (*run)(cli_t *, zchan_ctx_t *) = NULL;
     if (strcmp(cli.cmd, "send") == 0)
@@ -505,6 +547,14 @@ int main(int argc, char **argv)
         return s_error(EXIT_FAIL, "cannot start: %s", zchan_strerror(zchan_errno()));
     if (cli.timeout_set && run != s_cmd_send && run != s_cmd_recv)
         zchan_ctx_set_timeout(ctx, cli.timeout_ms);
+    if (cli.curve_cert || cli.server_key) {
+        //  What is not given stays as the environment set it.
+        const char *key = cli.server_key ? cli.server_key : getenv("ZCHAN_CURVE_SERVER_KEY");
+        if (zchan_ctx_set_curve_client(ctx, cli.curve_cert, key && *key ? key : NULL) != 0) {
+            zchan_ctx_destroy(&ctx);
+            return s_error(EXIT_USAGE, "bad --curve-cert or --server-key (see the log line above)");
+        }
+    }
     rc = run(&cli, ctx);
     zchan_ctx_destroy(&ctx);
     return rc;

@@ -98,6 +98,7 @@ static bool s_reachable(zchan_ctx_t *ctx, const char *locator, const char *host,
 const zchan__transport_t zchan__transport_tcp = {
     .scheme = "tcp",
     .rank = 2,
+    .curve = true,
     .parse_uri = s_parse_uri,
     .bind_endpoint = s_bind_endpoint,
     .advertise = s_advertise,

@@ -34,6 +34,12 @@ typedef struct zchan__transport {
     //  Preference among reachable locators: lower is nearer.
     int rank;
 
+    //  Whether CURVE applies to endpoints of this scheme (src/curve.c): a hub
+    //  with a server certificate requires it on them, and clients connect to
+    //  them as CURVE clients. Schemes that stay on this host rely on the
+    //  runtime directory's permissions instead.
+    bool curve;
+
     //  Parses rest, the part of a channel URI after "scheme://", into t.
     //  Pure: never blocks, touches nothing. Returns 0 or EINVAL.
     int (*parse_uri)(zchan_ctx_t *ctx, const char *rest, zchan__target_t *t);
