@@ -1,7 +1,7 @@
 #!/bin/sh
 # deps.sh: installs, with apt-get, whatever zchan's build and tests need and
 # this machine lacks. Debian 12 packages only. Sourced by demo.sh and test.sh.
-ZCHAN_DEPS="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev libjansson-dev"
+ZCHAN_DEPS="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev libjansson-dev iproute2"
 missing=""
 for p in $ZCHAN_DEPS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

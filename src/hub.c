@@ -88,7 +88,7 @@ struct chan {
     uint64_t sent, delivered, dropped, lost;
 };
 
-typedef struct {
+typedef struct zchan__hub {
     zchan_ctx_t *ctx;
     zsock_t *pipe;
     void *router;
@@ -440,6 +440,7 @@ static void s_broadcast_pump_peer(hub_t *hub, chan_t *ch, uint32_t idx);
 
 //  Drops a receiver that cannot take messages any more (its socket is gone).
 static void s_receiver_gone(hub_t *hub, chan_t *ch, uint32_t idx, bool requeue);
+static void s_drop_gone(hub_t *hub, chan_t *ch, uint32_t idx);
 
 //  Accepts queued messages while the capacity allows, crediting their senders.
 static void s_anycast_accept(hub_t *hub, chan_t *ch)
@@ -481,7 +482,9 @@ static void s_anycast_deliver(hub_t *hub, chan_t *ch)
         peer_t *p = &hub->peers[idx];
         node_t *n = ch->queue.head;
         if (s_deliver(hub, p, &n->payload) != 0) {
-            s_receiver_gone(hub, ch, idx, true);
+            //  Gone: what it held is lost, as for a receiver found dead.
+            s_drop_gone(hub, ch, idx);
+            s_anycast_accept(hub, ch); // its share of the capacity is free
             continue;
         }
         s_fifo_pop(&ch->queue);
@@ -526,6 +529,7 @@ static void s_anycast_pump(hub_t *hub, chan_t *ch)
             zsys_warning("zchan hub: %zu messages of closed channel %s had no receiver left",
                          ch->queue.len, ch->key);
             s_fifo_clear(&ch->queue);
+            ch->used -= ch->nacc; // the accepted ones counted in used
             ch->nacc = 0;
         }
     }
@@ -636,10 +640,11 @@ static void s_broadcast_data(hub_t *hub, chan_t *ch, zmq_msg_t *payload)
 // a word on the wire, when a receiver that holds messages (anycast inflight,
 // a broadcast ring) has been quiet for HUB_CHECK_FIRST_MS, then at doubling
 // intervals up to HUB_CHECK_MAX_MS, and at a close. One found gone is dropped,
-// and its unconsumed anycast messages go back to the front of the queue. The
-// hub cannot know which of them it consumed after its last report: those
-// reach another receiver as well. (A peer host that vanishes without closing
-// its connections is not noticed this way.)
+// and the anycast messages it held are counted lost (STAT `lost`), at most
+// its credit window: the hub cannot know which of them it consumed after its
+// last report, and giving them back would deliver those twice. A peer host
+// that vanishes without closing its connections is noticed through ZeroMQ's
+// heartbeats (zchan_ctx_set_heartbeat), which close the silent connection.
 
 //  Records the connection of the message being handled as p's.
 static void s_conn_record(hub_t *hub, peer_t *p)
@@ -664,17 +669,18 @@ static bool s_conn_gone(const peer_t *p)
     return fstat(p->fd, &st) != 0 || st.st_dev != p->dev || st.st_ino != p->ino;
 }
 
-//  Drops receiver idx of ch, found gone, taking back what it held.
+//  Drops receiver idx of ch, found gone. What it held is counted lost, not
+//  given back: it may have consumed some of it, and nothing is delivered twice.
 static void s_drop_gone(hub_t *hub, chan_t *ch, uint32_t idx)
 {
     const peer_t *p = &hub->peers[idx];
     if (ch->kind == ZCHAN_ANYCAST)
-        zsys_warning("zchan hub: a receiver of %s is gone; the %zu messages it held go back to the channel",
+        zsys_warning("zchan hub: a receiver of %s is gone; the %zu messages it held are counted lost",
                      ch->key, p->inflight.len);
     else
         zsys_warning("zchan hub: a receiver of %s is gone; %zu messages kept for it are dropped", ch->key,
                      p->ring_len);
-    s_receiver_gone(hub, ch, idx, true);
+    s_receiver_gone(hub, ch, idx, false);
 }
 
 //  Checks the receivers that hold messages and have been quiet long enough,
@@ -735,7 +741,8 @@ static void s_chan_close(hub_t *hub, chan_t *ch)
 static chan_t *s_lookup(hub_t *hub, const char *p, size_t len)
 {
     char key[ZCHAN__EP_MAX];
-    if (len == 0 || len >= sizeof key)
+    //  Keys are C strings here: one with a zero byte would alias a shorter one.
+    if (len == 0 || len >= sizeof key || memchr(p, 0, len))
         return NULL;
     memcpy(key, p, len);
     key[len] = 0;
@@ -777,7 +784,7 @@ static void s_on_create(hub_t *hub, uint64_t reqid)
         return;
     }
     if ((kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST) || klen == 0 || klen >= ZCHAN__EP_MAX
-        || capacity > (uint64_t) 1 << 40) {
+        || memchr(kp, 0, klen) || capacity > (uint64_t) 1 << 40) {
         s_reply_status(hub, reqid, ZCHAN_EINVAL);
         return;
     }
@@ -1181,7 +1188,11 @@ static void s_on_bind(hub_t *hub, const char *endpoint)
     //  ZeroMQ copies the option into each listener when it binds.
     int64_t maxmsg = hub->ctx->max_msg_size;
     zmq_setsockopt(hub->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (zmq_bind(hub->router, endpoint) != 0) {
+    zchan__socket_heartbeat(hub->ctx, hub->router); // so are the heartbeat settings
+    //  ...and CURVE: on for tcp once the context has a server certificate.
+    if (zchan__curve_bind_opts(hub->ctx, hub->router, endpoint) != 0)
+        rc = ZCHAN_ESYS;
+    else if (zmq_bind(hub->router, endpoint) != 0) {
         zsys_error("zchan hub: cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         rc = zmq_errno() == EINVAL || zmq_errno() == EPROTONOSUPPORT ? ZCHAN_EINVAL : ZCHAN_ESYS;
     } else {
@@ -1319,4 +1330,136 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
         }
     }
     s_hub_free(&hub);
+}
+
+// ---------------------------------------------------------------------------
+// A hub without its thread, for fuzzers and tests (core.h)
+
+zchan__hub_t *zchan__hub_new(zchan_ctx_t *ctx, void *router)
+{
+    hub_t *hub = calloc(1, sizeof *hub);
+    if (!hub)
+        return NULL;
+    hub->scan_at = -1;
+    hub->now_ms = zchan__now_ms();
+    hub->ctx = ctx;
+    zchan__hdr_init(&hub->hdr);
+    hub->chans = zhashx_new();
+    if (!hub->chans) {
+        zchan__hub_destroy(&hub);
+        return NULL;
+    }
+    zhashx_set_destructor(hub->chans, s_chan_destroy);
+    hub->router = router;
+    return hub;
+}
+
+void zchan__hub_feed(zchan__hub_t *hub, zmq_msg_t *frames, size_t n)
+{
+    hub->now_ms = zchan__now_ms();
+    s_dispatch(hub, frames, n);
+    s_flush_acks(hub);
+    if (hub->scan_at >= 0 && hub->now_ms >= hub->scan_at) {
+        s_check_scan(hub);
+        s_flush_acks(hub);
+    }
+}
+
+void zchan__hub_destroy(zchan__hub_t **hub_p)
+{
+    if (!hub_p || !*hub_p)
+        return;
+    hub_t *hub = *hub_p;
+    hub->router = NULL; // the caller's
+    s_hub_free(hub);
+    free(hub);
+    *hub_p = NULL;
+}
+
+//  Counts the nodes of f, checking its links. SIZE_MAX if they are broken.
+static size_t s_fifo_count(const fifo_t *f)
+{
+    size_t k = 0;
+    const node_t *last = NULL;
+    for (const node_t *n = f->head; n; n = n->next) {
+        if (++k > f->len)
+            return SIZE_MAX;
+        last = n;
+    }
+    return last == f->tail ? k : SIZE_MAX;
+}
+
+//  How many times v appears in arr.
+static size_t s_idx_count(const uint32_t *arr, size_t n, uint32_t v)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += arr[i] == v;
+    return k;
+}
+
+const char *zchan__hub_check(const zchan__hub_t *hub)
+{
+    if (hub->npeers > hub->peers_cap || hub->nfree > hub->npeers || hub->ndirty != 0)
+        return "peer table counts";
+    for (size_t i = 0; i < hub->nfree; i++)
+        if (hub->free_idx[i] >= hub->npeers || hub->peers[hub->free_idx[i]].role != ROLE_FREE
+            || s_idx_count(hub->free_idx, hub->nfree, hub->free_idx[i]) != 1)
+            return "free list";
+    for (size_t idx = 0; idx < hub->npeers; idx++) {
+        const peer_t *p = &hub->peers[idx];
+        if (p->role == ROLE_FREE) {
+            if (p->ch || p->inflight.len || p->ring)
+                return "a free slot holds something";
+            continue;
+        }
+        const chan_t *ch = p->ch;
+        if (!ch || !zhashx_lookup(hub->chans, ch->key))
+            return "a peer without its channel";
+        if (p->closed_sent && !ch->closed)
+            return "CLOSED sent on an open channel";
+        if (p->role == ROLE_RECEIVER) {
+            if (s_idx_count(ch->recv, ch->nrecv, (uint32_t) idx) != 1 || p->avail > HUB_MAX_CREDIT)
+                return "receiver membership or credit";
+            if (s_fifo_count(&p->inflight) != p->inflight.len)
+                return "inflight list";
+            if (ch->kind == ZCHAN_BROADCAST
+                    ? (!p->ring || p->ring_cap == 0 || p->ring_len > p->ring_cap || p->ring_head >= p->ring_cap
+                       || p->inflight.len)
+                    : (p->ring != NULL))
+                return "receiver ring";
+        } else {
+            if (s_idx_count(ch->send, ch->nsend, (uint32_t) idx) != 1)
+                return "sender membership";
+            if (ch->kind == ZCHAN_ANYCAST && !ch->closed) {
+                uint64_t handle = s_handle((hub_t *) hub, (uint32_t) idx), mine = 0;
+                size_t i = 0;
+                for (const node_t *n = ch->queue.head; n; n = n->next, i++)
+                    mine += i >= ch->nacc && n->sender == handle;
+                if (p->unaccepted != mine || p->unaccepted > ZCHAN_SENDER_SLACK)
+                    return "sender's unaccepted count";
+            }
+        }
+    }
+    for (const chan_t *ch = (const chan_t *) zhashx_first(hub->chans); ch;
+         ch = (const chan_t *) zhashx_next(hub->chans)) {
+        if (!ch->key[0] || strlen(ch->key) >= ZCHAN__EP_MAX)
+            return "channel key";
+        if (s_fifo_count(&ch->queue) != ch->queue.len || ch->nacc > ch->queue.len)
+            return "channel queue";
+        size_t inflight = 0;
+        for (size_t i = 0; i < ch->nrecv; i++) {
+            if (ch->recv[i] >= hub->npeers || hub->peers[ch->recv[i]].role != ROLE_RECEIVER
+                || hub->peers[ch->recv[i]].ch != ch)
+                return "channel's receiver list";
+            inflight += hub->peers[ch->recv[i]].inflight.len;
+        }
+        for (size_t i = 0; i < ch->nsend; i++)
+            if (ch->send[i] >= hub->npeers || hub->peers[ch->send[i]].role != ROLE_SENDER
+                || hub->peers[ch->send[i]].ch != ch)
+                return "channel's sender list";
+        if (ch->kind == ZCHAN_BROADCAST ? (ch->queue.len || ch->used) : ch->used != ch->nacc + inflight)
+            return "channel's used count";
+    }
+    return NULL;
 }

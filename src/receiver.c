@@ -27,6 +27,11 @@ typedef struct {
     zchan_msg_t *look;   // read from the socket, not yet returned
     uint64_t dropped;
     uint64_t bad;        // payloads that were not msgpack
+    int hb_ms;           // the context's heartbeat timeout, 0: no probes
+    int64_t heard_ms;    // when the hub was last heard from
+    int64_t probe_ms;    // when an unanswered probe was sent, -1: none
+    bool hub_lost;       // stopped because the hub did not answer a probe
+    char endpoint[ZCHAN__EP_MAX];
 } chan_recv_t;
 
 static void s_report(chan_recv_t *cr, uint64_t grant)
@@ -80,6 +85,8 @@ static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
     bool got = false;
     if (zchan__hdr_parse(&h, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) == 0) {
         int type = zchan__hdr_type(&h);
+        cr->heard_ms = zchan__now_ms(); // anything, a probe's reply included
+        cr->probe_ms = -1;
         uint64_t dropped;
         if (type == ZCHAN__DELIVER && n == 2 && zchan__hdr_u64(&h, 1, &dropped) == 0) {
             if (cr->avail > 0)
@@ -115,11 +122,57 @@ static bool s_ready(zchan_receiver_t *r)
     return cr->look || r->stopped;
 }
 
+//  Asks the hub whether it still knows this receiver: a CREDIT that grants
+//  nothing (a hub that lost the attachment answers CLOSED) and a PING (a live
+//  hub answers). Never blocks.
+static void s_probe(chan_recv_t *cr)
+{
+    zchan__out_t o;
+    zchan__out_init(&o, 4, ZCHAN__CREDIT);
+    zchan__out_u64(&o, cr->handle);
+    zchan__out_u64(&o, cr->unreported);
+    zchan__out_u64(&o, 0);
+    if (zchan__out_send(&o, cr->sock, false, ZMQ_DONTWAIT) == 0)
+        cr->unreported = 0;
+    zchan__out_fini(&o);
+    zchan__out_init(&o, 2, ZCHAN__PING);
+    zchan__out_u64(&o, zchan__reqid());
+    zchan__out_send(&o, cr->sock, false, ZMQ_DONTWAIT);
+    zchan__out_fini(&o);
+    cr->probe_ms = zchan__now_ms();
+}
+
+//  Waits until a message or the stop is ready, or the deadline passes. With
+//  heartbeats on, a hub silent for hb_ms is probed, and one that then stays
+//  silent for hb_ms more is taken as gone: the receiver stops (ECLOSED).
+static int s_wait(chan_recv_t *cr, int64_t deadline)
+{
+    zchan_receiver_t *r = &cr->head;
+    if (cr->hb_ms <= 0 || cr->handle == 0)
+        return zchan__receiver_wait(r, deadline);
+    while (true) {
+        int64_t due = (cr->probe_ms >= 0 ? cr->probe_ms : cr->heard_ms) + cr->hb_ms;
+        int rc = zchan__receiver_wait(r, deadline >= 0 && deadline < due ? deadline : due);
+        if (rc != ZCHAN_ETIMEDOUT || (deadline >= 0 && zchan__now_ms() >= deadline))
+            return rc;
+        int64_t now = zchan__now_ms();
+        if (cr->probe_ms >= 0 && now >= cr->probe_ms + cr->hb_ms) {
+            zsys_warning("zchan: receiver: the hub at %s has not answered for %d ms; the receiver stops",
+                         cr->endpoint, (int) (now - cr->heard_ms));
+            cr->hub_lost = true;
+            r->stopped = true;
+            return 0;
+        }
+        if (cr->probe_ms < 0 && now >= cr->heard_ms + cr->hb_ms)
+            s_probe(cr);
+    }
+}
+
 static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
     if (!s_ready(r)) {
-        int rc = zchan__receiver_wait(r, zchan__deadline(timeout_ms));
+        int rc = s_wait(cr, zchan__deadline(timeout_ms));
         if (rc != 0)
             return zchan__fail(rc);
     }
@@ -143,7 +196,7 @@ static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 static void s_destroy(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
-    if (cr->sock && cr->handle) {
+    if (cr->sock && cr->handle && !cr->hub_lost) {
         //  Graceful: the hub takes back whatever it handed us that we did not
         //  return from zchan_recv (the look-ahead included). A receiver that
         //  stopped on the close detaches too: the hub learns what it consumed
@@ -185,7 +238,7 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
     cr->ctx = ch->ctx;
     zchan_receiver_t *r = &cr->head;
     cr->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
-    if (!cr->sock || zmq_connect(cr->sock, ch->endpoint) != 0) {
+    if (!cr->sock || zchan__connect(ch->ctx, cr->sock, ch->endpoint, ch->info.curve) != 0) {
         zchan_receiver_destroy(&r);
         return zchan__fail_null(ZCHAN_ESYS);
     }
@@ -223,6 +276,11 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
     cr->window = kind == ZCHAN_BROADCAST ? RECV_WINDOW : capacity < RECV_WINDOW ? (capacity ? capacity : 1) : RECV_WINDOW;
     //  Created after a close: stopped at once.
     cr->head.stopped = closed;
+    //  A hub reached over inproc lives in this process: no probes.
+    cr->hb_ms = strncmp(ch->endpoint, "inproc://", 9) == 0 ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
+    cr->heard_ms = zchan__now_ms();
+    cr->probe_ms = -1;
+    snprintf(cr->endpoint, sizeof cr->endpoint, "%s", ch->endpoint);
     return r;
 }
 

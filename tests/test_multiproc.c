@@ -901,12 +901,11 @@ static void test_references(void **state)
 // ---------------------------------------------------------------------------
 // 4. A receiver process dies mid-stream, holding messages the hub handed it.
 //
-//    What it consumed (returned from zchan_recv) is gone with it. Everything
-//    else must still reach the surviving receivers, exactly once among them,
-//    and the senders must complete. The hub cannot know which of the dead
-//    receiver's messages it consumed since its last report, so those may
-//    reach a survivor too: only messages the dead one consumed may be seen
-//    twice.
+//    What it consumed (returned from zchan_recv) is gone with it. What the
+//    hub had handed it and it had not reported consumed is counted lost, at
+//    most its credit window: nothing reaches two receivers. Everything else
+//    must reach the surviving receivers, exactly once among them, and the
+//    senders must complete. (tests/test_faults.c checks the lost count.)
 
 #define DEAD_SENDERS 2
 #define DEAD_SURVIVORS 2
@@ -965,7 +964,7 @@ static void test_dead_receiver(void **state)
     p_exit0(host);
     assert_int_equal(dres.got, DEAD_AFTER);
     assert_int_equal(dres.bad + dres.dups, 0);
-    long again = 0;
+    long again = 0, missing = 0;
     for (size_t b = 0; b < nbits; b++) {
         int at = 0;
         for (int i = 0; i < DEAD_SURVIVORS; i++)
@@ -973,8 +972,7 @@ static void test_dead_receiver(void **state)
         if (at > 1)
             fail_msg("message (%zu, %zu) reached %d survivors", b / DEAD_COUNT + 1, b % DEAD_COUNT, at);
         if (at == 0 && !s_bit(&dres, b))
-            fail_msg("message (%zu, %zu) was lost: neither a survivor nor the dead receiver consumed it",
-                     b / DEAD_COUNT + 1, b % DEAD_COUNT);
+            missing++;
         if (at == 1 && s_bit(&dres, b))
             again++;
     }
@@ -982,11 +980,12 @@ static void test_dead_receiver(void **state)
         assert_int_equal(res[i].bad + res[i].dups, 0);
         assert_true(res[i].got > 0);
     }
-    //  Seen twice at most: what it consumed within its credit window, which
-    //  is min(capacity, 16) messages.
-    assert_true(again <= ZCHAN_ANYCAST_CAPACITY);
-    print_message("dead receiver over %s: it consumed %ld, survivors got %ld + %ld (%ld of its consumed ones again)\n",
-                  s_tcp ? "tcp" : "ipc", dres.got, res[0].got, res[1].got, again);
+    //  Nothing twice; lost at most what it held: its credit window, which is
+    //  min(capacity, 16) messages.
+    assert_int_equal(again, 0);
+    assert_true(missing <= ZCHAN_ANYCAST_CAPACITY);
+    print_message("dead receiver over %s: it consumed %ld, survivors got %ld + %ld, %ld lost\n",
+                  s_tcp ? "tcp" : "ipc", dres.got, res[0].got, res[1].got, missing);
 }
 
 // ---------------------------------------------------------------------------
