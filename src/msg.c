@@ -177,11 +177,40 @@ int zchan_msg_pack_chan(zchan_msg_t *msg, const zchan_t *ch)
 static char *s_field_str(const msgpack_object *arr, uint32_t i, char *out, size_t n)
 {
     const msgpack_object *o = &arr->via.array.ptr[i];
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= n)
+    //  A zero byte would cut the C string short: not a name anyone has.
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= n
+        || memchr(o->via.str.ptr, 0, o->via.str.size))
         return NULL;
     memcpy(out, o->via.str.ptr, o->via.str.size);
     out[o->via.str.size] = 0;
     return out;
+}
+
+int zchan__ref_decode(const void *body, size_t size, zchan__ref_t *ref)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 512))
+        return ZCHAN_ENOMEM;
+    msgpack_object arr;
+    size_t off = 0;
+    int rc = ZCHAN_EPROTO;
+    if (zchan__msgpack_check(body, size) != 0
+        || msgpack_unpack((const char *) body, size, &off, &zone, &arr) != MSGPACK_UNPACK_SUCCESS
+        || off != size || arr.type != MSGPACK_OBJECT_ARRAY || arr.via.array.size < 6)
+        goto done;
+    const msgpack_object *f = arr.via.array.ptr;
+    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 != ZCHAN_PROTO_VERSION
+        || f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+        || (f[1].via.u64 != ZCHAN_ANYCAST && f[1].via.u64 != ZCHAN_BROADCAST))
+        goto done;
+    ref->kind = (zchan_kind_t) f[1].via.u64;
+    if (!s_field_str(&arr, 2, ref->key, sizeof ref->key) || !s_field_str(&arr, 3, ref->name, sizeof ref->name)
+        || !s_field_str(&arr, 4, ref->uri, sizeof ref->uri) || zchan__hubinfo_read(&f[5], &ref->info) != 0)
+        goto done;
+    rc = 0;
+done:
+    msgpack_zone_destroy(&zone);
+    return rc;
 }
 
 zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj)
@@ -189,34 +218,15 @@ zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj)
     assert(ctx);
     if (!obj || obj->type != MSGPACK_OBJECT_EXT || obj->via.ext.type != ZCHAN_EXT_REF)
         return zchan__fail_null(ZCHAN_EINVAL);
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 512))
-        return zchan__fail_null(ZCHAN_ENOMEM);
-    msgpack_object body;
-    size_t off = 0;
+    zchan__ref_t ref;
+    char ep[ZCHAN__EP_MAX];
     zchan_t *ch = NULL;
-    int err = ZCHAN_EPROTO;
-    char key[ZCHAN__EP_MAX], name[ZCHAN__EP_MAX], uri[ZCHAN__EP_MAX], ep[ZCHAN__EP_MAX];
-    zchan__hubinfo_t info;
-    if (zchan__msgpack_check(obj->via.ext.ptr, obj->via.ext.size) != 0
-        || msgpack_unpack(obj->via.ext.ptr, obj->via.ext.size, &off, &zone, &body) != MSGPACK_UNPACK_SUCCESS
-        || off != obj->via.ext.size || body.type != MSGPACK_OBJECT_ARRAY || body.via.array.size < 6)
-        goto done;
-    const msgpack_object *f = body.via.array.ptr;
-    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 != ZCHAN_PROTO_VERSION
-        || f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER
-        || (f[1].via.u64 != ZCHAN_ANYCAST && f[1].via.u64 != ZCHAN_BROADCAST))
-        goto done;
-    if (!s_field_str(&body, 2, key, sizeof key) || !s_field_str(&body, 3, name, sizeof name)
-        || !s_field_str(&body, 4, uri, sizeof uri) || zchan__hubinfo_read(&f[5], &info) != 0)
-        goto done;
-    if (zchan__pick_locator(ctx, &info, ep, sizeof ep) != 0) {
+    int err = zchan__ref_decode(obj->via.ext.ptr, obj->via.ext.size, &ref);
+    if (err == 0 && zchan__pick_locator(ctx, &ref.info, ep, sizeof ep) != 0)
         err = ZCHAN_ENOTFOUND;
-        goto done;
+    if (err == 0) {
+        ch = zchan__chan_make(ctx, ref.kind, ref.key, ref.name, ref.uri, ep, &ref.info);
+        err = ch ? 0 : ZCHAN_ENOMEM;
     }
-    ch = zchan__chan_make(ctx, (zchan_kind_t) f[1].via.u64, key, name, uri, ep, &info);
-    err = ch ? 0 : ZCHAN_ENOMEM;
-done:
-    msgpack_zone_destroy(&zone);
     return ch ? ch : zchan__fail_null(err);
 }

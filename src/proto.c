@@ -234,7 +234,8 @@ char *zchan__strndup(const char *p, size_t len)
     char *s = malloc(len + 1);
     if (!s)
         return NULL;
-    memcpy(s, p, len);
+    if (len) // msgpack-c gives an empty str or bin a NULL pointer
+        memcpy(s, p, len);
     s[len] = 0;
     return s;
 }

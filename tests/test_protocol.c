@@ -1958,6 +1958,92 @@ static void test_ipc_paths(void **state)
     zchan_destroy(&ch);
 }
 
+// ---------------------------------------------------------------------------
+// Hostile strings (issue #7): what fuzzing found (tests/fuzz)
+
+//  CREATE (an anycast of capacity 4) or OPEN with a key of n raw bytes;
+//  returns the status.
+static uint64_t fc_key_request(void *sock, int type, const char *key, size_t n)
+{
+    fc_buf_t b;
+    uint64_t reqid = ++s_reqid;
+    msgpack_packer *pk = fc_buf(&b);
+    msgpack_pack_array(pk, type == FC_CREATE ? 7 : 4);
+    msgpack_pack_uint64(pk, (uint64_t) type);
+    msgpack_pack_uint64(pk, reqid);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, key, n);
+    if (type == FC_CREATE) {
+        msgpack_pack_uint64(pk, FC_ANYCAST);
+        msgpack_pack_uint64(pk, 4);
+        msgpack_pack_false(pk);
+    }
+    msgpack_pack_uint64(pk, FC_VERSION);
+    fc_in_t r;
+    uint64_t st = fc_request(sock, &b, reqid, &r, NULL);
+    fc_in_fini(&r);
+    return st;
+}
+
+//  Replaces the first '#' of b's bytes with a zero byte.
+static void s_zero_mark(fc_buf_t *b)
+{
+    char *z = memchr(b->sb.data, '#', b->sb.size);
+    assert_non_null(z);
+    *z = 0;
+}
+
+static void test_hostile_strings(void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    zchan_t *ch = zchan_anycast_new(fx->host, s_uri(fx, "strs"), 4);
+    assert_non_null(ch);
+    zchan_receiver_t *r = zchan_receiver_new(ch, 0);
+    assert_non_null(r);
+
+    //  1. An empty str payload is the empty string. (msgpack-c gives an empty
+    //  str a NULL pointer, which zchan_recv_str passed to memcpy.)
+    fc_party_t fs;
+    assert_int_equal(fc_attach(&fs, fx->zctx, fx->ep, "strs", false, 0), FC_OK);
+    fc_send_str(&fs, "");
+    char *s = NULL;
+    tu_assert_rc(zchan_recv_str(r, &s, FC_WAIT_MS), ZCHAN_OK);
+    assert_non_null(s);
+    assert_string_equal(s, "");
+    free(s);
+    assert_int_equal(fc_detach(&fs), FC_OK);
+    fc_party_close(&fs);
+
+    //  2. A key with a zero byte is refused, and is not the key before it.
+    assert_int_equal(fc_key_request(fx->req, FC_CREATE, "strs\0x", 6), FC_EINVAL);
+    assert_int_equal(fc_key_request(fx->req, FC_CREATE, "\0", 1), FC_EINVAL);
+    assert_int_equal(fc_key_request(fx->req, FC_OPEN, "strs\0x", 6), FC_ENOTFOUND);
+    assert_int_equal(fc_key_request(fx->req, FC_OPEN, "strs", 4), FC_OK);
+
+    //  3. References: an empty host identity opens (it too was a memcpy from
+    //  NULL); a zero byte in a name or in a hubinfo string is EPROTO.
+    fc_hubinfo_t hi;
+    fc_hubinfo(fx->req, "strs", &hi);
+    const char *uri = s_uri(fx, "strs");
+    fc_buf_t body;
+    hi.host[0] = 0;
+    fc_ref_body(&body, FC_VERSION, FC_ANYCAST, "strs", "strs", uri, &hi);
+    assert_int_equal(s_open_ref(fx->host, &body), 0);
+    msgpack_sbuffer_destroy(&body.sb);
+    fc_ref_body(&body, FC_VERSION, FC_ANYCAST, "strs", "st#rs", uri, &hi);
+    s_zero_mark(&body);
+    assert_int_equal(s_open_ref(fx->host, &body), ZCHAN_EPROTO);
+    msgpack_sbuffer_destroy(&body.sb);
+    snprintf(hi.hub, sizeof hi.hub, "hub#zero");
+    fc_ref_body(&body, FC_VERSION, FC_ANYCAST, "strs", "strs", uri, &hi);
+    s_zero_mark(&body);
+    assert_int_equal(s_open_ref(fx->host, &body), ZCHAN_EPROTO);
+    msgpack_sbuffer_destroy(&body.sb);
+
+    zchan_receiver_destroy(&r);
+    zchan_destroy(&ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1972,6 +2058,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_semantics, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_reference_by_hand, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ipc_paths, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_strings, s_setup, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_cleanup_dir();

@@ -397,7 +397,8 @@ static void test_cli_stdin(void **state)
         "{\"$bin\":\"AAEC/w==\"}\n"
         "{\"$ext\":[-3,\"AQ==\"]}\n"
         "{\"$map\":[[1,\"one\"],[\"$k\",null]]}\n"
-        "{\"$strb64\":\"/w==\"}\n";
+        "{\"$strb64\":\"/w==\"}\n"
+        "{\"$map\":[[\"k\\u0000z\",1]]}\n";
     const char *expect =
         "1\n"
         "{\"a\":[true,null,false]}\n"
@@ -408,12 +409,13 @@ static void test_cli_stdin(void **state)
         "{\"$bin\":\"AAEC/w==\"}\n"
         "{\"$ext\":[-3,\"AQ==\"]}\n"
         "{\"$map\":[[1,\"one\"],[\"$k\",null]]}\n"
-        "{\"$strb64\":\"/w==\"}\n";
+        "{\"$strb64\":\"/w==\"}\n"
+        "{\"$map\":[[\"k\\u0000z\",1]]}\n"; // jansson reads no NUL in an object key
     s_path(in, sizeof in, "in");
     s_write_file(in, lines);
     assert_int_equal(s_cli(in, NULL, "send", "--anycast", "--capacity", "100", uri, NULL), 0);
     char *got = NULL;
-    assert_int_equal(s_cli(NULL, &got, "recv", uri, "-n", "10", "-t", "5000", NULL), 0);
+    assert_int_equal(s_cli(NULL, &got, "recv", uri, "-n", "11", "-t", "5000", NULL), 0);
     assert_string_equal(got, expect);
     free(got);
     //  A bad line stops the send with exit 2; the lines before it were sent.

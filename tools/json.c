@@ -489,14 +489,17 @@ static void s_write_ref_or_ext(FILE *out, const msgpack_object *o)
     fputs("\"]}", out);
 }
 
-//  Whether a map can be a JSON object: every key a UTF-8 str not starting
-//  with '$'.
+//  Whether a map can be a JSON object: every key a UTF-8 str without a NUL
+//  byte, not starting with '$'.
 static bool s_plain_map(const msgpack_object *o)
 {
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR || (k->via.str.size > 0 && k->via.str.ptr[0] == '$')
             || !s_utf8_valid((const unsigned char *) k->via.str.ptr, k->via.str.size))
+            return false;
+        //  jansson reads no NUL in an object key (it does in a string).
+        if (k->via.str.size > 0 && memchr(k->via.str.ptr, 0, k->via.str.size))
             return false;
     }
     return true;

@@ -10,7 +10,8 @@
       {"$ext": [TYPE, "BASE64"]}  msgpack ext other than a reference
       {"$float": "nan"}           NaN, "inf" or "-inf" (also a number: a float64)
       {"$map": [[KEY, VALUE]...]} a map with a key that is not a string, or
-                                  a key that starts with "$"
+                                  a key that starts with "$" or holds a
+                                  NUL byte
       {"$strb64": "BASE64"}       a msgpack str whose bytes are not UTF-8
 
     An object with a key starting with "$" is always a tag: an input object
