@@ -1282,20 +1282,30 @@ static void s_hub_free(hub_t *hub)
         zmq_close(hub->router);
 }
 
+//  Sets up the state every hub starts with, the actor's and a fuzzer's alike.
+//  Returns 0, or -1 if out of memory (the hub can still be freed).
+static int s_hub_init(hub_t *hub, zchan_ctx_t *ctx)
+{
+    memset(hub, 0, sizeof *hub);
+    hub->scan_at = -1;
+    hub->now_ms = zchan__now_ms();
+    hub->ctx = ctx;
+    zchan__hdr_init(&hub->hdr);
+    hub->chans = zhashx_new();
+    if (!hub->chans)
+        return -1;
+    zhashx_set_destructor(hub->chans, s_chan_destroy);
+    return 0;
+}
+
 void zchan__hub_actor(zsock_t *pipe, void *args)
 {
     hub_t hub;
-    memset(&hub, 0, sizeof hub);
-    hub.scan_at = -1;
-    hub.now_ms = zchan__now_ms();
-    hub.ctx = (zchan_ctx_t *) args;
+    int rc = s_hub_init(&hub, (zchan_ctx_t *) args);
     hub.pipe = pipe;
-    zchan__hdr_init(&hub.hdr);
-    hub.chans = zhashx_new();
-    hub.router = zchan__socket(hub.ctx, ZMQ_ROUTER);
-    int rc = -1;
+    hub.router = rc == 0 ? zchan__socket(hub.ctx, ZMQ_ROUTER) : NULL;
+    rc = -1;
     if (hub.chans && hub.router) {
-        zhashx_set_destructor(hub.chans, s_chan_destroy);
         //  Mandatory routing makes a send to a vanished peer fail, so the hub
         //  can take back what it would have lost. Credit keeps data far below
         //  the high-water mark.
@@ -1337,19 +1347,13 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
 
 zchan__hub_t *zchan__hub_new(zchan_ctx_t *ctx, void *router)
 {
-    hub_t *hub = calloc(1, sizeof *hub);
+    hub_t *hub = malloc(sizeof *hub);
     if (!hub)
         return NULL;
-    hub->scan_at = -1;
-    hub->now_ms = zchan__now_ms();
-    hub->ctx = ctx;
-    zchan__hdr_init(&hub->hdr);
-    hub->chans = zhashx_new();
-    if (!hub->chans) {
+    if (s_hub_init(hub, ctx) != 0) {
         zchan__hub_destroy(&hub);
         return NULL;
     }
-    zhashx_set_destructor(hub->chans, s_chan_destroy);
     hub->router = router;
     return hub;
 }
