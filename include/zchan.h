@@ -52,10 +52,24 @@ typedef enum {
 #define ZCHAN_ANYCAST_CAPACITY 10 // default anycast capacity, as frequenz-channels
 #define ZCHAN_BROADCAST_LIMIT 50  // default per-receiver broadcast limit
 
-//  How many messages one anycast sender may have handed to the hub beyond the
-//  channel's capacity before its send blocks. So an anycast channel of capacity C
-//  with S senders holds at most C + S * ZCHAN_SENDER_SLACK unconsumed messages.
+//  Credit windows. The capacity C of an anycast channel counts the messages
+//  it holds for its receivers, those already handed to a receiver and not yet
+//  returned by zchan_recv included. Beyond it, each sender may have handed
+//  the hub zchan_sender_window(C) messages the channel has not yet accepted
+//  before its send blocks: 1 at capacity 0 (a rendezvous), ZCHAN_SENDER_SLACK
+//  up to a capacity of ZCHAN_SENDER_SLACK, then C itself, up to
+//  ZCHAN_WINDOW_MAX. So an anycast channel of capacity C with S senders holds
+//  at most C + S * zchan_sender_window(C) unconsumed messages. Each receiver
+//  takes up to min(C, ZCHAN_WINDOW_MAX) of the C ahead of its zchan_recv
+//  calls (one, and only while it waits, at capacity 0). A larger capacity
+//  lets every party run further ahead, which is what carries throughput
+//  between threads, processes and hosts: see docs/BENCHMARKS.md.
 #define ZCHAN_SENDER_SLACK 16
+#define ZCHAN_WINDOW_MAX 1024
+
+//  The credit window of an anycast sender on a channel of the given capacity
+//  (above). Pure arithmetic: never fails.
+size_t zchan_sender_window(size_t capacity);
 
 //  The msgpack ext type that carries a channel reference (see docs/PROTOCOL.md).
 #define ZCHAN_EXT_REF 90

@@ -274,3 +274,12 @@ void zchan_destroy(zchan_t **ch_p)
     free(ch);
     *ch_p = NULL;
 }
+
+size_t zchan_sender_window(size_t capacity)
+{
+    if (capacity == 0)
+        return 1;
+    if (capacity <= ZCHAN_SENDER_SLACK)
+        return ZCHAN_SENDER_SLACK;
+    return capacity < ZCHAN_WINDOW_MAX ? capacity : ZCHAN_WINDOW_MAX;
+}

@@ -8,7 +8,8 @@
     Anycast: a FIFO per channel. A message is "accepted" once it fits in the
     capacity (accepted-undelivered + delivered-unconsumed < capacity); each
     acceptance sends the sender one credit (ACK). A sender may have
-    ZCHAN_SENDER_SLACK unaccepted messages, so memory stays bounded. Receivers
+    zchan_sender_window(capacity) unaccepted messages, so memory stays
+    bounded. Receivers
     grant credit; the hub keeps a copy of each delivered message until the
     receiver reports it consumed, so a receiver that detaches gracefully gives
     back what it did not consume. Capacity 0 is a rendezvous: a message is
@@ -26,7 +27,7 @@
 #include <sys/stat.h>
 
 #define HUB_BATCH 512         // messages read per poll wake-up before flushing acks
-#define HUB_MAX_CREDIT 1024   // the most credit a receiver may hold
+#define HUB_MAX_CREDIT ZCHAN_WINDOW_MAX // the most credit a receiver may hold
 #define HUB_PEER_MAX (1u << 24)
 #define HUB_CHECK_FIRST_MS 500 // a receiver quiet this long while it holds messages is checked
 #define HUB_CHECK_MAX_MS 5000  // checks of a quiet receiver back off to this interval
@@ -877,7 +878,7 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
         s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
         return;
     }
-    uint64_t window = ch->kind == ZCHAN_BROADCAST ? 0 : ch->capacity == 0 ? 1 : ZCHAN_SENDER_SLACK;
+    uint64_t window = ch->kind == ZCHAN_BROADCAST ? 0 : zchan_sender_window(ch->capacity);
     if (ch->closed) {
         //  Nothing to keep: the party is stopped at once.
         s_reply_attach(hub, reqid, 0, ch, receiver ? ch->capacity : window);
@@ -942,7 +943,7 @@ static void s_on_data(hub_t *hub, zmq_msg_t *payload)
         //  credit it was given at attach); more is a peer ignoring its credit,
         //  and keeping it would let one peer grow the queue without bound.
         peer_t *sp = &hub->peers[idx];
-        if (sp->unaccepted >= (ch->capacity == 0 ? 1 : ZCHAN_SENDER_SLACK)) {
+        if (sp->unaccepted >= zchan_sender_window(ch->capacity)) {
             s_proto_error(hub, "DATA beyond the sender's credit");
             return;
         }
@@ -1440,7 +1441,7 @@ const char *zchan__hub_check(const zchan__hub_t *hub)
                 size_t i = 0;
                 for (const node_t *n = ch->queue.head; n; n = n->next, i++)
                     mine += i >= ch->nacc && n->sender == handle;
-                if (p->unaccepted != mine || p->unaccepted > ZCHAN_SENDER_SLACK)
+                if (p->unaccepted != mine || p->unaccepted > zchan_sender_window(ch->capacity))
                     return "sender's unaccepted count";
             }
         }

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RECV_WINDOW 16
+#define RECV_WINDOW 16 // a broadcast receiver's window
 
 typedef struct {
     zchan_receiver_t head;
@@ -27,6 +27,7 @@ typedef struct {
     zchan_msg_t *look;   // read from the socket, not yet returned
     uint64_t dropped;
     uint64_t bad;        // payloads that were not msgpack
+    int rcvtimeo;        // the socket's ZMQ_RCVTIMEO as last set
     int hb_ms;           // the context's heartbeat timeout, 0: no probes
     int64_t heard_ms;    // when the hub was last heard from
     int64_t probe_ms;    // when an unanswered probe was sent, -1: none
@@ -142,6 +143,44 @@ static void s_probe(chan_recv_t *cr)
     cr->probe_ms = zchan__now_ms();
 }
 
+//  Waits in the socket's own receive for one message from the hub, until
+//  deadline: one system call to sleep, where zmq_poll costs several. Returns
+//  0 (something came, or nothing and the deadline is not yet past: look
+//  again) or an error (ETIMEDOUT once the deadline has passed).
+static int s_block(chan_recv_t *cr, int64_t deadline)
+{
+    s_prepare(&cr->head);
+    long left = zchan__remaining(deadline);
+    int timeout = left > INT32_MAX ? INT32_MAX : (int) left;
+    if (timeout != cr->rcvtimeo && zmq_setsockopt(cr->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout) == 0)
+        cr->rcvtimeo = timeout;
+    zmq_msg_t frames[2];
+    zmq_msg_init(&frames[0]);
+    zmq_msg_init(&frames[1]);
+    size_t n = 0;
+    int rc = zchan__recv_frames(cr->sock, frames, 2, &n, 0);
+    if (rc == 0)
+        s_take(cr, frames, n);
+    zmq_msg_close(&frames[0]);
+    zmq_msg_close(&frames[1]);
+    if (rc == 0)
+        return 0;
+    if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
+        return zchan__zmq_error("recv");
+    return deadline >= 0 && zchan__now_ms() >= deadline ? ZCHAN_ETIMEDOUT : 0;
+}
+
+//  Waits until a message or the stop is ready, or the deadline passes.
+static int s_wait_until(chan_recv_t *cr, int64_t deadline)
+{
+    while (!cr->look && !cr->head.stopped) {
+        int rc = s_block(cr, deadline);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 //  Waits until a message or the stop is ready, or the deadline passes. With
 //  heartbeats on, a hub silent for hb_ms is probed, and one that then stays
 //  silent for hb_ms more is taken as gone: the receiver stops (ECLOSED).
@@ -149,10 +188,10 @@ static int s_wait(chan_recv_t *cr, int64_t deadline)
 {
     zchan_receiver_t *r = &cr->head;
     if (cr->hb_ms <= 0 || cr->handle == 0)
-        return zchan__receiver_wait(r, deadline);
+        return s_wait_until(cr, deadline);
     while (true) {
         int64_t due = (cr->probe_ms >= 0 ? cr->probe_ms : cr->heard_ms) + cr->hb_ms;
-        int rc = zchan__receiver_wait(r, deadline >= 0 && deadline < due ? deadline : due);
+        int rc = s_wait_until(cr, deadline >= 0 && deadline < due ? deadline : due);
         if (rc != ZCHAN_ETIMEDOUT || (deadline >= 0 && zchan__now_ms() >= deadline))
             return rc;
         int64_t now = zchan__now_ms();
@@ -171,7 +210,7 @@ static int s_wait(chan_recv_t *cr, int64_t deadline)
 static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
-    if (!s_ready(r)) {
+    if (!cr->look && !r->stopped) {
         int rc = s_wait(cr, zchan__deadline(timeout_ms));
         if (rc != 0)
             return zchan__fail(rc);
@@ -236,6 +275,7 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
         return zchan__fail_null(ZCHAN_ENOMEM);
     cr->head.ops = &s_chan_ops;
     cr->ctx = ch->ctx;
+    cr->rcvtimeo = -1;
     zchan_receiver_t *r = &cr->head;
     cr->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
     if (!cr->sock || zchan__connect(ch->ctx, cr->sock, ch->endpoint, ch->info.curve) != 0) {
@@ -273,7 +313,7 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
     }
     cr->kind = (zchan_kind_t) kind;
     cr->lazy = kind == ZCHAN_ANYCAST && capacity == 0;
-    cr->window = kind == ZCHAN_BROADCAST ? RECV_WINDOW : capacity < RECV_WINDOW ? (capacity ? capacity : 1) : RECV_WINDOW;
+    cr->window = kind == ZCHAN_BROADCAST ? RECV_WINDOW : capacity < ZCHAN_WINDOW_MAX ? (capacity ? capacity : 1) : ZCHAN_WINDOW_MAX;
     //  Created after a close: stopped at once.
     cr->head.stopped = closed;
     //  A hub reached over inproc lives in this process: no probes.

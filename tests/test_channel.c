@@ -236,6 +236,45 @@ static void test_anycast_n_to_m(void **state)
     zchan_destroy(&ch);
 }
 
+//  A larger capacity gives each sender a larger window, up to
+//  ZCHAN_WINDOW_MAX: the bound C + S * zchan_sender_window(C) is exact.
+static void test_anycast_window(void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    assert_int_equal(zchan_sender_window(0), 1);
+    assert_int_equal(zchan_sender_window(1), ZCHAN_SENDER_SLACK);
+    assert_int_equal(zchan_sender_window(ZCHAN_SENDER_SLACK), ZCHAN_SENDER_SLACK);
+    assert_int_equal(zchan_sender_window(100), 100);
+    assert_int_equal(zchan_sender_window(ZCHAN_WINDOW_MAX * 3), ZCHAN_WINDOW_MAX);
+    const size_t caps[] = {100, ZCHAN_WINDOW_MAX + 500};
+    for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+        char name[32];
+        snprintf(name, sizeof name, "window%zu", c);
+        zchan_t *ch = zchan_anycast_new(fx->ctx, s_uri(fx, name), caps[c]);
+        assert_non_null(ch);
+        zchan_sender_t *s = zchan_sender_new(ch);
+        size_t bound = caps[c] + zchan_sender_window(caps[c]), sent = 0;
+        while (sent < bound + 10 && zchan_send_int(s, (int64_t) sent, 200) == ZCHAN_OK)
+            sent++;
+        assert_int_equal(zchan_errno(), ZCHAN_ETIMEDOUT);
+        assert_int_equal(sent, bound);
+        //  All of it arrives, in order, and the channel has room again.
+        zchan_receiver_t *r = zchan_receiver_new(ch, 0);
+        for (size_t i = 0; i < bound; i++) {
+            int64_t v = -1;
+            tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK);
+            assert_int_equal(v, (int64_t) i);
+        }
+        tu_assert_rc(zchan_send_int(s, 7, 2000), ZCHAN_OK);
+        int64_t v = -1;
+        tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK);
+        assert_int_equal(v, 7);
+        zchan_receiver_destroy(&r);
+        zchan_sender_destroy(&s);
+        zchan_destroy(&ch);
+    }
+}
+
 static void test_anycast_capacity(void **state)
 {
     fx_t *fx = (fx_t *) *state;
@@ -725,7 +764,7 @@ static void test_graceful_receiver(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_anycast_basic),      T(test_anycast_n_to_m),    T(test_anycast_capacity),
+        T(test_anycast_basic),      T(test_anycast_n_to_m),    T(test_anycast_capacity), T(test_anycast_window),
         T(test_anycast_rendezvous), T(test_timeouts),          T(test_close),
         T(test_sender_destroy_then_close), T(test_broadcast_delivery), T(test_broadcast_late_receiver),
         T(test_broadcast_overflow), T(test_broadcast_resend_latest), T(test_names),
