@@ -95,20 +95,28 @@ static void s_free_data(void *data, void *hint)
 
 int zchan__msg_to_frame(zchan_msg_t *msg, zmq_msg_t *frame, bool move)
 {
-    if (!zchan_msg_object(msg))
+    //  Exactly one value (what the packer wrote may be empty, or several
+    //  values). A scalar, string, bin or ext is checked in one pass without
+    //  decoding it; containers are decoded, so that what msgpack-c cannot
+    //  decode (too deeply nested) fails here, at the sender.
+    size_t size, end = 0;
+    const char *data = s_bytes(msg, &size);
+    unsigned char b = data && size > 0 ? (unsigned char) data[0] : 0x90;
+    bool container = (b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf);
+    bool flat = !container && zchan__msgpack_span(data, size, &end) == 0 && end == size;
+    if (!flat && !(msg->decoded_size == size && size > 0) && !zchan_msg_object(msg))
         return ZCHAN_EINVAL;
     if (msg->has_frame) {
         int rc = move ? zmq_msg_move(frame, &msg->frame) : zmq_msg_copy(frame, &msg->frame);
         return rc == 0 ? 0 : ZCHAN_ESYS;
     }
-    size_t size = msg->sbuf.size;
     if (move && size >= MSG_COPY_BELOW) {
         //  Hand the packer's buffer to ZeroMQ: no copy of a large payload.
-        char *data = msgpack_sbuffer_release(&msg->sbuf);
+        char *buf = msgpack_sbuffer_release(&msg->sbuf);
         msg->decoded_size = 0;
-        if (zmq_msg_init_data(frame, data, size, s_free_data, NULL) != 0) {
-            msgpack_sbuffer_write(&msg->sbuf, data, size);
-            free(data);
+        if (zmq_msg_init_data(frame, buf, size, s_free_data, NULL) != 0) {
+            msgpack_sbuffer_write(&msg->sbuf, buf, size);
+            free(buf);
             return ZCHAN_ENOMEM;
         }
         return 0;

@@ -27,6 +27,12 @@ static uint64_t s_be(const unsigned char *p, size_t n)
 
 int zchan__msgpack_check(const void *data, size_t size)
 {
+    size_t end;
+    return zchan__msgpack_span(data, size, &end);
+}
+
+int zchan__msgpack_span(const void *data, size_t size, size_t *end)
+{
     const unsigned char *p = (const unsigned char *) data;
     size_t off = 0;
     uint64_t pending = 1; // values still to read; each takes at least one byte
@@ -88,13 +94,53 @@ int zchan__msgpack_check(const void *data, size_t size)
         off += (size_t) body;
         pending += items;
     }
+    *end = off;
     return 0;
+}
+
+//  The headers of the data path (DATA, DELIVER, CREDIT, ACK) are short arrays
+//  of unsigned integers: decodes those into h->fast, giving what
+//  msgpack_unpack would, without its zone. false for anything else (the
+//  caller then takes the general path, which also rejects what is invalid).
+static bool s_hdr_fast(zchan__hdr_t *h, const unsigned char *p, size_t size)
+{
+    if (size < 2 || (p[0] & 0xf0) != 0x90)
+        return false;
+    size_t n = p[0] & 0x0fu, off = 1;
+    if (n == 0 || n > ZCHAN__HDR_FAST)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (off >= size)
+            return false;
+        unsigned char b = p[off++];
+        size_t len = b == 0xcc ? 1 : b == 0xcd ? 2 : b == 0xce ? 4 : b == 0xcf ? 8 : 0;
+        uint64_t v = b;
+        if (len) {
+            if (len > size - off)
+                return false;
+            v = s_be(p + off, len);
+            off += len;
+        } else if (b > 0x7f)
+            return false;
+        h->fast[i].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        h->fast[i].via.u64 = v;
+    }
+    if (off != size)
+        return false;
+    h->obj.type = MSGPACK_OBJECT_ARRAY;
+    h->obj.via.array.size = (uint32_t) n;
+    h->obj.via.array.ptr = h->fast;
+    return true;
 }
 
 int zchan__hdr_parse(zchan__hdr_t *h, const void *data, size_t size)
 {
-    msgpack_zone_clear(&h->zone);
     h->valid = false;
+    if (s_hdr_fast(h, (const unsigned char *) data, size)) {
+        h->valid = true;
+        return 0;
+    }
+    msgpack_zone_clear(&h->zone);
     if (zchan__msgpack_check(data, size) != 0)
         return ZCHAN_EPROTO;
     size_t off = 0;
@@ -157,17 +203,47 @@ int zchan__hdr_str(const zchan__hdr_t *h, size_t i, const char **p, size_t *len)
     return 0;
 }
 
+//  The packer's writer: appends to the inline buffer, then to the heap.
+static int s_out_write(void *data, const char *buf, size_t len)
+{
+    zchan__out_t *o = (zchan__out_t *) data;
+    if (o->sbuf.failed)
+        return -1;
+    if (len > o->sbuf.alloc - o->sbuf.size) {
+        size_t want = 2 * (o->sbuf.size + len);
+        bool inl = o->sbuf.data == o->inline_buf;
+        char *p = inl ? malloc(want) : realloc(o->sbuf.data, want);
+        if (!p) {
+            o->sbuf.failed = true;
+            return -1;
+        }
+        if (inl)
+            memcpy(p, o->inline_buf, o->sbuf.size);
+        o->sbuf.data = p;
+        o->sbuf.alloc = want;
+    }
+    memcpy(o->sbuf.data + o->sbuf.size, buf, len);
+    o->sbuf.size += len;
+    return 0;
+}
+
 void zchan__out_init(zchan__out_t *o, size_t n, int type)
 {
-    msgpack_sbuffer_init(&o->sbuf);
-    msgpack_packer_init(&o->pk, &o->sbuf, msgpack_sbuffer_write);
+    o->sbuf.data = o->inline_buf;
+    o->sbuf.size = 0;
+    o->sbuf.alloc = sizeof o->inline_buf;
+    o->sbuf.failed = false;
+    msgpack_packer_init(&o->pk, o, s_out_write);
     msgpack_pack_array(&o->pk, n);
     msgpack_pack_uint64(&o->pk, (uint64_t) type);
 }
 
 void zchan__out_fini(zchan__out_t *o)
 {
-    msgpack_sbuffer_destroy(&o->sbuf);
+    if (o->sbuf.data != o->inline_buf)
+        free(o->sbuf.data);
+    o->sbuf.data = o->inline_buf;
+    o->sbuf.size = 0;
 }
 
 void zchan__out_u64(zchan__out_t *o, uint64_t v)
@@ -196,7 +272,7 @@ void zchan__out_bool(zchan__out_t *o, bool v)
 
 int zchan__out_send(zchan__out_t *o, void *sock, bool more, int flags)
 {
-    if (!o->sbuf.data)
+    if (o->sbuf.failed)
         return ZCHAN_ENOMEM;
     int rc = zmq_send(sock, o->sbuf.data, o->sbuf.size, flags | (more ? ZMQ_SNDMORE : 0));
     return rc < 0 ? zchan__zmq_error("send header") : 0;

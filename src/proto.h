@@ -36,10 +36,13 @@ enum {
 };
 
 //  A decoded header: the root array of a header frame.
+#define ZCHAN__HDR_FAST 8
 typedef struct {
     msgpack_zone zone;
     msgpack_object obj;
     bool valid;
+    //  The elements of a short all-integer header, decoded without the zone
+    msgpack_object fast[ZCHAN__HDR_FAST];
 } zchan__hdr_t;
 
 //  Initializes a header decoder with its own zone. Free with zchan__hdr_fini.
@@ -57,6 +60,11 @@ int zchan__hdr_parse(zchan__hdr_t *h, const void *data, size_t size);
 //  make it ask for 2^32 objects. Call it on peer bytes before
 //  msgpack_unpack. Returns 0 or EPROTO. Trailing bytes are not checked.
 int zchan__msgpack_check(const void *data, size_t size);
+//  As zchan__msgpack_check, and sets *end to the offset just past the value.
+//  It walks every byte of the value, so "0 and *end == size" means data is
+//  exactly one msgpack value, as msgpack_unpack would find: one pass, no
+//  allocation.
+int zchan__msgpack_span(const void *data, size_t size, size_t *end);
 
 //  The header's length, type, and typed fields. A missing or mistyped field
 //  returns EPROTO and leaves *out untouched.
@@ -69,10 +77,19 @@ int zchan__hdr_str(const zchan__hdr_t *h, size_t i, const char **p, size_t *len)
 //  Any field, for nested values (reply info maps).
 const msgpack_object *zchan__hdr_at(const zchan__hdr_t *h, size_t i);
 
-//  A header being built: a fixed buffer packer (headers are small).
+//  A header being built. Headers are small: they are packed into a buffer
+//  inside the struct (so it must not move between init and fini), which
+//  moves to the heap only for a long one (a reply with hub info).
+#define ZCHAN__OUT_INLINE 128
 typedef struct {
-    msgpack_sbuffer sbuf;
+    struct {
+        char *data;  // inline, or on the heap once it outgrew it
+        size_t size;
+        size_t alloc;
+        bool failed; // out of memory: the header is incomplete
+    } sbuf;
     msgpack_packer pk;
+    char inline_buf[ZCHAN__OUT_INLINE];
 } zchan__out_t;
 
 //  Starts a header array of n elements with type as the first. Free with

@@ -11,7 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RECV_WINDOW 16 // a broadcast receiver's window
+#define RECV_WINDOW 16 // a broadcast receiver's smallest window
+
+//  A broadcast receiver's window: a quarter of its limit, at least RECV_WINDOW
+//  and at most ZCHAN_WINDOW_MAX. So the default limit keeps the window of 16,
+//  and a receiver given a large limit takes messages in large batches.
+static uint64_t s_broadcast_window(uint64_t limit)
+{
+    uint64_t w = limit / 4;
+    return w < RECV_WINDOW ? RECV_WINDOW : w > ZCHAN_WINDOW_MAX ? ZCHAN_WINDOW_MAX : w;
+}
 
 typedef struct {
     zchan_receiver_t head;
@@ -32,6 +41,7 @@ typedef struct {
     int64_t heard_ms;    // when the hub was last heard from
     int64_t probe_ms;    // when an unanswered probe was sent, -1: none
     bool hub_lost;       // stopped because the hub did not answer a probe
+    zchan__hdr_t hdr;    // decodes the hub's headers (its zone is reused)
     char endpoint[ZCHAN__EP_MAX];
 } chan_recv_t;
 
@@ -81,15 +91,14 @@ static size_t s_pollitems(zchan_receiver_t *r, zmq_pollitem_t *items, size_t max
 //  Takes one message from the hub. Returns true if it set look or stopped.
 static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
 {
-    zchan__hdr_t h;
-    zchan__hdr_init(&h);
+    zchan__hdr_t *h = &cr->hdr;
     bool got = false;
-    if (zchan__hdr_parse(&h, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) == 0) {
-        int type = zchan__hdr_type(&h);
+    if (zchan__hdr_parse(h, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) == 0) {
+        int type = zchan__hdr_type(h);
         cr->heard_ms = zchan__now_ms(); // anything, a probe's reply included
         cr->probe_ms = -1;
         uint64_t dropped;
-        if (type == ZCHAN__DELIVER && n == 2 && zchan__hdr_u64(&h, 1, &dropped) == 0) {
+        if (type == ZCHAN__DELIVER && n == 2 && zchan__hdr_u64(h, 1, &dropped) == 0) {
             if (cr->avail > 0)
                 cr->avail--;
             cr->dropped = dropped;
@@ -100,7 +109,6 @@ static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
             got = true;
         }
     }
-    zchan__hdr_fini(&h);
     return got;
 }
 
@@ -255,6 +263,7 @@ static void s_destroy(zchan_receiver_t *r)
         zchan__out_fini(&o);
     }
     zchan_msg_destroy(&cr->look);
+    zchan__hdr_fini(&cr->hdr);
     if (cr->sock)
         zmq_close(cr->sock);
 }
@@ -276,6 +285,7 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
     cr->head.ops = &s_chan_ops;
     cr->ctx = ch->ctx;
     cr->rcvtimeo = -1;
+    zchan__hdr_init(&cr->hdr);
     zchan_receiver_t *r = &cr->head;
     cr->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
     if (!cr->sock || zchan__connect(ch->ctx, cr->sock, ch->endpoint, ch->info.curve) != 0) {
@@ -313,7 +323,7 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
     }
     cr->kind = (zchan_kind_t) kind;
     cr->lazy = kind == ZCHAN_ANYCAST && capacity == 0;
-    cr->window = kind == ZCHAN_BROADCAST ? RECV_WINDOW : capacity < ZCHAN_WINDOW_MAX ? (capacity ? capacity : 1) : ZCHAN_WINDOW_MAX;
+    cr->window = kind == ZCHAN_BROADCAST ? s_broadcast_window(limit ? limit : ZCHAN_BROADCAST_LIMIT) : capacity < ZCHAN_WINDOW_MAX ? (capacity ? capacity : 1) : ZCHAN_WINDOW_MAX;
     //  Created after a close: stopped at once.
     cr->head.stopped = closed;
     //  A hub reached over inproc lives in this process: no probes.

@@ -562,6 +562,38 @@ static void test_broadcast_overflow(void **state)
     zchan_destroy(&ch);
 }
 
+//  A receiver that has started reading takes a window of messages ahead of
+//  its reads, a quarter of its limit (at least 16, at most 1024), on top of
+//  the limit the hub keeps for it: a slow receiver holds at most that.
+static void test_broadcast_window(void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    const int limit = 400, window = limit / 4, more = 1000;
+    zchan_t *ch = zchan_broadcast_new(fx->ctx, s_uri(fx, "bwin"), false);
+    zchan_receiver_t *r = zchan_receiver_new(ch, limit);
+    zchan_sender_t *s = zchan_sender_new(ch);
+    int64_t v;
+    tu_assert_rc(zchan_send_int(s, 0, 0), ZCHAN_OK);
+    tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK); // the window is granted
+    assert_int_equal(v, 0);
+    for (int i = 1; i <= more; i++)
+        tu_assert_rc(zchan_send_int(s, i, 0), ZCHAN_OK);
+    zchan_sender_destroy(&s); // flushed: the hub has handled them all
+    //  The rest of the window went out at once; the ring kept the newest limit.
+    int got = 0;
+    int64_t last = 0;
+    while (zchan_recv_int(r, &v, 300) == ZCHAN_OK) {
+        assert_true(v > last);
+        last = v;
+        got++;
+    }
+    assert_int_equal(last, more);
+    assert_int_equal(got, window - 1 + limit);
+    assert_int_equal(zchan_receiver_dropped(r), more - (window - 1 + limit));
+    zchan_receiver_destroy(&r);
+    zchan_destroy(&ch);
+}
+
 static void test_broadcast_resend_latest(void **state)
 {
     fx_t *fx = (fx_t *) *state;
@@ -767,7 +799,7 @@ int main(void)
         T(test_anycast_basic),      T(test_anycast_n_to_m),    T(test_anycast_capacity), T(test_anycast_window),
         T(test_anycast_rendezvous), T(test_timeouts),          T(test_close),
         T(test_sender_destroy_then_close), T(test_broadcast_delivery), T(test_broadcast_late_receiver),
-        T(test_broadcast_overflow), T(test_broadcast_resend_latest), T(test_names),
+        T(test_broadcast_overflow), T(test_broadcast_window), T(test_broadcast_resend_latest), T(test_names),
         T(test_bad_uris),           T(test_unnamed),           T(test_references),
         T(test_graceful_receiver),
     };
