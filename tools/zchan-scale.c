@@ -36,6 +36,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <msgpack.h>
 #include <poll.h>
 #include <signal.h>
@@ -96,6 +97,16 @@ static long long rss_bytes(void)
         res = -1;
     fclose(f);
     return res < 0 ? -1 : res * sysconf(_SC_PAGESIZE);
+}
+
+//  Bytes the process has allocated with malloc and not freed, over all
+//  arenas (mallinfo2: in use in the heaps, plus mmap'd chunks). Unlike RSS,
+//  it does not hide what reuses memory freed earlier, and it counts a large
+//  calloc whole even while its pages are untouched.
+static long long heap_bytes(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    return (long long) (m.uordblks + m.hblkhd);
 }
 
 //  Open file descriptors of this process (/proc/self/fd, less the one that
@@ -1015,11 +1026,11 @@ static bool channel_series(env_t *e, const char *fig, const char *transport, boo
     }
     bool ok = true;
     long made = 0, prev_n = 0, prev_fds = 0, first_fds = 0;
-    long long prev_rss = 0, first_rss = 0;
+    long long prev_rss = 0, first_rss = 0, prev_heap = 0, first_heap = 0;
     human(o, "\n%s: one hub, %s channels, anycast and broadcast alternating, handles %s\n", fig,
           ipc_named ? "host-wide ipc://NAME" : "unnamed", keep ? "kept" : "destroyed (the hub's cost alone)");
-    human(o, "%8s %11s %6s %16s %14s %12s\n", "channels", "RSS KiB", "fds", "B/channel (step)", "fds/ch (step)",
-          "create us");
+    human(o, "%8s %11s %11s %6s %13s %13s %13s %10s\n", "channels", "RSS KiB", "heap KiB", "fds", "RSS B/ch", "heap B/ch",
+          "fds/ch", "create us");
     for (int s = 0; s < nsteps && ok && !g_stop; s++) {
         int64_t t0 = now_ns();
         long from = made;
@@ -1044,11 +1055,14 @@ static bool channel_series(env_t *e, const char *fig, const char *transport, boo
         if (!ok)
             break;
         double step_ns = (double) (now_ns() - t0);
-        long long rss = rss_bytes();
+        long long rss = rss_bytes(), heap = heap_bytes();
         long fds = fd_count();
-        char per[32] = "-", perfd[32] = "-";
+        char per[32] = "-", perh[32] = "-", perfd[32] = "-";
         if (s > 0) {
             snprintf(per, sizeof per, "%.0f", (double) (rss - prev_rss) / (double) (made - prev_n));
+            snprintf(perh, sizeof perh, "%.0f", (double) (heap - prev_heap) / (double) (made - prev_n));
+            csv_row(o, fig, made, "heap_per_channel_step", (double) (heap - prev_heap) / (double) (made - prev_n),
+                    "B", transport);
             snprintf(perfd, sizeof perfd, "%.3f", (double) (fds - prev_fds) / (double) (made - prev_n));
             csv_row(o, fig, made, "rss_per_channel_step", (double) (rss - prev_rss) / (double) (made - prev_n), "B",
                     transport);
@@ -1056,23 +1070,28 @@ static bool channel_series(env_t *e, const char *fig, const char *transport, boo
                     "count", transport);
         } else {
             first_rss = rss;
+            first_heap = heap;
             first_fds = fds;
         }
-        human(o, "%8ld %11lld %6ld %16s %14s %12.1f\n", made, rss / 1024, fds, per, perfd,
+        human(o, "%8ld %11lld %11lld %6ld %13s %13s %13s %10.1f\n", made, rss / 1024, heap / 1024, fds, per, perh, perfd,
               made > from ? step_ns / 1e3 / (double) (made - from) : 0.0);
         csv_row(o, fig, made, "rss_kib", (double) (rss / 1024), "KiB", transport);
+        csv_row(o, fig, made, "heap_kib", (double) (heap / 1024), "KiB", transport);
         csv_row(o, fig, made, "fds", (double) fds, "count", transport);
         csv_row(o, fig, made, "create_us", made > from ? step_ns / 1e3 / (double) (made - from) : 0, "us",
                 transport);
         prev_rss = rss;
+        prev_heap = heap;
         prev_fds = fds;
         prev_n = made;
     }
     if (ok && made > 1) {
         double per = (double) (prev_rss - first_rss) / (double) (made - 1);
-        human(o, "%s: %.0f B per idle channel (1 -> %ld), fds %+ld over the whole range\n", fig, per, made,
-              prev_fds - first_fds);
+        double perh = (double) (prev_heap - first_heap) / (double) (made - 1);
+        human(o, "%s: %.0f B RSS, %.0f B heap per idle channel (1 -> %ld); fds %+ld over the whole range\n", fig,
+              per, perh, made, prev_fds - first_fds);
         csv_row(o, fig, made, "bytes_per_channel", per, "B", transport);
+        csv_row(o, fig, made, "heap_bytes_per_channel", perh, "B", transport);
         csv_row(o, fig, made, "fds_growth", (double) (prev_fds - first_fds), "count", transport);
     }
     for (long i = 0; i < made; i++) {
@@ -1112,7 +1131,7 @@ typedef struct {
     bool ok;
     double rate, ns_per, sent_rate, secs;
     long messages, deliveries, procs;
-    double rss_per_rx, fds_per_rx;
+    double rss_per_rx, heap_per_rx, fds_per_rx;
     long long rss_peak_delta;
     long dropped, lost, dups;
     char err[512];
@@ -1144,7 +1163,7 @@ static void broadcast_step(env_t *e, long R, step_t *st)
         snprintf(st->err, sizeof st->err, "zchan_broadcast_new %s: %s", uri, zchan_strerror(zchan_errno()));
         goto out;
     }
-    long long rss0 = rss_bytes();
+    long long rss0 = rss_bytes(), heap0 = heap_bytes();
     long fd0 = fd_count();
     for (long i = 0; i < P; i++) {
         wargs_t w = {.role = R_BRECV, .n = share(R, P, i), .count = M, .id = i, .limit = M, .size = o->size,
@@ -1158,9 +1177,10 @@ static void broadcast_step(env_t *e, long R, step_t *st)
         goto out;
     //  Every receiver is attached: what the hub holds per receiver, before
     //  any message (the pipes to the workers are two fds each).
-    long long rss1 = rss_bytes();
+    long long rss1 = rss_bytes(), heap1 = heap_bytes();
     long fd1 = fd_count();
     st->rss_per_rx = (double) (rss1 - rss0) / (double) R;
+    st->heap_per_rx = (double) (heap1 - heap0) / (double) R;
     st->fds_per_rx = (double) (fd1 - fd0 - 2 * P) / (double) R;
     wargs_t w = {.role = R_BSEND, .count = M, .id = 0, .size = o->size, .stall_ms = o->stall_ms,
                  .phase_ms = o->timeout_s * 1000};
@@ -1232,8 +1252,8 @@ static bool figure_broadcast(env_t *e, const char *tr)
     bool ok = true;
     human(o, "\nbroadcast: 1 sender process, R receivers on one channel, %ld B, %s; receivers in processes of "
              "<= %ld, one select thread each\n", o->size, tr, o->per_process);
-    human(o, "%6s %5s %7s %10s %7s %13s %9s %7s %14s %9s %13s %7s\n", "R", "procs", "msgs", "deliveries", "secs",
-          "deliveries/s", "ns/deliv", "growth", "hub B/receiver", "hub fd/rx", "hub +KiB sent", "dropped");
+    human(o, "%6s %5s %7s %10s %6s %12s %8s %6s %12s %11s %11s %6s %7s\n", "R", "procs", "msgs", "deliveries", "secs",
+          "deliveries/s", "ns/deliv", "growth", "hub heap B/rx", "(ring B/rx)", "hub RSS B/rx", "fds/rx", "dropped");
     double prev_ns = 0;
     long prev_r = 0;
     for (int s = 0; s < nsteps && !g_stop; s++) {
@@ -1252,9 +1272,9 @@ static bool figure_broadcast(env_t *e, const char *tr)
         char growth[32] = "-";
         if (prev_ns > 0)
             snprintf(growth, sizeof growth, "x%.2f", st.ns_per / prev_ns);
-        human(o, "%6ld %5ld %7ld %10ld %7.2f %13.0f %9.0f %7s %14.0f %9.2f %13lld %7ld\n", R, st.procs, st.messages,
-              st.deliveries, st.secs, st.rate, st.ns_per, growth, st.rss_per_rx, st.fds_per_rx,
-              st.rss_peak_delta / 1024, st.dropped);
+        human(o, "%6ld %5ld %7ld %10ld %6.2f %12.0f %8.0f %6s %12.0f %11.0f %11.0f %6.2f %7ld\n", R, st.procs,
+              st.messages, st.deliveries, st.secs, st.rate, st.ns_per, growth, st.heap_per_rx,
+              (double) st.messages * (double) sizeof(zmq_msg_t), st.rss_per_rx, st.fds_per_rx, st.dropped);
         csv_row(o, "broadcast", R, "messages", (double) st.messages, "count", tr);
         csv_row(o, "broadcast", R, "processes", (double) st.procs, "count", tr);
         csv_row(o, "broadcast", R, "deliveries", (double) st.deliveries, "count", tr);
@@ -1263,6 +1283,7 @@ static bool figure_broadcast(env_t *e, const char *tr)
         csv_row(o, "broadcast", R, "ns_per_delivery", st.ns_per, "ns", tr);
         csv_row(o, "broadcast", R, "sent_per_s", st.sent_rate, "msg/s", tr);
         csv_row(o, "broadcast", R, "hub_rss_per_receiver", st.rss_per_rx, "B", tr);
+        csv_row(o, "broadcast", R, "hub_heap_per_receiver", st.heap_per_rx, "B", tr);
         csv_row(o, "broadcast", R, "hub_fds_per_receiver", st.fds_per_rx, "count", tr);
         csv_row(o, "broadcast", R, "ring_reserved_per_receiver", (double) st.messages * (double) sizeof(zmq_msg_t),
                 "B", tr);
