@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define MSG_COPY_BELOW 256 // smaller payloads are copied, larger ones handed over
+#define MSG_FIRST_ALLOC 128 // the packer's first buffer (msgpack-c would take 8 KiB)
 
 struct zchan_msg_t {
     msgpack_sbuffer sbuf;
@@ -29,6 +30,11 @@ zchan_msg_t *zchan_msg_new(void)
     if (!msg)
         return zchan__fail_null(ZCHAN_ENOMEM);
     msgpack_sbuffer_init(&msg->sbuf);
+    //  Most messages are small: a small first buffer is a cheap allocation;
+    //  msgpack_sbuffer_write grows it as needed (without it, it allocates).
+    msg->sbuf.data = malloc(MSG_FIRST_ALLOC);
+    if (msg->sbuf.data)
+        msg->sbuf.alloc = MSG_FIRST_ALLOC;
     msgpack_packer_init(&msg->pk, &msg->sbuf, msgpack_sbuffer_write);
     zmq_msg_init(&msg->frame);
     return msg;
