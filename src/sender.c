@@ -5,6 +5,12 @@
     capacity 0 the window is 1 and a send waits for its own acceptance, which
     is a receiver taking it; a send that times out cancels its message at the
     hub. Broadcast sends never wait for credit.
+
+    A send that waits for credit watches its hub as a receiver does: with
+    heartbeats on, a hub silent for the heartbeat timeout is probed (FLUSH),
+    and one that does not answer within another timeout, or answers that it
+    no longer knows this sender, is taken as gone: the sender stops and its
+    sends fail with ECLOSED.
 */
 #include "core.h"
 #include <stdatomic.h>
@@ -27,7 +33,17 @@ struct zchan_sender_t {
     char key[ZCHAN__EP_MAX];
     void *link; // this sender's place in ctx->senders
     zmq_msg_t hdr; // the DATA header, the same for every message
+    //  Probes of a silent hub while a send waits (s_wait).
+    int hb_ms;            // the context's heartbeat timeout, 0: no probes
+    int64_t heard_ms;     // when the hub was last heard from
+    int64_t wait_ms;      // when the current wait for credit began
+    int64_t probe_ms;     // when an unanswered probe was sent, -1: none
+    uint64_t probe_reqid; // the probe's request id, 0: none
+    bool hub_lost;        // stopped because the hub was found gone
+    char endpoint[ZCHAN__EP_MAX];
 };
+
+static void s_hub_lost(zchan_sender_t *s, const char *why);
 
 //  Handles a message from the hub that is not the reply being waited for.
 static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
@@ -36,10 +52,18 @@ static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
     zchan_sender_t *s = (zchan_sender_t *) arg;
     int type = zchan__hdr_type(h);
     uint64_t n;
+    s->heard_ms = zchan__now_ms(); // anything, a probe's reply included
+    s->probe_ms = -1;
     if (type == ZCHAN__ACK && zchan__hdr_u64(h, 1, &n) == 0)
         s->credit += n;
     else if (type == ZCHAN__CLOSED)
         atomic_store(&s->closed, true);
+    else if (type == ZCHAN__REPLY && s->probe_reqid && zchan__hdr_u64(h, 1, &n) == 0 && n == s->probe_reqid) {
+        uint64_t status = 0;
+        s->probe_reqid = 0;
+        if (zchan__hdr_u64(h, 2, &status) == 0 && status == ZCHAN_ENOTFOUND)
+            s_hub_lost(s, "no longer knows this sender");
+    }
 }
 
 //  Reads every message waiting from the hub. Never blocks.
@@ -70,18 +94,71 @@ static void s_pump(zchan_sender_t *s)
         zchan__hdr_fini(&h);
 }
 
+// ---------------------------------------------------------------------------
+// Watching the hub while a send waits
+
+//  The sender stops for good: its hub vanished, or lost its attachment.
+static void s_hub_lost(zchan_sender_t *s, const char *why)
+{
+    zsys_warning("zchan: sender on %s: the hub at %s %s; the sender stops", s->key, s->endpoint, why);
+    s->hub_lost = true;
+    atomic_store(&s->closed, true);
+}
+
+//  Asks the hub whether it still knows this sender: a FLUSH, which a live hub
+//  answers at once (ENOTFOUND if the attachment is gone). Never blocks; on a
+//  connection that is down the probe goes nowhere and stays unanswered.
+static void s_probe(zchan_sender_t *s)
+{
+    zchan__out_t o;
+    s->probe_reqid = zchan__reqid();
+    zchan__out_init(&o, 3, ZCHAN__FLUSH);
+    zchan__out_u64(&o, s->probe_reqid);
+    zchan__out_u64(&o, s->handle);
+    zchan__out_send(&o, s->sock, false, ZMQ_DONTWAIT);
+    zchan__out_fini(&o);
+    s->probe_ms = zchan__now_ms();
+}
+
+//  When the hub is next due a look (a probe, or giving up on one), -1 never.
+static int64_t s_probe_due(const zchan_sender_t *s)
+{
+    if (s->hb_ms <= 0 || s->hub_lost)
+        return -1;
+    if (s->probe_ms >= 0)
+        return s->probe_ms + s->hb_ms;
+    return (s->heard_ms > s->wait_ms ? s->heard_ms : s->wait_ms) + s->hb_ms;
+}
+
+//  A probe is due: send one, or give up on the one unanswered for hb_ms.
+static void s_probe_step(zchan_sender_t *s)
+{
+    if (s->probe_ms < 0)
+        s_probe(s);
+    else
+        s_hub_lost(s, "has not answered a probe");
+}
+
 //  Waits until the hub sends something or the deadline passes, then pumps.
-//  Returns 0 or ETIMEDOUT.
+//  A hub silent for the heartbeat timeout is probed, and one that stays
+//  silent for another is taken as gone (closed). Returns 0 or ETIMEDOUT.
 static int s_wait(zchan_sender_t *s, int64_t deadline)
 {
+    int64_t due = s_probe_due(s);
+    int64_t until = due >= 0 && (deadline < 0 || due < deadline) ? due : deadline;
     zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
-    int rc = zmq_poll(&item, 1, zchan__remaining(deadline));
+    int rc = zmq_poll(&item, 1, zchan__remaining(until));
     if (rc < 0 && zmq_errno() != EINTR)
         return zchan__zmq_error("poll");
-    if (rc > 0)
+    if (rc > 0) {
         s_pump(s);
-    else if (deadline >= 0 && zchan__now_ms() >= deadline)
+        return 0;
+    }
+    int64_t now = zchan__now_ms();
+    if (deadline >= 0 && now >= deadline)
         return ZCHAN_ETIMEDOUT;
+    if (due >= 0 && now >= due)
+        s_probe_step(s);
     return 0;
 }
 
@@ -105,6 +182,10 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
     if (!s)
         return zchan__fail_null(ZCHAN_ENOMEM);
     s->ctx = ch->ctx;
+    s->probe_ms = -1;
+    snprintf(s->endpoint, sizeof s->endpoint, "%s", ch->endpoint);
+    //  A hub reached over inproc lives in this process: no probes.
+    s->hb_ms = strncmp(ch->endpoint, "inproc://", 9) == 0 ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
     zmq_msg_init(&s->hdr);
     snprintf(s->hub, sizeof s->hub, "%s", ch->info.hub);
     snprintf(s->key, sizeof s->key, "%s", ch->key);
@@ -182,7 +263,7 @@ void zchan_sender_destroy(zchan_sender_t **s_p)
         pthread_mutex_unlock(&s->ctx->lock);
     }
     //  Detaching also flushes: the hub answers after all this sender's data.
-    if (s->sock && s->handle) {
+    if (s->sock && s->handle && !s->hub_lost) {
         int rc = s_flush(s, ZCHAN__DETACH);
         if (rc != 0 && s->unflushed)
             zsys_warning("zchan: sender on %s: could not confirm delivery of its last sends: %s", s->key,
@@ -249,6 +330,7 @@ int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
     s->used = true;
     int64_t deadline = zchan__deadline(timeout_ms);
     s_pump(s);
+    s->wait_ms = zchan__now_ms();
     while (!atomic_load(&s->closed) && !s->unlimited && s->credit == 0) {
         int rc = s_wait(s, deadline);
         if (rc != 0)
@@ -278,6 +360,8 @@ int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
             if (rc != 0 && rc != ZCHAN_ETIMEDOUT)
                 return zchan__fail(rc);
         }
+        if (s->hub_lost)
+            return zchan__fail(ZCHAN_ECLOSED); // never taken: the hub is gone
     }
     zchan_msg_destroy(msg_p);
     return 0;

@@ -17,6 +17,8 @@
     - The host of a channel dies: its remote senders and receivers get
       ECLOSED or ETIMEDOUT within their timeout, a receiver waiting forever
       stops with ECLOSED within two heartbeat timeouts, and nothing crashes.
+    - The host dies under a sender blocked forever (timeout -1) on the full
+      channel: the send returns ECLOSED within two heartbeat timeouts.
 
     The harness is tests/mproc.c: the parent never makes a context and only
     conducts; every role is a child with a watchdog, talking over pipes.
@@ -504,6 +506,68 @@ static void test_host_dies(void **state)
 }
 
 // ---------------------------------------------------------------------------
+// 7. The host of a channel dies (SIGKILL) while a remote sender is blocked
+//    with timeout -1 on the full channel. Bound: the send returns ECLOSED
+//    within two heartbeat timeouts of blocking (the hub is probed after one
+//    silent timeout and given up after another), the sender stays stopped,
+//    and destroying it returns at once.
+
+//  Fills the channel and its window, says "BLOCKING", then waits in a send
+//  that never times out, and reports "DONE SEND_MS DESTROY_MS".
+static int child_blocked_sender(const job_t *job)
+{
+    zchan_ctx_t *ctx = c_ctx_new();
+    zchan_t *ch;
+    C_NEW(ch, zchan_open(ctx, job->uri));
+    zchan_sender_t *s;
+    C_NEW(s, zchan_sender_new(ch));
+    int sent = 0;
+    while (zchan_send_int(s, 2, 200) == ZCHAN_OK)
+        sent++;
+    C_CHECK(sent >= (int) job->capacity);
+    c_say("BLOCKING %d", sent);
+    int64_t t0 = mp_now_ms();
+    C_RC(zchan_send_int(s, 3, -1), ZCHAN_ECLOSED);
+    long send_ms = (long) (mp_now_ms() - t0);
+    C_RC(zchan_send_int(s, 4, 0), ZCHAN_ECLOSED); // stopped for good
+    t0 = mp_now_ms();
+    zchan_sender_destroy(&s);
+    long destroy_ms = (long) (mp_now_ms() - t0);
+    c_say("DONE %ld %ld", send_ms, destroy_ms);
+    zchan_destroy(&ch);
+    zchan_ctx_destroy(&ctx);
+    return 0;
+}
+
+static void test_host_dies_sender_blocked(void **state)
+{
+    (void) state;
+    job_t hj = {0};
+    s_name(hj.name, sizeof hj.name, "hostdies-blocked");
+    hj.capacity = DEAD_CAPACITY;
+    kid_t *host = p_spawn("host", role_host, &hj);
+    job_t j = {0};
+    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    j.capacity = DEAD_CAPACITY;
+    kid_t *sender = p_spawn("blocked sender", child_blocked_sender, &j);
+    int filled = atoi(p_expect(sender, "BLOCKING"));
+    int64_t t0 = mp_now_ms();
+    p_kill(host);
+    const char *done = p_expect(sender, "DONE");
+    long since_kill = (long) (mp_now_ms() - t0);
+    long send_ms, destroy_ms;
+    assert_int_equal(sscanf(done, "%ld %ld", &send_ms, &destroy_ms), 2);
+    p_exit0(sender);
+    const long bound = 2 * FAULT_HB_TIMEOUT_MS + 1500L * mp_slow;
+    if (send_ms > bound)
+        fail_msg("the blocked send took %ld ms to end, bound %ld", send_ms, bound);
+    assert_true(destroy_ms < 1000L * mp_slow);
+    print_message("%s: host killed under a sender blocked with timeout -1 (%d sent first): ECLOSED after %ld ms "
+                  "(%ld after the kill; bound %ld), destroy %ld ms\n",
+                  mp_tcp ? "tcp" : "ipc", filled, send_ms, since_kill, bound, destroy_ms);
+}
+
+// ---------------------------------------------------------------------------
 
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
@@ -520,11 +584,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_receiver_killed), T(test_receiver_frozen), T(test_receiver_graceful),
         T(test_sender_killed),   T(test_slow_broadcast),  T(test_host_dies),
+        T(test_host_dies_sender_blocked),
     };
     const struct CMUnitTest ipc_tests[] = {
         T(test_receiver_killed),
         T(test_receiver_graceful),
         T(test_sender_killed),
+        T(test_host_dies_sender_blocked),
     };
     int failed = cmocka_run_group_tests_name("faults between processes, over tcp", tests, NULL, NULL);
     mp_tcp = false;
