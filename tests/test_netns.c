@@ -19,8 +19,9 @@
     B. down for 8 s, longer than the timeout: ZeroMQ's heartbeats drop the
        connection at both ends. The hub finds the receiver dead and counts
        what it held in `lost` (at most its credit window, min(capacity, 16)).
-       The receiver stops with ECLOSED (its probe is unanswered, or answered
-       CLOSED once reconnected), makes a new receiver, and traffic resumes.
+       The receiver either stops with ECLOSED (its probe is unanswered) and
+       makes a new receiver, or, when the hub answers its probe once
+       reconnected that it lost it, attaches again by itself; traffic resumes.
        Nothing is delivered twice; sent - received <= lost <= window.
 
     It skips (cmocka skip) when namespaces cannot be made: not root, no `ip`,
@@ -99,7 +100,10 @@ static int child_sender(const job_t *job)
 }
 
 //  Receives until the channel is closed. A receiver stopped while the
-//  channel is open (its hub lost it) is replaced: "REATTACH MS" tells when.
+//  channel is open (its hub lost it and did not answer its probe) is
+//  replaced; one whose hub answered that it lost it attaches again by
+//  itself. "REATTACH REMADE REJOINED MS" tells how often each happened, and
+//  when the last replacement was made.
 static int child_receiver(const job_t *job)
 {
     zchan_ctx_t *ctx = c_ctx_new();
@@ -111,6 +115,9 @@ static int child_receiver(const job_t *job)
     tally_t t;
     tally_init(&t, job->nsenders, job->count, job->gapless);
     int64_t t0 = mp_now_ms();
+    int remade = 0;         // receivers it made again after one stopped
+    uint64_t rejoined = 0;  // times its receivers attached again by themselves
+    long long remade_ms = -1;
     while (true) {
         zchan_msg_t *m = NULL;
         int rc = zchan_recv(r, &m, mp_recv_ms);
@@ -122,17 +129,21 @@ static int child_receiver(const job_t *job)
             C_RC(rc, ZCHAN_OK);
             if (st.closed)
                 break;
+            rejoined += zchan_receiver_reattached(r);
             zchan_receiver_destroy(&r);
             while (!(r = zchan_receiver_new(ch, 0)) && zchan_errno() == ZCHAN_ETIMEDOUT && mp_now_ms() < deadline)
                 ;
             C_CHECK(r != NULL);
-            c_say("REATTACH %lld", (long long) (mp_now_ms() - t0));
+            remade++;
+            remade_ms = (long long) (mp_now_ms() - t0);
             continue;
         }
         C_RC(rc, ZCHAN_OK);
         tally_msg(&t, m);
         zchan_msg_destroy(&m);
     }
+    rejoined += zchan_receiver_reattached(r);
+    c_say("REATTACH %d %llu %lld", remade, (unsigned long long) rejoined, remade_ms);
     c_report(&t, 0);
     tally_fini(&t);
     zchan_receiver_destroy(&r);
@@ -330,7 +341,12 @@ static void test_link_down_up(void **state)
     p_exit0(send);
     p_say(hub, "CLOSE");
     p_expect(hub, "CLOSED");
-    long reattach_ms = atol(p_expect(recv, "REATTACH"));
+    int remade = 0;
+    unsigned long long rejoined = 0;
+    long long reattach_ms = -1;
+    assert_int_equal(sscanf(p_expect(recv, "REATTACH"), "%d %llu %lld", &remade, &rejoined, &reattach_ms), 3);
+    //  Once at least: made again after ECLOSED, or attached again by itself.
+    assert_true(remade + rejoined >= 1);
     result_t res;
     p_result(recv, &res, NS_MAX);
     p_exit0(recv);
@@ -349,10 +365,10 @@ static void test_link_down_up(void **state)
     assert_true(missing >= 0);
     assert_true((unsigned long long) missing <= sb[2]);
     assert_true(sb[2] <= window);
-    print_message("netns: A, %d ms down: resumed in %ld ms, lost 0; B, %d ms down: the receiver re-attached at "
-                  "%ld ms, traffic resumed %ld ms after the link came up; sent %d, received %ld, STAT lost %llu "
-                  "(bound %llu)\n",
-                  NS_SHORT_MS, resume_a, NS_LONG_MS, reattach_ms, resume_b, sent, res.got, sb[2], window);
+    print_message("netns: A, %d ms down: resumed in %ld ms, lost 0; B, %d ms down: the receiver was made again %d "
+                  "times (last at %lld ms) and attached again by itself %llu times; traffic resumed %ld ms after "
+                  "the link came up; sent %d, received %ld, STAT lost %llu (bound %llu)\n",
+                  NS_SHORT_MS, resume_a, NS_LONG_MS, remade, reattach_ms, rejoined, resume_b, sent, res.got, sb[2], window);
 }
 
 int main(void)
