@@ -304,6 +304,13 @@ void zchan_receiver_destroy(zchan_receiver_t **r_p); // graceful: what it held g
 //  Returns how many broadcast messages this receiver has lost to its limit.
 uint64_t zchan_receiver_dropped(const zchan_receiver_t *r);
 
+//  Returns how many times the sender or receiver attached again by itself
+//  because its hub had lost its attachment (a relay that restarted; see
+//  docs/ARCHITECTURE.md, "A relay that restarts", for what may be lost then).
+//  Never blocks. 0 for a merged receiver or an adaptor.
+uint64_t zchan_sender_reattached(const zchan_sender_t *s);
+uint64_t zchan_receiver_reattached(const zchan_receiver_t *r);
+
 // ---------------------------------------------------------------------------
 // Messages: build with msgpack-c's packer; read the decoded root object.
 //  A message to send must hold exactly one msgpack value.

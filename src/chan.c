@@ -27,6 +27,46 @@ zchan_t *zchan__chan_make(zchan_ctx_t *ctx, zchan_kind_t kind, const char *key, 
     return ch;
 }
 
+void zchan__chan_loc(const zchan_t *ch, zchan__chanloc_t *w)
+{
+    memset(w, 0, sizeof *w);
+    w->kind = ch->kind;
+    w->known = ch->known;
+    w->capacity = ch->capacity;
+    w->resend = ch->resend;
+    snprintf(w->key, sizeof w->key, "%s", ch->key);
+    snprintf(w->endpoint, sizeof w->endpoint, "%s", ch->endpoint);
+    snprintf(w->curve, sizeof w->curve, "%s", ch->info.curve);
+}
+
+int zchan__chan_rejoin(zchan_ctx_t *ctx, const zchan__chanloc_t *w, bool *closed)
+{
+    zchan__out_t o;
+    if (w->known) {
+        zchan__out_init(&o, 7, ZCHAN__CREATE);
+        zchan__out_u64(&o, zchan__reqid());
+        zchan__out_str(&o, w->key);
+        zchan__out_u64(&o, w->kind);
+        zchan__out_u64(&o, w->capacity);
+        zchan__out_bool(&o, w->resend);
+    } else {
+        zchan__out_init(&o, 4, ZCHAN__OPEN);
+        zchan__out_u64(&o, zchan__reqid());
+        zchan__out_str(&o, w->key);
+    }
+    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
+    zchan__reply_t r;
+    int rc = zchan__request_key(ctx, w->endpoint, w->curve, &o, &r);
+    zchan__out_fini(&o);
+    uint64_t kind = 0;
+    if (rc == 0 && (zchan__hdr_u64(&r.hdr, 3, &kind) != 0 || zchan__hdr_bool(&r.hdr, 5, closed) != 0))
+        rc = ZCHAN_EPROTO;
+    else if (rc == 0 && kind != (uint64_t) w->kind)
+        rc = ZCHAN_EINVAL;
+    zchan__reply_fini(&r);
+    return rc;
+}
+
 //  Sends CREATE (create true) or OPEN for t to the hub at endpoint and makes
 //  a handle from the reply.
 static zchan_t *s_exchange(zchan_ctx_t *ctx, const char *endpoint, const zchan__target_t *t, const char *uri,
@@ -58,6 +98,12 @@ static zchan_t *s_exchange(zchan_ctx_t *ctx, const char *endpoint, const zchan__
             zchan__fail(ZCHAN_EPROTO);
         else
             ch = zchan__chan_make(ctx, (zchan_kind_t) got_kind, t->key, t->name, uri, endpoint, &info);
+        uint64_t got_capacity;
+        if (ch && zchan__hdr_u64(&r.hdr, 4, &got_capacity) == 0) {
+            ch->known = true;
+            ch->capacity = (size_t) got_capacity;
+            ch->resend = create && resend;
+        }
     }
     zchan__reply_fini(&r);
     return ch;

@@ -64,7 +64,23 @@ struct zchan_t {
     char *key;
     char endpoint[ZCHAN__EP_MAX]; // the locator this handle connects to
     zchan__hubinfo_t info;        // the hosting hub
+    bool known;                   // capacity and resend below are the channel's
+    size_t capacity;              // (from a CREATE or OPEN reply; unknown from a reference)
+    bool resend;
 };
+
+//  Where a sender or receiver finds its channel again after its hub lost its
+//  attachment (a relay that restarted): a copy of its channel handle's
+//  address and, when known, the channel's settings.
+typedef struct {
+    zchan_kind_t kind;
+    bool known;
+    size_t capacity;
+    bool resend;
+    char key[ZCHAN__EP_MAX];
+    char endpoint[ZCHAN__EP_MAX];
+    char curve[ZCHAN__KEY_Z85];
+} zchan__chanloc_t;
 
 // ---------------------------------------------------------------------------
 // Context services (ctx.c)
@@ -183,6 +199,16 @@ int zchan__request_key(zchan_ctx_t *ctx, const char *endpoint, const char *serve
 //  reached at endpoint. NULL (ENOMEM).
 zchan_t *zchan__chan_make(zchan_ctx_t *ctx, zchan_kind_t kind, const char *key, const char *name,
                           const char *uri, const char *endpoint, const zchan__hubinfo_t *info);
+
+//  Copies where ch lives into *w.
+void zchan__chan_loc(const zchan_t *ch, zchan__chanloc_t *w);
+
+//  Finds the channel again at its hub, for a party whose attachment the hub
+//  lost: CREATE with the channel's settings when they are known (the channel
+//  comes back, or is joined), else OPEN. Sets *closed from the reply.
+//  Returns 0, ENOTFOUND, EINVAL (it exists with the other kind), or the
+//  request's error (ETIMEDOUT, ECLOSED from a hub shutting down, ...).
+int zchan__chan_rejoin(zchan_ctx_t *ctx, const zchan__chanloc_t *w, bool *closed);
 
 // ---------------------------------------------------------------------------
 // Senders (sender.c), for close

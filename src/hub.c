@@ -306,6 +306,29 @@ static void s_send_closed(hub_t *hub, const peer_t *p)
     zchan__out_fini(&o);
 }
 
+//  [CLOSED, NOT_ATTACHED] to the current message's sender: its handle is not
+//  an attachment of this connection (the hub restarted, or a stranger). A
+//  client that knows the field attaches again; an older one stops.
+static void s_send_not_attached(hub_t *hub)
+{
+    zchan__out_t o;
+    zchan__out_init(&o, 2, ZCHAN__CLOSED);
+    zchan__out_u64(&o, ZCHAN__NOT_ATTACHED);
+    s_send_hdr(hub, NULL, &o, false);
+    zchan__out_fini(&o);
+}
+
+//  [CLOSING] to receiver p: the channel is closed; CLOSED follows once p has
+//  drained. A receiver that heard it does not bring the channel back if the
+//  hub restarts before it drained.
+static void s_send_closing(hub_t *hub, const peer_t *p)
+{
+    zchan__out_t o;
+    zchan__out_init(&o, 1, ZCHAN__CLOSING);
+    s_send_hdr(hub, p, &o, false);
+    zchan__out_fini(&o);
+}
+
 static void s_flush_ack(hub_t *hub, peer_t *p)
 {
     if (p->pending_ack == 0)
@@ -729,6 +752,8 @@ static void s_chan_close(hub_t *hub, chan_t *ch)
         s_flush_ack(hub, p);
         s_send_closed(hub, p);
     }
+    for (size_t i = 0; i < ch->nrecv; i++)
+        s_send_closing(hub, &hub->peers[ch->recv[i]]);
     if (ch->kind == ZCHAN_ANYCAST)
         s_anycast_pump(hub, ch);
     else
@@ -930,7 +955,7 @@ static void s_on_data(hub_t *hub, zmq_msg_t *payload)
         //  Not attached here (the hub restarted, or a stranger): tell it the
         //  channel is closed for it, so it stops rather than waits.
         s_proto_error(hub, "DATA from an unknown sender");
-        s_send_closed(hub, NULL);
+        s_send_not_attached(hub);
         return;
     }
     chan_t *ch = hub->peers[idx].ch;
@@ -987,7 +1012,7 @@ static void s_on_credit(hub_t *hub)
     uint32_t idx = s_peer_find(hub, handle, ROLE_RECEIVER);
     if (idx == UINT32_MAX) {
         s_proto_error(hub, "CREDIT from an unknown receiver");
-        s_send_closed(hub, NULL);
+        s_send_not_attached(hub);
         return;
     }
     peer_t *p = &hub->peers[idx];

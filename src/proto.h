@@ -32,8 +32,14 @@ enum {
     ZCHAN__REPLY = 64,   // [64, reqid, status, ...]
     ZCHAN__ACK = 65,     // [65, n]: n more anycast messages accepted (sender credit)
     ZCHAN__DELIVER = 66, // [66, dropped] + payload
-    ZCHAN__CLOSED = 67,  // [67]: the channel is closed (after all deliveries, for receivers)
+    ZCHAN__CLOSED = 67,  // [67]: the channel is closed (after all deliveries, for receivers);
+                         // [67, 1]: this connection has no such attachment here (ZCHAN__NOT_ATTACHED)
+    ZCHAN__CLOSING = 68, // [68]: to receivers at the close: CLOSED follows once they have drained
 };
+
+//  The reason field of [67, reason]: the hub does not know the attachment
+//  (it restarted, or dropped the connection). Not a close of the channel.
+#define ZCHAN__NOT_ATTACHED 1
 
 //  A decoded header: the root array of a header frame.
 #define ZCHAN__HDR_FAST 8

@@ -42,6 +42,11 @@ typedef struct {
     int64_t probe_ms;    // when an unanswered probe was sent, -1: none
     bool hub_lost;       // stopped because the hub did not answer a probe
     zchan__hdr_t hdr;    // decodes the hub's headers (its zone is reused)
+    bool detached;       // the hub does not know this attachment: attach again
+    bool closing;        // the hub said the channel is closed (CLOSED follows)
+    uint64_t reattached; // how many times it attached again
+    size_t limit;        // as asked at creation
+    zchan__chanloc_t loc; // where it finds its channel again
     char endpoint[ZCHAN__EP_MAX];
 } chan_recv_t;
 
@@ -104,10 +109,15 @@ static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
             cr->dropped = dropped;
             cr->look = zchan__msg_from_frame(&frames[1]);
             got = cr->look != NULL;
+        } else if (type == ZCHAN__CLOSED && zchan__hdr_u64(h, 1, &dropped) == 0
+                   && dropped == ZCHAN__NOT_ATTACHED) {
+            cr->detached = true; // not a close: the hub lost us
+            got = true;
         } else if (type == ZCHAN__CLOSED) {
             cr->head.stopped = true;
             got = true;
-        }
+        } else if (type == ZCHAN__CLOSING)
+            cr->closing = true;
     }
     return got;
 }
@@ -115,7 +125,7 @@ static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
 static bool s_ready(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
-    while (!cr->look && !r->stopped) {
+    while (!cr->look && !r->stopped && !cr->detached) {
         zmq_msg_t frames[2];
         zmq_msg_init(&frames[0]);
         zmq_msg_init(&frames[1]);
@@ -128,7 +138,7 @@ static bool s_ready(zchan_receiver_t *r)
         if (rc != 0)
             break;
     }
-    return cr->look || r->stopped;
+    return cr->look || r->stopped || cr->detached;
 }
 
 //  Asks the hub whether it still knows this receiver: a CREDIT that grants
@@ -181,7 +191,7 @@ static int s_block(chan_recv_t *cr, int64_t deadline)
 //  Waits until a message or the stop is ready, or the deadline passes.
 static int s_wait_until(chan_recv_t *cr, int64_t deadline)
 {
-    while (!cr->look && !cr->head.stopped) {
+    while (!cr->look && !cr->head.stopped && !cr->detached) {
         int rc = s_block(cr, deadline);
         if (rc != 0)
             return rc;
@@ -215,13 +225,22 @@ static int s_wait(chan_recv_t *cr, int64_t deadline)
     }
 }
 
+static void s_rejoin(chan_recv_t *cr);
+
 static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
-    if (!cr->look && !r->stopped) {
-        int rc = s_wait(cr, zchan__deadline(timeout_ms));
-        if (rc != 0)
-            return zchan__fail(rc);
+    int64_t deadline = zchan__deadline(timeout_ms);
+    while (true) {
+        if (!cr->look && !r->stopped) {
+            int rc = s_wait(cr, deadline);
+            if (rc != 0)
+                return zchan__fail(rc);
+        }
+        if (!cr->detached || r->stopped || cr->look)
+            break;
+        s_rejoin(cr); // then wait on, within the same deadline
+        s_prepare(r);
     }
     if (!cr->look)
         return zchan__fail(ZCHAN_ECLOSED);
@@ -243,7 +262,7 @@ static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 static void s_destroy(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
-    if (cr->sock && cr->handle && !cr->hub_lost) {
+    if (cr->sock && cr->handle && !cr->hub_lost && !cr->detached) {
         //  Graceful: the hub takes back whatever it handed us that we did not
         //  return from zchan_recv (the look-ahead included). A receiver that
         //  stopped on the close detaches too: the hub learns what it consumed
@@ -276,34 +295,22 @@ static const zchan__recv_ops_t s_chan_ops = {
     .destroy = s_destroy,
 };
 
-zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
+//  Attaches the receiver's socket to its channel (ATTACH_R) and takes the
+//  handle, kind and capacity the hub gives. Returns 0 or an error.
+static int s_attach(chan_recv_t *cr)
 {
-    assert(ch);
-    chan_recv_t *cr = calloc(1, sizeof *cr);
-    if (!cr)
-        return zchan__fail_null(ZCHAN_ENOMEM);
-    cr->head.ops = &s_chan_ops;
-    cr->ctx = ch->ctx;
-    cr->rcvtimeo = -1;
-    zchan__hdr_init(&cr->hdr);
-    zchan_receiver_t *r = &cr->head;
-    cr->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
-    if (!cr->sock || zchan__connect(ch->ctx, cr->sock, ch->endpoint, ch->info.curve) != 0) {
-        zchan_receiver_destroy(&r);
-        return zchan__fail_null(ZCHAN_ESYS);
-    }
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
     zchan__out_init(&o, 5, ZCHAN__ATTACH_R);
     zchan__out_u64(&o, reqid);
-    zchan__out_str(&o, ch->key);
-    zchan__out_u64(&o, limit ? limit : ZCHAN_BROADCAST_LIMIT);
+    zchan__out_str(&o, cr->loc.key);
+    zchan__out_u64(&o, cr->limit ? cr->limit : ZCHAN_BROADCAST_LIMIT);
     zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
     int rc = zchan__out_send(&o, cr->sock, false, 0);
     zchan__out_fini(&o);
     zchan__reply_t rep;
     if (rc == 0)
-        rc = zchan__await_reply(cr->sock, reqid, zchan__deadline(ch->ctx->timeout_ms), &rep, NULL, NULL);
+        rc = zchan__await_reply(cr->sock, reqid, zchan__deadline(cr->ctx->timeout_ms), &rep, NULL, NULL);
     else {
         zmq_msg_init(&rep.frame);
         zchan__hdr_init(&rep.hdr);
@@ -318,20 +325,98 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
     zchan__reply_fini(&rep);
     if (rc != 0) {
         cr->handle = 0;
-        zchan_receiver_destroy(&r);
-        return zchan__fail_null(rc);
+        return rc;
     }
     cr->kind = (zchan_kind_t) kind;
     cr->lazy = kind == ZCHAN_ANYCAST && capacity == 0;
-    cr->window = kind == ZCHAN_BROADCAST ? s_broadcast_window(limit ? limit : ZCHAN_BROADCAST_LIMIT) : capacity < ZCHAN_WINDOW_MAX ? (capacity ? capacity : 1) : ZCHAN_WINDOW_MAX;
+    cr->window = kind == ZCHAN_BROADCAST ? s_broadcast_window(cr->limit ? cr->limit : ZCHAN_BROADCAST_LIMIT)
+                 : capacity < ZCHAN_WINDOW_MAX ? (capacity ? capacity : 1) : ZCHAN_WINDOW_MAX;
     //  Created after a close: stopped at once.
     cr->head.stopped = closed;
-    //  A hub reached over inproc lives in this process: no probes.
-    cr->hb_ms = strncmp(ch->endpoint, "inproc://", 9) == 0 ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
     cr->heard_ms = zchan__now_ms();
     cr->probe_ms = -1;
+    return 0;
+}
+
+zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
+{
+    assert(ch);
+    chan_recv_t *cr = calloc(1, sizeof *cr);
+    if (!cr)
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    cr->head.ops = &s_chan_ops;
+    cr->ctx = ch->ctx;
+    cr->rcvtimeo = -1;
+    zchan__hdr_init(&cr->hdr);
+    cr->limit = limit;
+    zchan__chan_loc(ch, &cr->loc);
     snprintf(cr->endpoint, sizeof cr->endpoint, "%s", ch->endpoint);
+    zchan_receiver_t *r = &cr->head;
+    cr->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
+    if (!cr->sock || zchan__connect(ch->ctx, cr->sock, ch->endpoint, ch->info.curve) != 0) {
+        zchan_receiver_destroy(&r);
+        return zchan__fail_null(ZCHAN_ESYS);
+    }
+    int rc = s_attach(cr);
+    if (rc != 0) {
+        zchan_receiver_destroy(&r);
+        return zchan__fail_null(rc);
+    }
+    //  A hub reached over inproc lives in this process: no probes.
+    cr->hb_ms = strncmp(ch->endpoint, "inproc://", 9) == 0 ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
     return r;
+}
+
+// ---------------------------------------------------------------------------
+// Attaching again, when the hub lost the attachment (a relay restarted)
+
+//  By the time the hub's [CLOSED, NOT_ATTACHED] is read, every DELIVER that
+//  reached this socket before it has been returned by zchan_recv. So the
+//  receiver finds its channel again (creating it when its settings are
+//  known), attaches a fresh socket, and reads on: nothing it was handed is
+//  lost or read twice. A receiver told CLOSING (the channel was closed before
+//  the hub lost it) does not bring the channel back: it stops. On failure it
+//  stops too (ECLOSED).
+static void s_rejoin(chan_recv_t *cr)
+{
+    cr->detached = false;
+    bool closed = cr->closing;
+    int rc = closed ? 0 : zchan__chan_rejoin(cr->ctx, &cr->loc, &closed);
+    void *sock = NULL;
+    if (rc == 0 && !closed) {
+        sock = zchan__socket(cr->ctx, ZMQ_DEALER);
+        if (!sock || zchan__connect(cr->ctx, sock, cr->loc.endpoint, cr->loc.curve) != 0)
+            rc = ZCHAN_ESYS;
+    }
+    if (rc == 0 && !closed) {
+        zmq_close(cr->sock);
+        cr->sock = sock;
+        cr->rcvtimeo = -1; // a new socket: ZeroMQ's default
+        sock = NULL;
+        cr->avail = 0;
+        cr->unreported = 0; // consumed at the hub that forgot us
+        rc = s_attach(cr);
+    }
+    if (sock)
+        zmq_close(sock);
+    if (rc == 0 && !closed) {
+        cr->reattached++;
+        zsys_info("zchan: receiver of %s: attached again at %s", cr->loc.key, cr->endpoint);
+        return;
+    }
+    if (rc != 0)
+        zsys_warning("zchan: receiver of %s: cannot attach again at %s (%s); the receiver stops", cr->loc.key,
+                     cr->endpoint, zchan_strerror(rc));
+    cr->hub_lost = true; // no DETACH to a hub that does not know us
+    cr->head.stopped = true;
+}
+
+uint64_t zchan_receiver_reattached(const zchan_receiver_t *r)
+{
+    assert(r);
+    if (r->ops != &s_chan_ops)
+        return 0;
+    return ((const chan_recv_t *) r)->reattached;
 }
 
 uint64_t zchan_receiver_dropped(const zchan_receiver_t *r)

@@ -10,6 +10,15 @@
     Reading the socket when nothing is there costs ZeroMQ a system call, so a
     send reads what the hub sent (credit, a close) only when it is out of
     credit or every SENDER_PUMP_EVERY sends, never on every send.
+
+    A send that waits for credit watches its hub as a receiver does: with
+    heartbeats on, a hub silent for the heartbeat timeout is probed (FLUSH),
+    and one that does not answer within another timeout is taken as gone: the
+    sender stops and its sends fail with ECLOSED. A hub that answers that it
+    does not know this sender (it restarted: ENOTFOUND to the probe, or
+    [CLOSED, NOT_ATTACHED] to a DATA) is joined again: the sender finds its
+    channel by name and attaches again, on a new connection, and the send
+    goes on.
 */
 #include "core.h"
 #include <stdatomic.h>
@@ -36,7 +45,20 @@ struct zchan_sender_t {
     char key[ZCHAN__EP_MAX];
     void *link; // this sender's place in ctx->senders
     zmq_msg_t hdr; // the DATA header, the same for every message
+    //  Probes of a silent hub while a send waits (s_wait).
+    int hb_ms;            // the context's heartbeat timeout, 0: no probes
+    int64_t heard_ms;     // when the hub was last heard from
+    int64_t wait_ms;      // when the current wait for credit began
+    int64_t probe_ms;     // when an unanswered probe was sent, -1: none
+    uint64_t probe_reqid; // the probe's request id, 0: none
+    bool hub_lost;        // stopped because the hub was found gone
+    bool detached;        // the hub does not know this attachment: attach again
+    uint64_t reattached;  // how many times it did
+    zchan__chanloc_t loc;   // ...where it finds its channel again
+    char endpoint[ZCHAN__EP_MAX];
 };
+
+static void s_hub_lost(zchan_sender_t *s, const char *why);
 
 //  Handles a message from the hub that is not the reply being waited for.
 static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
@@ -45,10 +67,20 @@ static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
     zchan_sender_t *s = (zchan_sender_t *) arg;
     int type = zchan__hdr_type(h);
     uint64_t n;
+    s->heard_ms = zchan__now_ms(); // anything, a probe's reply included
+    s->probe_ms = -1;
     if (type == ZCHAN__ACK && zchan__hdr_u64(h, 1, &n) == 0)
         s->credit += n;
+    else if (type == ZCHAN__CLOSED && zchan__hdr_u64(h, 1, &n) == 0 && n == ZCHAN__NOT_ATTACHED)
+        s->detached = true;
     else if (type == ZCHAN__CLOSED)
         atomic_store(&s->closed, true);
+    else if (type == ZCHAN__REPLY && s->probe_reqid && zchan__hdr_u64(h, 1, &n) == 0 && n == s->probe_reqid) {
+        uint64_t status = 0;
+        s->probe_reqid = 0;
+        if (zchan__hdr_u64(h, 2, &status) == 0 && status == ZCHAN_ENOTFOUND)
+            s->detached = true;
+    }
 }
 
 //  Reads every message waiting from the hub. Never blocks.
@@ -80,12 +112,61 @@ static void s_pump(zchan_sender_t *s)
         zchan__hdr_fini(&h);
 }
 
+// ---------------------------------------------------------------------------
+// Watching the hub while a send waits
+
+//  The sender stops for good: its hub vanished, or lost its attachment.
+static void s_hub_lost(zchan_sender_t *s, const char *why)
+{
+    zsys_warning("zchan: sender on %s: the hub at %s %s; the sender stops", s->key, s->endpoint, why);
+    s->hub_lost = true;
+    atomic_store(&s->closed, true);
+}
+
+//  Asks the hub whether it still knows this sender: a FLUSH, which a live hub
+//  answers at once (ENOTFOUND if the attachment is gone). Never blocks; on a
+//  connection that is down the probe goes nowhere and stays unanswered.
+static void s_probe(zchan_sender_t *s)
+{
+    zchan__out_t o;
+    s->probe_reqid = zchan__reqid();
+    zchan__out_init(&o, 3, ZCHAN__FLUSH);
+    zchan__out_u64(&o, s->probe_reqid);
+    zchan__out_u64(&o, s->handle);
+    zchan__out_send(&o, s->sock, false, ZMQ_DONTWAIT);
+    zchan__out_fini(&o);
+    s->probe_ms = zchan__now_ms();
+}
+
+//  When the hub is next due a look (a probe, or giving up on one), -1 never.
+static int64_t s_probe_due(const zchan_sender_t *s)
+{
+    if (s->hb_ms <= 0 || s->hub_lost)
+        return -1;
+    if (s->probe_ms >= 0)
+        return s->probe_ms + s->hb_ms;
+    return (s->heard_ms > s->wait_ms ? s->heard_ms : s->wait_ms) + s->hb_ms;
+}
+
+//  A probe is due: send one, or give up on the one unanswered for hb_ms.
+static void s_probe_step(zchan_sender_t *s)
+{
+    if (s->probe_ms < 0)
+        s_probe(s);
+    else
+        s_hub_lost(s, "has not answered a probe");
+}
+
 //  Waits until the hub sends something or the deadline passes, then pumps.
-//  Blocks in the socket's own receive (one system call to sleep) rather than
-//  in zmq_poll, which costs several. Returns 0 or ETIMEDOUT.
+//  A hub silent for the heartbeat timeout is probed, and one that stays
+//  silent for another is taken as gone (closed). Blocks in the socket's own
+//  receive (one system call to sleep) rather than in zmq_poll, which costs
+//  several. Returns 0 or ETIMEDOUT.
 static int s_wait(zchan_sender_t *s, int64_t deadline)
 {
-    long left = zchan__remaining(deadline);
+    int64_t due = s_probe_due(s);
+    int64_t until = due >= 0 && (deadline < 0 || due < deadline) ? due : deadline;
+    long left = zchan__remaining(until);
     int timeout = left > INT32_MAX ? INT32_MAX : (int) left;
     if (timeout != s->rcvtimeo && zmq_setsockopt(s->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout) == 0)
         s->rcvtimeo = timeout;
@@ -109,8 +190,11 @@ static int s_wait(zchan_sender_t *s, int64_t deadline)
     }
     if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
         return zchan__zmq_error("recv");
-    if (deadline >= 0 && zchan__now_ms() >= deadline)
+    int64_t now = zchan__now_ms();
+    if (deadline >= 0 && now >= deadline)
         return ZCHAN_ETIMEDOUT;
+    if (due >= 0 && now >= due)
+        s_probe_step(s);
     return 0;
 }
 
@@ -127,27 +211,15 @@ static int s_request(zchan_sender_t *s, zchan__out_t *o, uint64_t reqid, zchan__
     return zchan__await_reply(s->sock, reqid, zchan__deadline(s->ctx->timeout_ms), r, s_on_other, s);
 }
 
-zchan_sender_t *zchan_sender_new(zchan_t *ch)
+//  Attaches the sender's socket to its channel (ATTACH_S) and takes the
+//  handle, kind and window the hub gives. Returns 0 or an error.
+static int s_attach(zchan_sender_t *s)
 {
-    assert(ch);
-    zchan_sender_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return zchan__fail_null(ZCHAN_ENOMEM);
-    s->ctx = ch->ctx;
-    s->rcvtimeo = -1;
-    zmq_msg_init(&s->hdr);
-    snprintf(s->hub, sizeof s->hub, "%s", ch->info.hub);
-    snprintf(s->key, sizeof s->key, "%s", ch->key);
-    s->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
-    if (!s->sock || zchan__connect(ch->ctx, s->sock, ch->endpoint, ch->info.curve) != 0) {
-        zchan_sender_destroy(&s);
-        return zchan__fail_null(ZCHAN_ESYS);
-    }
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
     zchan__out_init(&o, 4, ZCHAN__ATTACH_S);
     zchan__out_u64(&o, reqid);
-    zchan__out_str(&o, ch->key);
+    zchan__out_str(&o, s->key);
     zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
     zchan__reply_t r;
     int rc = s_request(s, &o, reqid, &r);
@@ -160,10 +232,8 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
             || (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)))
         rc = ZCHAN_EPROTO;
     zchan__reply_fini(&r);
-    if (rc != 0) {
-        zchan_sender_destroy(&s);
-        return zchan__fail_null(rc);
-    }
+    if (rc != 0)
+        return rc;
     s->kind = (zchan_kind_t) kind;
     s->credit = window;
     s->unlimited = kind == ZCHAN_BROADCAST;
@@ -176,10 +246,89 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
     zmq_msg_init_size(&s->hdr, o.sbuf.size);
     memcpy(zmq_msg_data(&s->hdr), o.sbuf.data, o.sbuf.size);
     zchan__out_fini(&o);
+    return 0;
+}
+
+zchan_sender_t *zchan_sender_new(zchan_t *ch)
+{
+    assert(ch);
+    zchan_sender_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    s->ctx = ch->ctx;
+    s->rcvtimeo = -1;
+    s->probe_ms = -1;
+    snprintf(s->endpoint, sizeof s->endpoint, "%s", ch->endpoint);
+    zchan__chan_loc(ch, &s->loc);
+    //  A hub reached over inproc lives in this process: no probes.
+    s->hb_ms = strncmp(ch->endpoint, "inproc://", 9) == 0 ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
+    zmq_msg_init(&s->hdr);
+    snprintf(s->hub, sizeof s->hub, "%s", ch->info.hub);
+    snprintf(s->key, sizeof s->key, "%s", ch->key);
+    s->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
+    if (!s->sock || zchan__connect(ch->ctx, s->sock, ch->endpoint, ch->info.curve) != 0) {
+        zchan_sender_destroy(&s);
+        return zchan__fail_null(ZCHAN_ESYS);
+    }
+    int rc = s_attach(s);
+    if (rc != 0) {
+        s->handle = 0;
+        zchan_sender_destroy(&s);
+        return zchan__fail_null(rc);
+    }
     pthread_mutex_lock(&s->ctx->lock);
     s->link = zlistx_add_end(s->ctx->senders, s);
     pthread_mutex_unlock(&s->ctx->lock);
     return s;
+}
+
+// ---------------------------------------------------------------------------
+// Attaching again, when the hub lost the attachment (a relay restarted)
+
+//  Finds the channel again (creating it when its settings are known) and
+//  attaches a fresh socket to it: a new connection, so nothing the old one
+//  still carries (DATA the hub refuses, its refusals) can be mistaken for
+//  the new attachment's. Messages the hub had not accepted are not sent
+//  again: nothing is delivered twice. On failure the sender stops (closed).
+static void s_rejoin(zchan_sender_t *s)
+{
+    s->detached = false;
+    bool closed = false;
+    int rc = zchan__chan_rejoin(s->ctx, &s->loc, &closed);
+    void *sock = NULL;
+    if (rc == 0 && !closed) {
+        sock = zchan__socket(s->ctx, ZMQ_DEALER);
+        if (!sock || zchan__connect(s->ctx, sock, s->loc.endpoint, s->loc.curve) != 0)
+            rc = ZCHAN_ESYS;
+    }
+    if (rc == 0 && !closed) {
+        zmq_close(s->sock);
+        s->sock = sock;
+        s->rcvtimeo = -1; // a new socket: ZeroMQ's default
+        sock = NULL;
+        s->probe_ms = -1;
+        s->probe_reqid = 0;
+        s->heard_ms = zchan__now_ms();
+        rc = s_attach(s);
+    }
+    if (sock)
+        zmq_close(sock);
+    if (rc == 0 && !closed) {
+        s->reattached++;
+        zsys_info("zchan: sender on %s: attached again at %s", s->key, s->endpoint);
+        return;
+    }
+    if (rc != 0)
+        zsys_warning("zchan: sender on %s: cannot attach again at %s (%s); the sender stops", s->key, s->endpoint,
+                     zchan_strerror(rc));
+    s->hub_lost = rc != 0; // no DETACH to a hub that does not know us
+    atomic_store(&s->closed, true);
+}
+
+uint64_t zchan_sender_reattached(const zchan_sender_t *s)
+{
+    assert(s);
+    return s->reattached;
 }
 
 //  Flush: when it returns 0, the hub has handled everything sent before.
@@ -212,7 +361,7 @@ void zchan_sender_destroy(zchan_sender_t **s_p)
         pthread_mutex_unlock(&s->ctx->lock);
     }
     //  Detaching also flushes: the hub answers after all this sender's data.
-    if (s->sock && s->handle) {
+    if (s->sock && s->handle && !s->hub_lost && !s->detached) {
         int rc = s_flush(s, ZCHAN__DETACH);
         if (rc != 0 && s->unflushed)
             zsys_warning("zchan: sender on %s: could not confirm delivery of its last sends: %s", s->key,
@@ -278,9 +427,18 @@ int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
     s->last_thread = pthread_self();
     s->used = true;
     int64_t deadline = zchan__deadline(timeout_ms);
-    if (s->credit == 0 || ++s->since_pump >= SENDER_PUMP_EVERY)
+    if (s->credit == 0 || s->detached || ++s->since_pump >= SENDER_PUMP_EVERY)
         s_pump(s);
-    while (!atomic_load(&s->closed) && !s->unlimited && s->credit == 0) {
+    bool waiting = false;
+    while (!atomic_load(&s->closed) && (s->detached || (!s->unlimited && s->credit == 0))) {
+        if (!waiting) {
+            s->wait_ms = zchan__now_ms(); // probes count from here
+            waiting = true;
+        }
+        if (s->detached) {
+            s_rejoin(s);
+            continue;
+        }
         int rc = s_wait(s, deadline);
         if (rc != 0)
             return zchan__fail(rc);
@@ -302,12 +460,21 @@ int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
         s->credit--;
     if (s->rendezvous) {
         //  Complete only when a receiver has taken it.
-        while (s->credit == 0 && !atomic_load(&s->closed)) {
+        s->wait_ms = zchan__now_ms();
+        while (s->credit == 0 && !atomic_load(&s->closed) && !s->detached) {
             rc = s_wait(s, deadline);
             if (rc == ZCHAN_ETIMEDOUT && s_cancel(s))
                 return zchan__fail(ZCHAN_ETIMEDOUT);
             if (rc != 0 && rc != ZCHAN_ETIMEDOUT)
                 return zchan__fail(rc);
+        }
+        if (s->hub_lost)
+            return zchan__fail(ZCHAN_ECLOSED); // never taken: the hub is gone
+        if (s->detached) {
+            //  The hub that had it forgot it: it was never taken. Attach
+            //  again for the next send; this one fails, keeping the message.
+            s_rejoin(s);
+            return zchan__fail(atomic_load(&s->closed) ? ZCHAN_ECLOSED : ZCHAN_ETIMEDOUT);
         }
     }
     zchan_msg_destroy(msg_p);
@@ -321,8 +488,15 @@ int zchan__senders_flush(zchan_ctx_t *ctx, const char *hub, const char *key)
     pthread_mutex_lock(&ctx->lock);
     for (zchan_sender_t *s = zlistx_first(ctx->senders); s && rc == 0; s = zlistx_next(ctx->senders))
         if (s->used && s->unflushed && pthread_equal(s->last_thread, self) && streq(s->hub, hub)
-            && streq(s->key, key) && !atomic_load(&s->closed))
+            && streq(s->key, key) && !atomic_load(&s->closed) && !s->detached) {
             rc = s_flush(s, ZCHAN__FLUSH);
+            if (rc == ZCHAN_ENOTFOUND) {
+                //  The hub lost this sender (it restarted): nothing of it to
+                //  flush there. It attaches again at its next send.
+                s->detached = true;
+                rc = 0;
+            }
+        }
     pthread_mutex_unlock(&ctx->lock);
     return rc;
 }

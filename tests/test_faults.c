@@ -17,677 +17,40 @@
     - The host of a channel dies: its remote senders and receivers get
       ECLOSED or ETIMEDOUT within their timeout, a receiver waiting forever
       stops with ECLOSED within two heartbeat timeouts, and nothing crashes.
+    - The host dies under a sender blocked forever (timeout -1) on the full
+      channel: the send returns ECLOSED within two heartbeat timeouts.
 
-    The harness is test_multiproc.c's: the parent never makes a context and
-    only conducts; every role is a child with a watchdog, talking over pipes.
+    The harness is tests/mproc.c: the parent never makes a context and only
+    conducts; every role is a child with a watchdog, talking over pipes.
     Every child gets short heartbeats ($ZCHAN_HEARTBEAT_MS), so a silent peer
     is dropped within about FAULT_HB_TIMEOUT_MS. Channels are on tcp
     127.0.0.1 (port 0), where a dead process's connections close at once; the
     killed receiver, the graceful one and the killed sender run over ipc too.
 */
-#include "testutil.h"
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
+#include "mproc.h"
 #include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define FAULT_HB_IVL_MS 250
 #define FAULT_HB_TIMEOUT_MS 2000
 #define FAULT_CHECK_MAX_MS 5000 // the hub's longest interval between checks of a quiet receiver
 
-static bool s_tcp = true;   // the transport of the group being run
-static int s_slow = 1;      // timing factor: 4 under valgrind
-static int s_wait_ms;       // longest the parent waits for one line or exit
-static int s_recv_ms;       // longest a child waits for one message
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-//  What a child is to do: one struct for every role, copied by fork.
-typedef struct {
-    char name[128];    // channel name to create (hosts)
-    char uri[256];     // channel to join
-    char host_id[64];  // ZCHAN_HOST_ID for the child, "" to keep the real one
-    int id;            // sender id, 1-based
-    int nsenders;      // senders whose messages a receiver tallies
-    int count;         // messages per sender (the tally's size)
-    int send_count;    // messages this sender sends (0: count)
-    int half;          // a sender says "HALF" after this many sends
-    size_t capacity;   // anycast capacity (hosts)
-    size_t limit;      // broadcast receiver limit
-    bool broadcast;    // the host makes a broadcast channel
-    bool gapless;      // a receiver must get every seq of every sender, in order
-    int die_after;     // a receiver stops reading after this many and waits to die
-    int leave_after;   // a receiver destroys itself gracefully after this many
-    bool wait_read;    // a receiver reads nothing until it hears "READ"
-} job_t;
-
-//  Sends that returned, per sender id, in memory shared with the parent.
-static volatile int *s_progress;
-
-// ---------------------------------------------------------------------------
-// The child side (as in test_multiproc.c)
-
-static int s_up = -1;   // child to parent
-static int s_down = -1; // parent to child
-static char s_in[4096];
-static size_t s_inlen;
-
-static void __attribute__((noreturn)) c_die(int line, const char *what, int rc)
-{
-    fprintf(stderr, "test_faults child %d: line %d: %s failed (%s)\n", (int) getpid(), line, what,
-            rc >= 0 ? zchan_strerror(rc) : "check");
-    _exit(3);
-}
-
-#define C_CHECK(cond)                                                                                      \
-    do {                                                                                                   \
-        if (!(cond))                                                                                       \
-            c_die(__LINE__, #cond, -1);                                                                    \
-    } while (0)
-
-//  A zchan call must return want.
-#define C_RC(call, want)                                                                                   \
-    do {                                                                                                   \
-        int c_rc_ = (call);                                                                                \
-        if (c_rc_ != (want))                                                                               \
-            c_die(__LINE__, #call, c_rc_);                                                                 \
-    } while (0)
-
-//  A constructor must not return NULL.
-#define C_NEW(var, call)                                                                                   \
-    do {                                                                                                   \
-        (var) = (call);                                                                                    \
-        if (!(var))                                                                                        \
-            c_die(__LINE__, #call, zchan_errno());                                                         \
-    } while (0)
-
-static void s_write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            _exit(4); // the parent is gone
-        p += w;
-        n -= (size_t) w;
-    }
-}
-
-//  Sends one line to the parent.
-static void c_say(const char *fmt, ...)
-{
-    static char line[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    C_CHECK(n > 0 && (size_t) n < sizeof line - 1);
-    line[n++] = '\n';
-    s_write_all(s_up, line, (size_t) n);
-}
-
-//  Waits for one line from the parent (the watchdog bounds the wait).
-static void c_hear(char *line, size_t n)
-{
-    while (true) {
-        char *nl = memchr(s_in, '\n', s_inlen);
-        if (nl) {
-            size_t len = (size_t) (nl - s_in);
-            C_CHECK(len < n);
-            memcpy(line, s_in, len);
-            line[len] = 0;
-            memmove(s_in, nl + 1, s_inlen - len - 1);
-            s_inlen -= len + 1;
-            return;
-        }
-        C_CHECK(s_inlen < sizeof s_in);
-        ssize_t r = read(s_down, s_in + s_inlen, sizeof s_in - s_inlen);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            _exit(5); // the parent is gone
-        s_inlen += (size_t) r;
-    }
-}
-
-static void c_expect(const char *word)
-{
-    char line[256];
-    c_hear(line, sizeof line);
-    if (strcmp(line, word) != 0) {
-        fprintf(stderr, "test_faults child %d: expected \"%s\", heard \"%s\"\n", (int) getpid(), word, line);
-        _exit(3);
-    }
-}
-
-static zchan_ctx_t *c_ctx_new(void)
-{
-    zchan_ctx_t *ctx;
-    C_NEW(ctx, zchan_ctx_new());
-    return ctx;
-}
-
-//  In tcp mode, makes the context listen on 127.0.0.1, port 0, and returns
-//  the endpoint it got; NULL in ipc mode.
-static const char *c_bind_tcp(zchan_ctx_t *ctx)
-{
-    if (!s_tcp)
-        return NULL;
-    C_RC(zchan_ctx_bind(ctx, "tcp://127.0.0.1:0"), ZCHAN_OK);
-    const char *ep;
-    C_NEW(ep, zchan_ctx_endpoint(ctx, "tcp"));
-    C_CHECK(strncmp(ep, "tcp://127.0.0.1:", 16) == 0 && atoi(ep + 16) > 0);
-    return ep;
-}
-
-//  The URI of channel name hosted by ctx: "TCP-ENDPOINT/NAME" in tcp mode
-//  (binding first), the host-wide "ipc://NAME" in ipc mode.
-static void c_host_uri(zchan_ctx_t *ctx, const char *name, char *uri, size_t n)
-{
-    const char *ep = c_bind_tcp(ctx);
-    if (ep)
-        snprintf(uri, n, "%s/%s", ep, name);
-    else
-        snprintf(uri, n, "ipc://%s", name);
-}
-
-//  Sends [sid, seq].
-static int c_send_tag(zchan_sender_t *s, int sid, int seq, int timeout_ms)
-{
-    zchan_msg_t *m;
-    C_NEW(m, zchan_msg_new());
-    msgpack_packer *pk = zchan_msg_packer(m);
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_int(pk, sid);
-    msgpack_pack_int(pk, seq);
-    int rc = zchan_send(s, &m, timeout_ms);
-    zchan_msg_destroy(&m);
-    return rc;
-}
-
-//  What a receiver got: a bit per (sender, seq), and what was wrong.
-typedef struct {
-    int nsenders, count;
-    bool gapless;
-    uint8_t *bits;
-    int *last; // per sender, -1 before the first
-    long got, dups, order, bad;
-} tally_t;
-
-static void tally_init(tally_t *t, const job_t *job)
-{
-    memset(t, 0, sizeof *t);
-    t->nsenders = job->nsenders;
-    t->count = job->count;
-    t->gapless = job->gapless;
-    t->bits = calloc((size_t) (t->nsenders * t->count + 7) / 8, 1);
-    t->last = malloc(sizeof(int) * (size_t) (t->nsenders + 1));
-    C_CHECK(t->bits && t->last);
-    for (int i = 0; i <= t->nsenders; i++)
-        t->last[i] = -1;
-}
-
-static void tally_fini(tally_t *t)
-{
-    free(t->bits);
-    free(t->last);
-}
-
-//  Tallies one received message; anything unexpected is counted, not trusted.
-static void tally_msg(tally_t *t, zchan_msg_t *m)
-{
-    const msgpack_object *o = zchan_msg_object(m);
-    if (!o || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2
-        || o->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER
-        || o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.array.ptr[0].via.u64 < 1
-        || o->via.array.ptr[0].via.u64 > (uint64_t) t->nsenders
-        || o->via.array.ptr[1].via.u64 >= (uint64_t) t->count) {
-        t->bad++;
-        return;
-    }
-    int sid = (int) o->via.array.ptr[0].via.u64, seq = (int) o->via.array.ptr[1].via.u64;
-    size_t bit = (size_t) (sid - 1) * (size_t) t->count + (size_t) seq;
-    if (t->bits[bit / 8] & (1u << (bit % 8))) {
-        t->dups++;
-        return;
-    }
-    t->bits[bit / 8] |= (uint8_t) (1u << (bit % 8));
-    t->got++;
-    if (t->gapless ? seq != t->last[sid] + 1 : seq <= t->last[sid])
-        t->order++;
-    t->last[sid] = seq;
-}
-
-//  "RESULT got dups order bad dropped HEXBITS"
-static void c_report(const tally_t *t, uint64_t dropped)
-{
-    size_t nbytes = (size_t) (t->nsenders * t->count + 7) / 8;
-    char *hex = malloc(nbytes * 2 + 1);
-    C_CHECK(hex);
-    for (size_t i = 0; i < nbytes; i++)
-        snprintf(hex + 2 * i, 3, "%02x", t->bits[i]);
-    hex[nbytes * 2] = 0;
-    c_say("RESULT %ld %ld %ld %ld %llu %s", t->got, t->dups, t->order, t->bad, (unsigned long long) dropped, hex);
-    free(hex);
-}
-
-// ---------------------------------------------------------------------------
-// Child roles
-
-//  "STAT sent delivered dropped lost receivers senders depth"
-static void c_say_stat(zchan_t *ch)
-{
-    zchan_stat_t st;
-    C_RC(zchan_stat(ch, &st), ZCHAN_OK);
-    c_say("STAT %llu %llu %llu %llu %llu %llu %llu", (unsigned long long) st.sent,
-          (unsigned long long) st.delivered, (unsigned long long) st.dropped, (unsigned long long) st.lost,
-          (unsigned long long) st.receivers, (unsigned long long) st.senders, (unsigned long long) st.depth);
-}
-
-//  Hosts one channel on tcp 127.0.0.1: says "URI ...", then obeys "CLOSE",
-//  "STAT", "WATCH N" (says "GONE MS" once the channel has N receivers, MS
-//  after the command came) and "EXIT".
-static int child_host(const job_t *job)
-{
-    zchan_ctx_t *ctx = c_ctx_new();
-    char uri[256];
-    c_host_uri(ctx, job->name, uri, sizeof uri);
-    zchan_t *ch;
-    if (job->broadcast)
-        C_NEW(ch, zchan_broadcast_new(ctx, uri, false));
-    else
-        C_NEW(ch, zchan_anycast_new(ctx, uri, job->capacity));
-    c_say("URI %s", uri);
-    while (true) {
-        char line[64];
-        c_hear(line, sizeof line);
-        if (strcmp(line, "CLOSE") == 0) {
-            C_RC(zchan_close(ch), ZCHAN_OK);
-            c_say("CLOSED");
-        } else if (strcmp(line, "STAT") == 0)
-            c_say_stat(ch);
-        else if (strncmp(line, "WATCH ", 6) == 0) {
-            uint64_t want = (uint64_t) atoi(line + 6);
-            int64_t t0 = s_now_ms();
-            zchan_stat_t st;
-            while (true) {
-                C_RC(zchan_stat(ch, &st), ZCHAN_OK);
-                if (st.receivers == want)
-                    break;
-                usleep(10000); // a poll of the hub's view: there is no event to wait for
-            }
-            c_say("GONE %lld", (long long) (s_now_ms() - t0));
-        } else if (strcmp(line, "EXIT") == 0)
-            break;
-        else
-            C_CHECK(!"a known command");
-    }
-    zchan_destroy(&ch);
-    zchan_ctx_destroy(&ctx);
-    return 0;
-}
-
-//  Joins the channel, says "READY" when attached, sends tagged messages after
-//  "GO" (saying "HALF" after job->half of them), counts each send that
-//  returned in s_progress, and exits once zchan_sender_destroy has returned.
-static int child_sender(const job_t *job)
-{
-    zchan_ctx_t *ctx = c_ctx_new();
-    zchan_t *ch;
-    C_NEW(ch, zchan_open(ctx, job->uri));
-    zchan_sender_t *s;
-    C_NEW(s, zchan_sender_new(ch));
-    c_say("READY");
-    c_expect("GO");
-    int n = job->send_count ? job->send_count : job->count;
-    for (int seq = 0; seq < n; seq++) {
-        C_RC(c_send_tag(s, job->id, seq, s_recv_ms), ZCHAN_OK);
-        s_progress[job->id] = seq + 1;
-        if (seq + 1 == job->half)
-            c_say("HALF");
-    }
-    zchan_sender_destroy(&s); // everything sent has reached the channel
-    c_say("SENT");
-    zchan_destroy(&ch);
-    zchan_ctx_destroy(&ctx);
-    return 0;
-}
-
-//  Joins the channel, says "READY" once its receiver exists, receives until
-//  the channel is closed and drained, and reports. With die_after, it stops
-//  reading after that many, reports, says "HOLDING" and waits to be killed
-//  with what the hub had handed it unread. With leave_after, it reports after
-//  that many, destroys its receiver (gracefully) and exits. With wait_read, it
-//  reads nothing until "READ".
-static int child_receiver(const job_t *job)
-{
-    zchan_ctx_t *ctx = c_ctx_new();
-    zchan_t *ch;
-    C_NEW(ch, zchan_open(ctx, job->uri));
-    zchan_receiver_t *r;
-    C_NEW(r, zchan_receiver_new(ch, job->limit));
-    c_say("READY");
-    if (job->wait_read)
-        c_expect("READ");
-    tally_t t;
-    tally_init(&t, job);
-    while (true) {
-        long seen = t.got + t.bad + t.dups;
-        if (job->die_after > 0 && seen == job->die_after) {
-            c_report(&t, 0);
-            c_say("HOLDING");
-            char line[64];
-            c_hear(line, sizeof line);
-            _exit(6); // should have been killed
-        }
-        if (job->leave_after > 0 && seen == job->leave_after)
-            break;
-        zchan_msg_t *m = NULL;
-        int rc = zchan_recv(r, &m, s_recv_ms);
-        if (rc == ZCHAN_ECLOSED)
-            break;
-        C_RC(rc, ZCHAN_OK);
-        tally_msg(&t, m);
-        zchan_msg_destroy(&m);
-    }
-    c_report(&t, zchan_receiver_dropped(r));
-    tally_fini(&t);
-    zchan_receiver_destroy(&r);
-    c_say("LEFT");
-    zchan_destroy(&ch);
-    zchan_ctx_destroy(&ctx);
-    return 0;
-}
-
-typedef struct {
-    char name[32];
-    pid_t pid; // 0 once reaped
-    int up;    // read: lines from the child
-    int down;  // write: lines to the child
-    char buf[32768];
-    size_t len;
-    bool eof;
-    int status;
-} kid_t;
-
-#define MAX_KIDS 16
-static kid_t s_kids[MAX_KIDS];
-static int s_nkids;
-
-static int s_watchdog_s(void)
-{
-    return 55 * s_slow;
-}
-
-//  Forks a child that runs fn(job) and exits with what it returns.
-static kid_t *spawn(const char *name, int (*fn)(const job_t *), const job_t *job)
-{
-    if (s_nkids >= MAX_KIDS)
-        fail_msg("too many children");
-    int up[2], down[2];
-    if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0)
-        fail_msg("pipe: %s", strerror(errno));
-    fflush(NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        fail_msg("fork: %s", strerror(errno));
-    if (pid == 0) {
-        //  cmocka's handlers would longjmp into the parent's test: not here.
-        const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS, SIGABRT, SIGALRM, SIGTERM, SIGINT};
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-            signal(sigs[i], SIG_DFL);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(98);
-        for (int i = 0; i < s_nkids; i++) {
-            if (s_kids[i].up >= 0)
-                close(s_kids[i].up);
-            if (s_kids[i].down >= 0)
-                close(s_kids[i].down);
-        }
-        close(up[0]);
-        close(down[1]);
-        s_up = up[1];
-        s_down = down[0];
-        alarm((unsigned) s_watchdog_s());
-        if (job->host_id[0])
-            setenv("ZCHAN_HOST_ID", job->host_id, 1);
-        exit(fn(job));
-    }
-    close(up[1]);
-    close(down[0]);
-    kid_t *k = &s_kids[s_nkids++];
-    memset(k, 0, sizeof *k);
-    snprintf(k->name, sizeof k->name, "%s", name);
-    k->pid = pid;
-    k->up = up[0];
-    k->down = down[1];
-    return k;
-}
-
-//  Reads what the child wrote, waiting until deadline. false on timeout.
-static bool p_fill(kid_t *k, int64_t deadline)
-{
-    if (k->eof)
-        return true;
-    long left = (long) (deadline - s_now_ms());
-    struct pollfd pfd = {k->up, POLLIN, 0};
-    int rc = poll(&pfd, 1, left > 0 ? (int) left : 0);
-    if (rc < 0 && errno == EINTR)
-        return true;
-    if (rc <= 0)
-        return false;
-    if (k->len == sizeof k->buf)
-        fail_msg("%s: line too long", k->name);
-    ssize_t r = read(k->up, k->buf + k->len, sizeof k->buf - k->len);
-    if (r < 0 && errno == EINTR)
-        return true;
-    if (r <= 0)
-        k->eof = true;
-    else
-        k->len += (size_t) r;
-    return true;
-}
-
-static const char *s_describe(int status)
-{
-    static char d[64];
-    if (WIFEXITED(status))
-        snprintf(d, sizeof d, "exit code %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(d, sizeof d, "killed by signal %d%s", WTERMSIG(status),
-                 WTERMSIG(status) == SIGALRM ? " (watchdog)" : "");
-    else
-        snprintf(d, sizeof d, "status %#x", status);
-    return d;
-}
-
-//  Waits for the child to end (its pipe closes), reaps it, returns its status.
-static int p_reap(kid_t *k)
-{
-    int64_t deadline = s_now_ms() + s_wait_ms;
-    while (!k->eof) {
-        if (k->len == sizeof k->buf)
-            k->len = 0; // unread chatter: not needed any more
-        if (!p_fill(k, deadline)) {
-            kill(k->pid, SIGKILL);
-            fail_msg("%s did not exit within %d ms", k->name, s_wait_ms);
-        }
-    }
-    int status = 0;
-    while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    k->pid = 0;
-    k->status = status;
-    close(k->up);
-    close(k->down);
-    k->up = k->down = -1;
-    return status;
-}
-
-static void p_exit0(kid_t *k)
-{
-    int status = p_reap(k);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("%s ended with %s", k->name, s_describe(status));
-}
-
-static void p_kill(kid_t *k)
-{
-    kill(k->pid, SIGKILL);
-    int status = p_reap(k);
-    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
-        fail_msg("%s ended with %s before it was killed", k->name, s_describe(status));
-}
-
-//  Waits for one line from the child.
-static void p_hear(kid_t *k, char *line, size_t n)
-{
-    int64_t deadline = s_now_ms() + s_wait_ms;
-    while (true) {
-        char *nl = memchr(k->buf, '\n', k->len);
-        if (nl) {
-            size_t len = (size_t) (nl - k->buf);
-            if (len >= n)
-                fail_msg("%s: line too long", k->name);
-            memcpy(line, k->buf, len);
-            line[len] = 0;
-            memmove(k->buf, nl + 1, k->len - len - 1);
-            k->len -= len + 1;
-            return;
-        }
-        if (k->eof) {
-            int status = p_reap(k);
-            fail_msg("%s ended (%s) while the test waited for a line from it", k->name, s_describe(status));
-        }
-        if (!p_fill(k, deadline))
-            fail_msg("%s said nothing within %d ms", k->name, s_wait_ms);
-    }
-}
-
-//  Waits for a line that starts with word; returns the rest (static storage).
-static const char *p_expect(kid_t *k, const char *word)
-{
-    static char line[16384];
-    p_hear(k, line, sizeof line);
-    size_t n = strlen(word);
-    if (strncmp(line, word, n) != 0 || (line[n] != 0 && line[n] != ' '))
-        fail_msg("%s said \"%.200s\", expected \"%s\"", k->name, line, word);
-    return line[n] ? line + n + 1 : line + n;
-}
-
-static void p_say(kid_t *k, const char *line)
-{
-    char buf[256];
-    int n = snprintf(buf, sizeof buf, "%s\n", line);
-    if (write(k->down, buf, (size_t) n) != n)
-        fail_msg("cannot talk to %s: %s", k->name, strerror(errno));
-}
-
-//  Kills and reaps every child still running (after a failure).
-static void p_kill_all(void)
-{
-    for (int i = 0; i < s_nkids; i++) {
-        kid_t *k = &s_kids[i];
-        if (k->pid > 0) {
-            kill(k->pid, SIGKILL);
-            while (waitpid(k->pid, NULL, 0) < 0 && errno == EINTR)
-                ;
-            k->pid = 0;
-        }
-        if (k->up >= 0)
-            close(k->up);
-        if (k->down >= 0)
-            close(k->down);
-        k->up = k->down = -1;
-    }
-    s_nkids = 0;
-}
-
-//  A receiver's report, parsed.
-typedef struct {
-    long got, dups, order, bad;
-    unsigned long long dropped;
-    uint8_t *bits;
-    size_t nbits;
-} result_t;
-
-//  Result bitmaps, freed by the teardown. Held here, not only by a test's
-//  locals, so that a child forked after a failed test inherits nothing
-//  unreachable (valgrind would report it in the child).
-#define MAX_BITMAPS 16
-static uint8_t *s_bitmaps[MAX_BITMAPS];
-static int s_nbitmaps;
-
-static void s_bitmaps_free(void)
-{
-    for (int i = 0; i < s_nbitmaps; i++)
-        free(s_bitmaps[i]);
-    s_nbitmaps = 0;
-}
-
-static void p_result(kid_t *k, result_t *res, size_t nbits)
-{
-    const char *rest = p_expect(k, "RESULT");
-    int off = 0;
-    memset(res, 0, sizeof *res);
-    if (sscanf(rest, "%ld %ld %ld %ld %llu %n", &res->got, &res->dups, &res->order, &res->bad, &res->dropped, &off)
-        != 5)
-        fail_msg("%s: bad result line", k->name);
-    const char *hex = rest + off;
-    size_t nbytes = (nbits + 7) / 8;
-    if (strlen(hex) != nbytes * 2)
-        fail_msg("%s: result bitmap of %zu hex digits, expected %zu", k->name, strlen(hex), nbytes * 2);
-    if (s_nbitmaps == MAX_BITMAPS)
-        fail_msg("too many results");
-    res->bits = calloc(nbytes, 1);
-    assert_non_null(res->bits);
-    s_bitmaps[s_nbitmaps++] = res->bits;
-    res->nbits = nbits;
-    for (size_t i = 0; i < nbytes; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            fail_msg("%s: bad result bitmap", k->name);
-        res->bits[i] = (uint8_t) v;
-    }
-}
-
-static bool s_bit(const result_t *r, size_t i)
-{
-    return (r->bits[i / 8] >> (i % 8)) & 1;
-}
 
 //  A channel name no other test (or run) uses.
 static void s_name(char *out, size_t n, const char *what)
 {
     static int seq;
-    snprintf(out, n, "ft%d-%d-%s-%s", (int) getpid(), ++seq, s_tcp ? "tcp" : "ipc", what);
+    snprintf(out, n, "ft%d-%d-%s-%s", (int) getpid(), ++seq, mp_tcp ? "tcp" : "ipc", what);
 }
 
 static int s_setup(void **state)
 {
     (void) state;
-    s_nkids = 0;
-    for (int i = 0; i < 8; i++)
-        s_progress[i] = 0;
+    for (int i = 0; i < MP_MAX_SENDERS; i++)
+        mp_progress[i] = 0;
     return 0;
 }
 
@@ -695,7 +58,6 @@ static int s_teardown(void **state)
 {
     (void) state;
     p_kill_all();
-    s_bitmaps_free();
     return 0;
 }
 
@@ -723,15 +85,6 @@ static long p_watch(kid_t *host, int n)
     return atol(p_expect(host, "GONE"));
 }
 
-//  Sends every child in kids "GO".
-static void p_go(kid_t **kids, int n)
-{
-    for (int i = 0; i < n; i++)
-        p_expect(kids[i], "READY");
-    for (int i = 0; i < n; i++)
-        p_say(kids[i], "GO");
-}
-
 // ---------------------------------------------------------------------------
 // 1 and 2. A receiver dies mid-stream holding messages: killed (SIGKILL, its
 //    connection closes at once), or frozen (SIGSTOP: its connection stays
@@ -754,37 +107,37 @@ static void s_dead_receiver(bool freeze)
     job_t hj = {0};
     s_name(hj.name, sizeof hj.name, freeze ? "frozen" : "killed");
     hj.capacity = DEAD_CAPACITY;
-    kid_t *host = spawn("host", child_host, &hj);
+    kid_t *host = p_spawn("host", role_host, &hj);
     job_t j = {0};
     snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
     j.nsenders = DEAD_SENDERS;
     j.count = DEAD_COUNT;
     kid_t *surv[DEAD_SURVIVORS], *send[DEAD_SENDERS];
     for (int i = 0; i < DEAD_SURVIVORS; i++)
-        surv[i] = spawn("surviving receiver", child_receiver, &j);
+        surv[i] = p_spawn("surviving receiver", role_receiver, &j);
     job_t dj = j;
     dj.die_after = DEAD_AFTER;
-    kid_t *dead = spawn("dying receiver", child_receiver, &dj);
+    kid_t *dead = p_spawn("dying receiver", role_receiver, &dj);
     for (int i = 0; i < DEAD_SURVIVORS; i++)
         p_expect(surv[i], "READY");
     p_expect(dead, "READY");
     for (int i = 0; i < DEAD_SENDERS; i++) {
         j.id = i + 1;
-        send[i] = spawn("sender", child_sender, &j);
+        send[i] = p_spawn("sender", role_sender, &j);
     }
     p_go(send, DEAD_SENDERS);
     size_t nbits = (size_t) DEAD_SENDERS * DEAD_COUNT;
     result_t dres, res[DEAD_SURVIVORS];
     p_result(dead, &dres, nbits);
     p_expect(dead, "HOLDING");
-    int64_t t0 = s_now_ms();
+    int64_t t0 = mp_now_ms();
     if (freeze)
         kill(dead->pid, SIGSTOP);
     else
         p_kill(dead);
     //  The hub notices: the channel is down to the survivors.
     long noticed = p_watch(host, DEAD_SURVIVORS);
-    long since_fault = (long) (s_now_ms() - t0);
+    long since_fault = (long) (mp_now_ms() - t0);
     if (freeze)
         p_kill(dead); // SIGKILL ends a stopped process too
     //  The senders complete: the dead receiver's share is not stuck.
@@ -806,9 +159,9 @@ static void s_dead_receiver(bool freeze)
     assert_int_equal(dres.bad + dres.dups, 0);
     long nobody = 0;
     for (size_t b = 0; b < nbits; b++) {
-        int at = s_bit(&dres, b);
+        int at = mp_bit(&dres, b);
         for (int i = 0; i < DEAD_SURVIVORS; i++)
-            at += s_bit(&res[i], b);
+            at += mp_bit(&res[i], b);
         if (at > 1)
             fail_msg("message (%zu, %zu) was consumed %d times", b / DEAD_COUNT + 1, b % DEAD_COUNT, at);
         nobody += at == 0;
@@ -829,12 +182,12 @@ static void s_dead_receiver(bool freeze)
     //  Noticed within: killed, the hub's first check of a receiver that went
     //  quiet holding messages (500 ms) up to its check interval; frozen, the
     //  heartbeat timeout as well.
-    long bound = (freeze ? FAULT_HB_TIMEOUT_MS : 0) + FAULT_CHECK_MAX_MS + 2000 * s_slow;
+    long bound = (freeze ? FAULT_HB_TIMEOUT_MS : 0) + FAULT_CHECK_MAX_MS + 2000 * mp_slow;
     if (since_fault > bound)
         fail_msg("the hub took %ld ms to notice the dead receiver, bound %ld", since_fault, bound);
     print_message("%s: receiver %s: it consumed %ld; survivors %ld; consumed by nobody %ld; STAT lost %llu (bound %llu); "
                   "noticed in %ld ms (%ld after the watch began)\n",
-                  s_tcp ? "tcp" : "ipc", freeze ? "frozen (SIGSTOP)" : "killed (SIGKILL)", dres.got, got, nobody, st.lost, window,
+                  mp_tcp ? "tcp" : "ipc", freeze ? "frozen (SIGSTOP)" : "killed (SIGKILL)", dres.got, got, nobody, st.lost, window,
                   since_fault, noticed);
 }
 
@@ -863,23 +216,23 @@ static void test_receiver_graceful(void **state)
     job_t hj = {0};
     s_name(hj.name, sizeof hj.name, "leave");
     hj.capacity = DEAD_CAPACITY;
-    kid_t *host = spawn("host", child_host, &hj);
+    kid_t *host = p_spawn("host", role_host, &hj);
     job_t j = {0};
     snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
     j.nsenders = LEAVE_SENDERS;
     j.count = LEAVE_COUNT;
     kid_t *stay[2], *send[LEAVE_SENDERS];
     for (int i = 0; i < 2; i++)
-        stay[i] = spawn("staying receiver", child_receiver, &j);
+        stay[i] = p_spawn("staying receiver", role_receiver, &j);
     job_t lj = j;
     lj.leave_after = 200;
-    kid_t *leaver = spawn("leaving receiver", child_receiver, &lj);
+    kid_t *leaver = p_spawn("leaving receiver", role_receiver, &lj);
     for (int i = 0; i < 2; i++)
         p_expect(stay[i], "READY");
     p_expect(leaver, "READY");
     for (int i = 0; i < LEAVE_SENDERS; i++) {
         j.id = i + 1;
-        send[i] = spawn("sender", child_sender, &j);
+        send[i] = p_spawn("sender", role_sender, &j);
     }
     p_go(send, LEAVE_SENDERS);
     size_t nbits = (size_t) LEAVE_SENDERS * LEAVE_COUNT;
@@ -903,14 +256,14 @@ static void test_receiver_graceful(void **state)
     p_exit0(host);
     assert_int_equal(lres.got, 200);
     for (size_t b = 0; b < nbits; b++) {
-        int at = s_bit(&lres, b) + s_bit(&res[0], b) + s_bit(&res[1], b);
+        int at = mp_bit(&lres, b) + mp_bit(&res[0], b) + mp_bit(&res[1], b);
         if (at != 1)
             fail_msg("message (%zu, %zu) consumed %d times", b / LEAVE_COUNT + 1, b % LEAVE_COUNT, at);
     }
     assert_int_equal(res[0].dups + res[1].dups + res[0].bad + res[1].bad, 0);
     assert_int_equal(st.lost, 0);
     assert_int_equal(st.sent, nbits);
-    print_message("%s: graceful receiver: it consumed %ld and left; the others %ld + %ld; lost %llu\n", s_tcp ? "tcp" : "ipc", lres.got,
+    print_message("%s: graceful receiver: it consumed %ld and left; the others %ld + %ld; lost %llu\n", mp_tcp ? "tcp" : "ipc", lres.got,
                   res[0].got, res[1].got, st.lost);
 }
 
@@ -931,12 +284,12 @@ static void test_sender_killed(void **state)
     job_t hj = {0};
     s_name(hj.name, sizeof hj.name, "ksend");
     hj.capacity = DEAD_CAPACITY;
-    kid_t *host = spawn("host", child_host, &hj);
+    kid_t *host = p_spawn("host", role_host, &hj);
     job_t j = {0};
     snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
     j.nsenders = 2;
     j.count = KS_COUNT;
-    kid_t *recv = spawn("receiver", child_receiver, &j);
+    kid_t *recv = p_spawn("receiver", role_receiver, &j);
     p_expect(recv, "READY");
     job_t j1 = j, j2 = j;
     j1.id = 1;
@@ -944,12 +297,12 @@ static void test_sender_killed(void **state)
     j2.id = 2;
     j2.half = KS_HALF;
     kid_t *send[2];
-    send[0] = spawn("surviving sender", child_sender, &j1);
-    send[1] = spawn("killed sender", child_sender, &j2);
+    send[0] = p_spawn("surviving sender", role_sender, &j1);
+    send[1] = p_spawn("killed sender", role_sender, &j2);
     p_go(send, 2);
     p_expect(send[1], "HALF");
     p_kill(send[1]);
-    int returned = s_progress[2];
+    int returned = mp_progress[2];
     p_expect(send[0], "SENT");
     p_exit0(send[0]);
     p_say(host, "CLOSE");
@@ -966,13 +319,13 @@ static void test_sender_killed(void **state)
     assert_int_equal(res.dups, 0);
     assert_int_equal(res.order, 0);
     for (int seq = 0; seq < KS_OTHER; seq++)
-        if (!s_bit(&res, (size_t) seq))
+        if (!mp_bit(&res, (size_t) seq))
             fail_msg("the surviving sender's message %d is missing", seq);
     int prefix = 0;
-    while (prefix < KS_COUNT && s_bit(&res, (size_t) KS_COUNT + (size_t) prefix))
+    while (prefix < KS_COUNT && mp_bit(&res, (size_t) KS_COUNT + (size_t) prefix))
         prefix++;
     for (int seq = prefix; seq < KS_COUNT; seq++)
-        if (s_bit(&res, (size_t) KS_COUNT + (size_t) seq))
+        if (mp_bit(&res, (size_t) KS_COUNT + (size_t) seq))
             fail_msg("the killed sender's stream has a gap before %d", seq);
     assert_true(returned >= KS_HALF && returned < KS_COUNT);
     //  One more may have gone out between its last send and its count.
@@ -983,7 +336,7 @@ static void test_sender_killed(void **state)
     assert_int_equal(st.lost, 0);
     print_message("%s: killed sender: %d sends had returned, %d arrived (lost %d, bound %d); the other sender's %d all "
                   "arrived\n",
-                  s_tcp ? "tcp" : "ipc", returned, prefix, returned - prefix, ZCHAN_SENDER_SLACK, KS_OTHER);
+                  mp_tcp ? "tcp" : "ipc", returned, prefix, returned - prefix, ZCHAN_SENDER_SLACK, KS_OTHER);
 }
 
 // ---------------------------------------------------------------------------
@@ -1001,7 +354,7 @@ static void test_slow_broadcast(void **state)
     job_t hj = {0};
     s_name(hj.name, sizeof hj.name, "bslow");
     hj.broadcast = true;
-    kid_t *host = spawn("host", child_host, &hj);
+    kid_t *host = p_spawn("host", role_host, &hj);
     job_t j = {0};
     snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
     j.nsenders = 1;
@@ -1010,22 +363,22 @@ static void test_slow_broadcast(void **state)
     j.limit = BS_COUNT; // room for all: the fast ones drop nothing
     kid_t *fast[2];
     for (int i = 0; i < 2; i++)
-        fast[i] = spawn("fast receiver", child_receiver, &j);
+        fast[i] = p_spawn("fast receiver", role_receiver, &j);
     job_t sj = j;
     sj.limit = BS_LIMIT;
     sj.wait_read = true;
     sj.gapless = false;
-    kid_t *slow = spawn("slow receiver", child_receiver, &sj);
+    kid_t *slow = p_spawn("slow receiver", role_receiver, &sj);
     for (int i = 0; i < 2; i++)
         p_expect(fast[i], "READY");
     p_expect(slow, "READY");
     j.id = 1;
-    kid_t *send = spawn("sender", child_sender, &j);
-    int64_t t0 = s_now_ms();
+    kid_t *send = p_spawn("sender", role_sender, &j);
+    int64_t t0 = mp_now_ms();
     p_go(&send, 1);
     //  The sender finishes while the slow receiver has read nothing.
     p_expect(send, "SENT");
-    long send_ms = (long) (s_now_ms() - t0);
+    long send_ms = (long) (mp_now_ms() - t0);
     p_exit0(send);
     p_say(host, "CLOSE");
     p_expect(host, "CLOSED");
@@ -1051,7 +404,7 @@ static void test_slow_broadcast(void **state)
     assert_int_equal(sres.order + sres.dups + sres.bad, 0);
     //  It kept the newest: the last L messages.
     for (int seq = BS_COUNT - BS_LIMIT; seq < BS_COUNT; seq++)
-        assert_true(s_bit(&sres, (size_t) seq));
+        assert_true(mp_bit(&sres, (size_t) seq));
     assert_int_equal(st.dropped, BS_COUNT - BS_LIMIT);
     assert_int_equal(st.sent, BS_COUNT);
     print_message("slow broadcast receiver: the sender sent %d in %ld ms while it read nothing; it got %ld, dropped "
@@ -1083,9 +436,9 @@ static int child_hd_party(const job_t *job)
     C_NEW(r1, zchan_receiver_new(ch, 0));
     C_NEW(r2, zchan_receiver_new(ch, 0));
     //  One message through, then fill the channel and the sender's window.
-    C_RC(zchan_send_int(s, 1, s_recv_ms), ZCHAN_OK);
+    C_RC(zchan_send_int(s, 1, mp_recv_ms), ZCHAN_OK);
     int64_t v;
-    C_RC(zchan_recv_int(r1, &v, s_recv_ms), ZCHAN_OK);
+    C_RC(zchan_recv_int(r1, &v, mp_recv_ms), ZCHAN_OK);
     C_CHECK(v == 1);
     int sent = 0;
     while (zchan_send_int(s, 2, 200) == ZCHAN_OK)
@@ -1093,33 +446,33 @@ static int child_hd_party(const job_t *job)
     C_CHECK(sent >= (int) job->capacity);
     c_say("READY");
     c_expect("GO");
-    const long slack = 1500L * s_slow;
-    int64_t t0 = s_now_ms();
+    const long slack = 1500L * mp_slow;
+    int64_t t0 = mp_now_ms();
     int rc = zchan_send_int(s, 3, HD_TIMEOUT_MS);
-    long send_ms = (long) (s_now_ms() - t0);
+    long send_ms = (long) (mp_now_ms() - t0);
     C_CHECK(rc == ZCHAN_ETIMEDOUT || rc == ZCHAN_ECLOSED);
     C_CHECK(send_ms < HD_TIMEOUT_MS + slack);
     //  r1 granted credit and holds what the hub handed it: drain that first.
-    t0 = s_now_ms();
+    t0 = mp_now_ms();
     zchan_msg_t *m = NULL;
     while ((rc = zchan_recv(r1, &m, HD_TIMEOUT_MS)) == ZCHAN_OK)
         zchan_msg_destroy(&m);
-    long recv_ms = (long) (s_now_ms() - t0);
+    long recv_ms = (long) (mp_now_ms() - t0);
     C_CHECK(rc == ZCHAN_ETIMEDOUT || rc == ZCHAN_ECLOSED);
     //  r2 never read: waits forever, and must stop.
-    t0 = s_now_ms();
+    t0 = mp_now_ms();
     rc = zchan_recv(r2, &m, -1);
-    long forever_ms = (long) (s_now_ms() - t0);
+    long forever_ms = (long) (mp_now_ms() - t0);
     C_CHECK(rc == ZCHAN_ECLOSED);
     C_CHECK(forever_ms < 2 * FAULT_HB_TIMEOUT_MS + slack);
     rc = zchan_recv(r2, &m, 0);
     C_CHECK(rc == ZCHAN_ECLOSED); // stopped for good
-    t0 = s_now_ms();
+    t0 = mp_now_ms();
     zchan_sender_destroy(&s);
     zchan_receiver_destroy(&r1);
     zchan_receiver_destroy(&r2);
     zchan_destroy(&ch);
-    long destroy_ms = (long) (s_now_ms() - t0);
+    long destroy_ms = (long) (mp_now_ms() - t0);
     C_CHECK(destroy_ms < 3 * HD_TIMEOUT_MS + slack);
     c_say("DONE %d %ld %ld %ld %ld", rc, send_ms, recv_ms, forever_ms, destroy_ms);
     zchan_ctx_destroy(&ctx);
@@ -1133,12 +486,12 @@ static void test_host_dies(void **state)
     s_name(hj.name, sizeof hj.name, "hostdies");
     hj.capacity = DEAD_CAPACITY;
     snprintf(hj.host_id, sizeof hj.host_id, "ft-host"); // another "host": tcp only
-    kid_t *host = spawn("host", child_host, &hj);
+    kid_t *host = p_spawn("host", role_host, &hj);
     job_t j = {0};
     snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
     j.capacity = DEAD_CAPACITY;
     snprintf(j.host_id, sizeof j.host_id, "ft-party");
-    kid_t *party = spawn("remote party", child_hd_party, &j);
+    kid_t *party = p_spawn("remote party", child_hd_party, &j);
     p_expect(party, "READY");
     p_kill(host);
     p_say(party, "GO");
@@ -1153,40 +506,96 @@ static void test_host_dies(void **state)
 }
 
 // ---------------------------------------------------------------------------
+// 7. The host of a channel dies (SIGKILL) while a remote sender is blocked
+//    with timeout -1 on the full channel. Bound: the send returns ECLOSED
+//    within two heartbeat timeouts of blocking (the hub is probed after one
+//    silent timeout and given up after another), the sender stays stopped,
+//    and destroying it returns at once.
+
+//  Fills the channel and its window, says "BLOCKING", then waits in a send
+//  that never times out, and reports "DONE SEND_MS DESTROY_MS".
+static int child_blocked_sender(const job_t *job)
+{
+    zchan_ctx_t *ctx = c_ctx_new();
+    zchan_t *ch;
+    C_NEW(ch, zchan_open(ctx, job->uri));
+    zchan_sender_t *s;
+    C_NEW(s, zchan_sender_new(ch));
+    int sent = 0;
+    while (zchan_send_int(s, 2, 200) == ZCHAN_OK)
+        sent++;
+    C_CHECK(sent >= (int) job->capacity);
+    c_say("BLOCKING %d", sent);
+    int64_t t0 = mp_now_ms();
+    C_RC(zchan_send_int(s, 3, -1), ZCHAN_ECLOSED);
+    long send_ms = (long) (mp_now_ms() - t0);
+    C_RC(zchan_send_int(s, 4, 0), ZCHAN_ECLOSED); // stopped for good
+    t0 = mp_now_ms();
+    zchan_sender_destroy(&s);
+    long destroy_ms = (long) (mp_now_ms() - t0);
+    c_say("DONE %ld %ld", send_ms, destroy_ms);
+    zchan_destroy(&ch);
+    zchan_ctx_destroy(&ctx);
+    return 0;
+}
+
+static void test_host_dies_sender_blocked(void **state)
+{
+    (void) state;
+    job_t hj = {0};
+    s_name(hj.name, sizeof hj.name, "hostdies-blocked");
+    hj.capacity = DEAD_CAPACITY;
+    kid_t *host = p_spawn("host", role_host, &hj);
+    job_t j = {0};
+    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    j.capacity = DEAD_CAPACITY;
+    kid_t *sender = p_spawn("blocked sender", child_blocked_sender, &j);
+    int filled = atoi(p_expect(sender, "BLOCKING"));
+    int64_t t0 = mp_now_ms();
+    p_kill(host);
+    const char *done = p_expect(sender, "DONE");
+    long since_kill = (long) (mp_now_ms() - t0);
+    long send_ms, destroy_ms;
+    assert_int_equal(sscanf(done, "%ld %ld", &send_ms, &destroy_ms), 2);
+    p_exit0(sender);
+    const long bound = 2 * FAULT_HB_TIMEOUT_MS + 1500L * mp_slow;
+    if (send_ms > bound)
+        fail_msg("the blocked send took %ld ms to end, bound %ld", send_ms, bound);
+    assert_true(destroy_ms < 1000L * mp_slow);
+    print_message("%s: host killed under a sender blocked with timeout -1 (%d sent first): ECLOSED after %ld ms "
+                  "(%ld after the kill; bound %ld), destroy %ld ms\n",
+                  mp_tcp ? "tcp" : "ipc", filled, send_ms, since_kill, bound, destroy_ms);
+}
+
+// ---------------------------------------------------------------------------
 
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
 int main(void)
 {
-    const char *preload = getenv("LD_PRELOAD");
-    if (preload && strstr(preload, "vgpreload"))
-        s_slow = 4;
-    s_wait_ms = 40000 * s_slow;
-    s_recv_ms = 30000 * s_slow;
-    signal(SIGPIPE, SIG_IGN);
+    mp_init();
+    mp_tcp = true;
     char hb[32];
     snprintf(hb, sizeof hb, "%d", FAULT_HB_IVL_MS);
     setenv("ZCHAN_HEARTBEAT_MS", hb, 1);
     snprintf(hb, sizeof hb, "%d", FAULT_HB_TIMEOUT_MS);
     setenv("ZCHAN_HEARTBEAT_TIMEOUT_MS", hb, 1);
-    s_progress = mmap(NULL, 8 * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (s_progress == MAP_FAILED)
-        return 1;
     tu_ipc_dir();
     const struct CMUnitTest tests[] = {
         T(test_receiver_killed), T(test_receiver_frozen), T(test_receiver_graceful),
         T(test_sender_killed),   T(test_slow_broadcast),  T(test_host_dies),
+        T(test_host_dies_sender_blocked),
     };
     const struct CMUnitTest ipc_tests[] = {
         T(test_receiver_killed),
         T(test_receiver_graceful),
         T(test_sender_killed),
+        T(test_host_dies_sender_blocked),
     };
     int failed = cmocka_run_group_tests_name("faults between processes, over tcp", tests, NULL, NULL);
-    s_tcp = false;
+    mp_tcp = false;
     failed += cmocka_run_group_tests_name("faults between processes, over ipc", ipc_tests, NULL, NULL);
     p_kill_all();
     tu_cleanup_dir();
-    munmap((void *) s_progress, 8 * sizeof(int));
     return failed ? 1 : 0;
 }

@@ -1132,13 +1132,16 @@ static void fc_expect_status(void *sock, fc_buf_t *b, uint64_t reqid, uint64_t s
     fc_in_fini(&r);
 }
 
-//  Expects a CLOSED on sock, sent to a stranger.
+//  Expects a CLOSED on sock, sent to a stranger: [67, 1], "not attached
+//  here" (PROTOCOL.md section 7), not a close of any channel.
 static void fc_expect_closed(void *sock)
 {
     fc_in_t in;
     assert_true(fc_recv(sock, FC_WAIT_MS, &in));
     assert_int_equal(in.type, FC_CLOSED);
-    assert_int_equal(in.n, 1);
+    assert_int_equal(in.n, 2);
+    assert_int_equal(in.f[1].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    assert_int_equal(in.f[1].via.u64, 1);
     fc_in_fini(&in);
 }
 
