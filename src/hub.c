@@ -29,6 +29,8 @@
 #define HUB_BATCH 512         // messages read per poll wake-up before flushing acks
 #define HUB_MAX_CREDIT ZCHAN_WINDOW_MAX // the most credit a receiver may hold
 #define HUB_PEER_MAX (1u << 24)
+#define HUB_RING_FIRST 16       // a broadcast ring's first size; it doubles up to the limit
+#define HUB_ATTACH_PER_CONN 64  // attachments one connection may hold at once
 #define HUB_CHECK_FIRST_MS 500 // a receiver quiet this long while it holds messages is checked
 #define HUB_CHECK_MAX_MS 5000  // checks of a quiet receiver back off to this interval
 
@@ -62,6 +64,7 @@ typedef struct {
     fifo_t inflight;    // anycast: delivered, not reported consumed
     zmq_msg_t *ring;    // broadcast: messages waiting for credit
     size_t ring_cap, ring_head, ring_len;
+    size_t ring_limit;  // broadcast: the receiver's limit, which ring_cap grows to
     uint64_t dropped;   // broadcast: lost to the limit
     bool closed_sent;
     int fd;             // the peer's connection (ZMQ_SRCFD), -1 if unknown (inproc)
@@ -111,6 +114,7 @@ typedef struct zchan__hub {
     int64_t scan_at; // when to check quiet receivers that hold messages, -1: none
     zmq_msg_t *hdr_frame; // the header frame of the message being handled
     bool closing; // after CLOSEALL: no new channels
+    zhashx_t *conns; // attachments per connection: routing id (hex) -> count
 } hub_t;
 
 // ---------------------------------------------------------------------------
@@ -225,6 +229,44 @@ static uint32_t s_peer_find(hub_t *hub, uint64_t handle, role_t role)
     return idx;
 }
 
+//  The key of a connection in hub->conns: its routing id in hex.
+static void s_conn_key(const uint8_t *rid, size_t len, char out[2 * 255 + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[rid[i] >> 4];
+        out[2 * i + 1] = hex[rid[i] & 15];
+    }
+    out[2 * len] = 0;
+}
+
+//  How many attachments the connection with routing id rid holds.
+static size_t s_conn_count(hub_t *hub, const uint8_t *rid, size_t len)
+{
+    char key[2 * 255 + 1];
+    s_conn_key(rid, len, key);
+    return hub->conns ? (size_t) (uintptr_t) zhashx_lookup(hub->conns, key) : 0;
+}
+
+//  Adds delta (+1 or -1) to the attachments of connection rid. 0, or -1 if
+//  out of memory (only when adding).
+static int s_conn_add(hub_t *hub, const uint8_t *rid, size_t len, int delta)
+{
+    if (!hub->conns)
+        return delta > 0 ? -1 : 0;
+    char key[2 * 255 + 1];
+    s_conn_key(rid, len, key);
+    size_t n = (size_t) (uintptr_t) zhashx_lookup(hub->conns, key);
+    if (delta < 0 && n <= 1) {
+        zhashx_delete(hub->conns, key);
+        return 0;
+    }
+    n = delta < 0 ? n - 1 : n + 1;
+    return zhashx_insert(hub->conns, key, (void *) (uintptr_t) n) == 0
+               ? 0
+               : (zhashx_update(hub->conns, key, (void *) (uintptr_t) n), 0);
+}
+
 static uint32_t s_peer_new(hub_t *hub, role_t role, chan_t *ch)
 {
     uint32_t idx;
@@ -261,12 +303,14 @@ static void s_ring_clear(peer_t *p)
         zmq_msg_close(&p->ring[(p->ring_head + i) % p->ring_cap]);
     free(p->ring);
     p->ring = NULL;
-    p->ring_len = p->ring_cap = p->ring_head = 0;
+    p->ring_len = p->ring_cap = p->ring_head = p->ring_limit = 0;
 }
 
 static void s_peer_free(hub_t *hub, uint32_t idx)
 {
     peer_t *p = &hub->peers[idx];
+    if (p->role != ROLE_FREE)
+        s_conn_add(hub, p->rid, p->rid_len, -1);
     s_fifo_clear(&p->inflight);
     s_ring_clear(p);
     p->role = ROLE_FREE;
@@ -591,6 +635,23 @@ static int s_ring_push(peer_t *p, chan_t *ch, zmq_msg_t *payload)
     if (!p->ring) {
         return ZCHAN_ENOMEM;
     }
+    if (p->ring_len == p->ring_cap && p->ring_cap < p->ring_limit) {
+        //  Grow toward the limit, oldest first in the new ring. Out of
+        //  memory, the ring stays as it is and drops as if full.
+        size_t nc = p->ring_cap * 2 < p->ring_limit ? p->ring_cap * 2 : p->ring_limit;
+        zmq_msg_t *nr = malloc(nc * sizeof *nr);
+        if (nr) {
+            for (size_t i = 0; i < p->ring_len; i++) {
+                zmq_msg_init(&nr[i]);
+                zmq_msg_move(&nr[i], &p->ring[(p->ring_head + i) % p->ring_cap]);
+                zmq_msg_close(&p->ring[(p->ring_head + i) % p->ring_cap]);
+            }
+            free(p->ring);
+            p->ring = nr;
+            p->ring_cap = nc;
+            p->ring_head = 0;
+        }
+    }
     if (p->ring_len == p->ring_cap) {
         zmq_msg_close(&p->ring[p->ring_head]);
         p->ring_head = (p->ring_head + 1) % p->ring_cap;
@@ -913,8 +974,20 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
         s_reply_status(hub, reqid, ZCHAN_EINVAL);
         return;
     }
+    //  One zchan sender or receiver is one connection; a peer that attaches
+    //  more than this on one connection is refused, so it cannot make the hub
+    //  keep state for it without bound.
+    if (s_conn_count(hub, hub->rid, hub->rid_len) >= HUB_ATTACH_PER_CONN) {
+        s_proto_error(hub, "too many attachments on one connection");
+        s_reply_status(hub, reqid, ZCHAN_EINVAL);
+        return;
+    }
     uint32_t idx = s_peer_new(hub, receiver ? ROLE_RECEIVER : ROLE_SENDER, ch);
-    if (idx == UINT32_MAX) {
+    if (idx == UINT32_MAX || s_conn_add(hub, hub->rid, hub->rid_len, +1) != 0) {
+        if (idx != UINT32_MAX) {
+            hub->peers[idx].role = ROLE_FREE; // not counted: nothing to take back
+            s_peer_free(hub, idx);
+        }
         s_reply_status(hub, reqid, ZCHAN_ENOMEM);
         return;
     }
@@ -925,7 +998,10 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
     if (receiver) {
         rc = s_idx_add(&ch->recv, &ch->nrecv, &ch->recv_cap, idx);
         if (rc == 0 && ch->kind == ZCHAN_BROADCAST) {
-            p->ring_cap = (size_t) limit;
+            //  The ring starts small and grows toward the limit as it fills:
+            //  a receiver asking for a large limit costs what it holds.
+            p->ring_limit = (size_t) limit;
+            p->ring_cap = p->ring_limit < HUB_RING_FIRST ? p->ring_limit : HUB_RING_FIRST;
             p->ring = calloc(p->ring_cap, sizeof *p->ring);
             if (!p->ring) {
                 s_idx_remove(ch->recv, &ch->nrecv, idx);
@@ -1295,6 +1371,7 @@ static bool s_on_pipe(hub_t *hub)
 static void s_hub_free(hub_t *hub)
 {
     zhashx_destroy(&hub->chans);
+    zhashx_destroy(&hub->conns);
     for (size_t i = 0; i < hub->npeers; i++)
         if (hub->peers[i].role != ROLE_FREE) {
             s_fifo_clear(&hub->peers[i].inflight);
@@ -1318,7 +1395,8 @@ static int s_hub_init(hub_t *hub, zchan_ctx_t *ctx)
     hub->ctx = ctx;
     zchan__hdr_init(&hub->hdr);
     hub->chans = zhashx_new();
-    if (!hub->chans)
+    hub->conns = zhashx_new();
+    if (!hub->chans || !hub->conns)
         return -1;
     zhashx_set_destructor(hub->chans, s_chan_destroy);
     return 0;
@@ -1436,6 +1514,18 @@ const char *zchan__hub_check(const zchan__hub_t *hub)
         if (hub->free_idx[i] >= hub->npeers || hub->peers[hub->free_idx[i]].role != ROLE_FREE
             || s_idx_count(hub->free_idx, hub->nfree, hub->free_idx[i]) != 1)
             return "free list";
+    //  Every attachment is counted on its connection, within the cap.
+    size_t attached = 0, counted = 0;
+    for (size_t idx = 0; idx < hub->npeers; idx++)
+        if (hub->peers[idx].role != ROLE_FREE) {
+            attached++;
+            if (s_conn_count((hub_t *) hub, hub->peers[idx].rid, hub->peers[idx].rid_len) > HUB_ATTACH_PER_CONN)
+                return "attachments on one connection";
+        }
+    for (void *v = zhashx_first(hub->conns); v; v = zhashx_next(hub->conns))
+        counted += (size_t) (uintptr_t) v;
+    if (attached != counted)
+        return "attachment counts";
     for (size_t idx = 0; idx < hub->npeers; idx++) {
         const peer_t *p = &hub->peers[idx];
         if (p->role == ROLE_FREE) {
@@ -1455,7 +1545,7 @@ const char *zchan__hub_check(const zchan__hub_t *hub)
                 return "inflight list";
             if (ch->kind == ZCHAN_BROADCAST
                     ? (!p->ring || p->ring_cap == 0 || p->ring_len > p->ring_cap || p->ring_head >= p->ring_cap
-                       || p->inflight.len)
+                       || p->ring_cap > p->ring_limit || p->inflight.len)
                     : (p->ring != NULL))
                 return "receiver ring";
         } else {

@@ -3,6 +3,7 @@
     channels and a separate "client" context uses them, so over ipc and tcp
     every byte really crosses that transport.
 */
+#include <malloc.h>
 #include "testutil.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -577,7 +578,7 @@ static void test_broadcast_window(void **state)
     tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK); // the window is granted
     assert_int_equal(v, 0);
     for (int i = 1; i <= more; i++)
-        tu_assert_rc(zchan_send_int(s, i, 0), ZCHAN_OK);
+        tu_assert_rc(zchan_send_int(s, i, 5000), ZCHAN_OK); // may wait on the socket's queue
     zchan_sender_destroy(&s); // flushed: the hub has handled them all
     //  The rest of the window went out at once; the ring kept the newest limit.
     int got = 0;
@@ -590,6 +591,33 @@ static void test_broadcast_window(void **state)
     assert_int_equal(last, more);
     assert_int_equal(got, window - 1 + limit);
     assert_int_equal(zchan_receiver_dropped(r), more - (window - 1 + limit));
+    zchan_receiver_destroy(&r);
+    zchan_destroy(&ch);
+}
+
+//  A receiver's ring at the hub grows as it fills: asking for the largest
+//  limit (2^24 messages) costs nothing up front (it once cost 1 GiB).
+static void test_broadcast_ring_on_demand(void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    zchan_t *ch = zchan_broadcast_new(fx->ctx, s_uri(fx, "ring"), false);
+    struct mallinfo2 before = mallinfo2();
+    zchan_receiver_t *r = zchan_receiver_new(ch, (size_t) 1 << 24);
+    assert_non_null(r);
+    struct mallinfo2 after = mallinfo2();
+    //  Heap and mmapped chunks both: glibc maps a large block on its own.
+    assert_true(after.uordblks + after.hblkhd < before.uordblks + before.hblkhd + (1u << 20));
+    //  And it holds what it is sent, in order, beyond its first size.
+    zchan_sender_t *s = zchan_sender_new(ch);
+    for (int i = 0; i < 300; i++)
+        tu_assert_rc(zchan_send_int(s, i, 5000), ZCHAN_OK);
+    zchan_sender_destroy(&s);
+    for (int i = 0; i < 300; i++) {
+        int64_t v = -1;
+        tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK);
+        assert_int_equal(v, i);
+    }
+    assert_int_equal(zchan_receiver_dropped(r), 0);
     zchan_receiver_destroy(&r);
     zchan_destroy(&ch);
 }
@@ -799,7 +827,7 @@ int main(void)
         T(test_anycast_basic),      T(test_anycast_n_to_m),    T(test_anycast_capacity), T(test_anycast_window),
         T(test_anycast_rendezvous), T(test_timeouts),          T(test_close),
         T(test_sender_destroy_then_close), T(test_broadcast_delivery), T(test_broadcast_late_receiver),
-        T(test_broadcast_overflow), T(test_broadcast_window), T(test_broadcast_resend_latest), T(test_names),
+        T(test_broadcast_overflow), T(test_broadcast_window), T(test_broadcast_ring_on_demand), T(test_broadcast_resend_latest), T(test_names),
         T(test_bad_uris),           T(test_unnamed),           T(test_references),
         T(test_graceful_receiver),
     };

@@ -1511,6 +1511,48 @@ static void test_garbage(void **state)
 
 //  Numbers that are well-formed but extreme, payloads that are not msgpack,
 //  and a sender that ignores its credit.
+//  One connection may hold at most 64 attachments at once (PROTOCOL.md,
+//  section 9): the next is refused with EINVAL, and the hub serves on.
+static void test_attach_cap(void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    zchan_t *ch = zchan_broadcast_new(fx->host, s_uri(fx, "cap64"), false);
+    assert_non_null(ch);
+    void *sock = fc_connect(fx->zctx, fx->ep);
+    int ok = 0;
+    uint64_t last = FC_OK;
+    for (int i = 0; i < 70 && last == FC_OK; i++) {
+        fc_buf_t b;
+        uint64_t reqid = ++s_reqid;
+        msgpack_packer *pk = fc_buf(&b);
+        msgpack_pack_array(pk, 5);
+        msgpack_pack_uint64(pk, FC_ATTACH_R);
+        msgpack_pack_uint64(pk, reqid);
+        fc_str(pk, "cap64");
+        msgpack_pack_uint64(pk, 1u << 24); // the largest limit: its ring is not allocated up front
+        msgpack_pack_uint64(pk, FC_VERSION);
+        fc_in_t r;
+        last = fc_request(sock, &b, reqid, &r, NULL);
+        fc_in_fini(&r);
+        ok += last == FC_OK;
+    }
+    assert_int_equal(ok, 64);
+    assert_int_equal(last, FC_EINVAL);
+    //  Other connections are not affected, and the hub still delivers.
+    zchan_receiver_t *r = zchan_receiver_new(ch, 0);
+    zchan_sender_t *s = zchan_sender_new(ch);
+    assert_non_null(r);
+    assert_non_null(s);
+    tu_assert_rc(zchan_send_int(s, 42, FC_WAIT_MS), ZCHAN_OK);
+    int64_t v = 0;
+    tu_assert_rc(zchan_recv_int(r, &v, FC_WAIT_MS), ZCHAN_OK);
+    assert_int_equal(v, 42);
+    fc_disconnect(sock);
+    zchan_sender_destroy(&s);
+    zchan_receiver_destroy(&r);
+    zchan_destroy(&ch);
+}
+
 static void test_garbage_semantics(void **state)
 {
     fx_t *fx = (fx_t *) *state;
@@ -2059,6 +2101,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_receiver_broadcast, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_garbage, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_garbage_semantics, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_attach_cap, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_reference_by_hand, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ipc_paths, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_hostile_strings, s_setup, s_teardown),
