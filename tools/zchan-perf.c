@@ -91,9 +91,11 @@ static const char *impl_names[IMPL_N] = {"zchan", "raw", "nng"};
 #else
 #define HAVE_NNG false
 #endif
-//  nng's per-socket message queues (NNG_OPT_SENDBUF, NNG_OPT_RECVBUF): the
-//  default is 1000, libzmq's default high-water mark; 8192 is nng's maximum.
-#define NNG_BUF_DEFAULT 1000
+//  nng's message queues (NNG_OPT_SENDBUF, NNG_OPT_RECVBUF): its maximum,
+//  8192, by default. Raw PUB/SUB gets unlimited high-water marks, and nng's
+//  pub/sub drops when a queue is full and has no unlimited setting. For
+//  push/pull the size made no difference on the machine of docs/BENCHMARKS.md.
+#define NNG_BUF_DEFAULT 8192
 typedef enum { BL_PROXY, BL_DIRECT } baseline_t;
 
 typedef enum {
@@ -847,10 +849,15 @@ static int nng_attach(worker_t *w, nng_socket sock, char *bound, size_t n)
     return 0;
 }
 
-//  nng pull: as raw_pull, waiting on NNG_OPT_RECVFD and the command pipe.
+//  nng pull and sub: as raw_pull, waiting on NNG_OPT_RECVFD and the command
+//  pipe. A sub (w->count > 0) skips probes and reports as soon as it has
+//  w->count messages; nng's pub/sub drops when its queues are full, so it
+//  also reports when told to drain (after a quiet spell), to show the loss
+//  instead of stalling.
 static int nng_pull(worker_t *w, linebuf_t *lb, nng_socket sock, size_t plen)
 {
     result_t res = {0};
+    bool sub = w->role == R_NSUB, reported = false;
     int idle_ms = -1; // >= 0 while draining
     int64_t idle_since = 0;
     int rfd = -1, rc = nng_socket_get_int(sock, NNG_OPT_RECVFD, &rfd);
@@ -867,7 +874,9 @@ static int nng_pull(worker_t *w, linebuf_t *lb, nng_socket sock, size_t plen)
             while (nng_recvmsg(sock, &m, NNG_FLAG_NONBLOCK) == 0) {
                 int64_t t = now_ns();
                 const char *p = nng_msg_body(m);
-                if (nng_msg_len(m) == plen && payload_ok(p + plen - w->size, w->size, w->size)) {
+                if (sub && nng_msg_len(m) == PROBE_SIZE && p[0] == 'P')
+                    ; // a publisher's probe: not data
+                else if (nng_msg_len(m) == plen && payload_ok(p + plen - w->size, w->size, w->size)) {
                     if (res.count++ == 0)
                         res.first = t;
                     res.last = t;
@@ -876,13 +885,17 @@ static int nng_pull(worker_t *w, linebuf_t *lb, nng_socket sock, size_t plen)
                 nng_msg_free(m);
                 idle_since = t;
             }
+            if (sub && !reported && res.count >= w->count) {
+                report(w, &res);
+                reported = true;
+            }
         }
         if (items[1].revents & (POLLIN | POLLERR | POLLHUP)) {
             char line[128];
             if (line_fill(lb) != 0 && !memchr(lb->buf, '\n', lb->len))
                 break;
             while (line_take(lb, line, sizeof line)) {
-                if (strcmp(line, "drain") == 0) {
+                if (strcmp(line, "drain") == 0 && !reported) {
                     idle_ms = 50;
                     idle_since = now_ns();
                 } else if (strcmp(line, "quit") == 0)
@@ -953,7 +966,7 @@ static int nng_worker(worker_t *w, linebuf_t *lb, char *payload)
     else
         say(w->out_fd, "ready");
 
-    if (w->role == R_NPULL) {
+    if (w->role == R_NPULL || w->role == R_NSUB) {
         rc = nng_pull(w, lb, sock, plen);
         goto out;
     }
@@ -985,32 +998,6 @@ static int nng_worker(worker_t *w, linebuf_t *lb, char *payload)
                 goto out;
             }
         say(w->out_fd, "done %ld", w->count);
-        break;
-    case R_NSUB:
-        while (res.count < w->count) {
-            if ((e = nng_recvmsg(sock, &m, 0)) != 0) {
-                if (e == NNG_ETIMEDOUT) {
-                    res.stalled = 1;
-                    break;
-                }
-                wfail(w, "recv: %s", nng_strerror(e));
-                goto out;
-            }
-            int64_t t = now_ns();
-            const char *p = nng_msg_body(m);
-            size_t len = nng_msg_len(m);
-            if (!(len == PROBE_SIZE && p[0] == 'P')) {
-                if (len == plen && payload_ok(p + plen - w->size, w->size, w->size)) {
-                    if (res.count++ == 0)
-                        res.first = t;
-                    res.last = t;
-                } else
-                    res.bad++;
-            }
-            nng_msg_free(m);
-            m = NULL;
-        }
-        report(w, &res);
         break;
     case R_NREQ:
     case R_NREP: {
@@ -1223,8 +1210,9 @@ static void usage(FILE *f)
 "                       and nng; \"both\" is zchan,raw; \"all\" (default) is every\n"
 "                       one compiled in (nng: %s). Ratios need zchan in the list\n"
 "      --nng-buf N      nng's NNG_OPT_SENDBUF and NNG_OPT_RECVBUF, in messages\n"
-"                       (default %d, libzmq's default high-water mark; max 8192).\n"
-"                       nng runs the same shape as raw (proxy: nng_device)\n"
+"                       (default %d, nng's maximum: its pub/sub drops when they\n"
+"                       are full). nng runs the same shape as raw (proxy:\n"
+"                       nng_device)\n"
 "      --repeat N       run each case N times, the implementations in rotating\n"
 "                       order, and report medians; each ratio is the median of\n"
 "                       the N per-run ratios (default 1)\n"
@@ -2219,7 +2207,15 @@ static void run_raw(const case_t *k, bool nng, run_t *run)
             goto out;
         latency(k, tx[0].line, run);
     } else if (k->wl == WL_BROADCAST) {
-        if (collect(tx, ntx, "done", deadline, err, errn) != 0 || collect(rx, nrx, "result", deadline, err, errn) != 0)
+        if (collect(tx, ntx, "done", deadline, err, errn) != 0)
+            goto out;
+        //  nng's subscribers may have lost messages: they report what they
+        //  got after a quiet spell.
+        if (nng && kids_say(rx, nrx, "drain") != 0) {
+            snprintf(err, errn, "a subscriber went away");
+            goto out;
+        }
+        if (collect(rx, nrx, "result", deadline, err, errn) != 0)
             goto out;
         throughput(k, rx, nrx, t0, k->count, k->count * nrx, run);
     } else {
