@@ -2563,9 +2563,11 @@ int main(int argc, char **argv)
                 o.senders, o.receivers, o.capacity, o.baseline == BL_PROXY ? "proxy (same hops as zchan)" : "direct",
                 o.repeat);
         fprintf(g_out, "%s\n", o.repeat > 1 ? ", medians" : "");
+#ifdef ZCHAN_PERF_NNG
         if (o.run[IMPL_NNG])
             fprintf(g_out, "zchan-perf: nng %s, same shape as raw; NNG_OPT_SENDBUF/RECVBUF %d messages, "
                            "NNG_OPT_RECVMAXSZ unlimited\n", nng_version(), o.nng_buf);
+#endif
     }
     for (int wl = 0; wl < WL_N && !g_stop; wl++) {
         if (!o.workloads[wl])
