@@ -19,7 +19,8 @@
     its two bound sockets. --baseline direct measures raw libzmq without the
     middle hop instead (receivers, publishers or the REP socket bind).
     nng (ZCHAN_PERF_NNG) runs the raw shapes with nng's push/pull, pub/sub and
-    req/rep sockets; its proxy is nng_device between raw-mode sockets.
+    req/rep sockets; its proxy forwards between raw-mode sockets, as
+    nng_device does.
 
     Measurement. Every worker attaches, then says "ready"; the coordinator
     takes the start time on CLOCK_MONOTONIC (system-wide, so comparable across
@@ -45,6 +46,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1212,7 +1214,7 @@ static void usage(FILE *f)
 "      --nng-buf N      nng's NNG_OPT_SENDBUF and NNG_OPT_RECVBUF, in messages\n"
 "                       (default %d, nng's maximum: its pub/sub drops when they\n"
 "                       are full). nng runs the same shape as raw (proxy:\n"
-"                       nng_device)\n"
+"                       threads forwarding between raw-mode sockets)\n"
 "      --repeat N       run each case N times, the implementations in rotating\n"
 "                       order, and report medians; each ratio is the median of\n"
 "                       the N per-run ratios (default 1)\n"
@@ -2012,34 +2014,64 @@ static int proxy_start(const case_t *k, proxy_t *p, char *fep, char *bep, size_t
     return 0;
 }
 
-// --- nng's proxy: nng_device between two raw-mode sockets
+// --- nng's proxy: forwarding threads between two raw-mode sockets
 
 #ifdef ZCHAN_PERF_NNG
+//  What nng_device does, by hand: nng_device in nng 1.5.2 can leave
+//  nng_close blocked forever once the device runs (nanomsg/nng#1503, seen
+//  here at the end of a broadcast run), so each direction is a thread that
+//  moves messages with nng_recvmsg and nng_sendmsg and looks at the stop flag
+//  at least every 100 ms.
+typedef struct {
+    nng_socket from, to;
+    atomic_bool *stop;
+    pthread_t thread;
+    bool running;
+} nfwd_t;
+
 typedef struct {
     nng_socket front, back;
     bool open[2];
-    pthread_t thread;
-    bool running;
+    atomic_bool stop;
+    nfwd_t fwd[2]; // front -> back; back -> front (pingpong's replies)
 } nproxy_t;
 
-static void *nproxy_main(void *arg)
+static void *nfwd_main(void *arg)
 {
-    nproxy_t *p = (nproxy_t *) arg;
-    nng_device(p->front, p->back); // returns once the sockets are closed
+    nfwd_t *f = (nfwd_t *) arg;
+    nng_msg *m = NULL;
+    while (!atomic_load(f->stop)) {
+        if (!m) {
+            int rc = nng_recvmsg(f->from, &m, 0);
+            if (rc == NNG_ETIMEDOUT)
+                continue;
+            if (rc != 0)
+                break;
+        }
+        int rc = nng_sendmsg(f->to, m, 0); // takes m on success
+        if (rc == 0)
+            m = NULL;
+        else if (rc != NNG_ETIMEDOUT)
+            break;
+    }
+    if (m)
+        nng_msg_free(m);
     return NULL;
 }
 
 static void nproxy_stop(nproxy_t *p)
 {
+    atomic_store(&p->stop, true);
+    for (int i = 0; i < 2; i++)
+        if (p->fwd[i].running) {
+            pthread_join(p->fwd[i].thread, NULL);
+            p->fwd[i].running = false;
+        }
     if (p->open[0])
         nng_close(p->front);
     if (p->open[1])
         nng_close(p->back);
     p->open[0] = p->open[1] = false;
-    if (p->running) {
-        pthread_join(p->thread, NULL);
-        p->running = false;
-    }
 }
 
 //  The nng counterpart of proxy_start: anycast PULL|PUSH, broadcast SUB|PUB,
@@ -2049,6 +2081,7 @@ static int nproxy_start(const case_t *k, nproxy_t *p, char *fep, char *bep, size
 {
     int rc = 0;
     memset(p, 0, sizeof *p);
+    atomic_init(&p->stop, false);
     if (k->wl == WL_ANYCAST) {
         if ((rc = nng_pull0_open_raw(&p->front)) == 0)
             p->open[0] = true, rc = nng_push0_open_raw(&p->back);
@@ -2069,6 +2102,8 @@ static int nproxy_start(const case_t *k, nproxy_t *p, char *fep, char *bep, size
         nng_socket_set_int(socks[i], NNG_OPT_RECVBUF, k->o->nng_buf);
         nng_socket_set_int(socks[i], NNG_OPT_SENDBUF, k->o->nng_buf);
         nng_socket_set_size(socks[i], NNG_OPT_RECVMAXSZ, 0);
+        nng_socket_set_ms(socks[i], NNG_OPT_RECVTIMEO, 100);
+        nng_socket_set_ms(socks[i], NNG_OPT_SENDTIMEO, 100);
         int seq = ++g_seq;
         if (k->tr == TR_INPROC)
             snprintf(eps[i], n, "inproc://nng-proxy-%d", seq);
@@ -2090,11 +2125,15 @@ static int nproxy_start(const case_t *k, nproxy_t *p, char *fep, char *bep, size
             snprintf(eps[i], n, "tcp://127.0.0.1:%d", port);
         }
     }
-    if (pthread_create(&p->thread, NULL, nproxy_main, p) != 0) {
-        snprintf(err, errn, "cannot start the nng proxy thread");
-        return -1;
+    int nfwd = k->wl == WL_PINGPONG ? 2 : 1;
+    for (int i = 0; i < nfwd; i++) {
+        p->fwd[i] = (nfwd_t){.from = i ? p->back : p->front, .to = i ? p->front : p->back, .stop = &p->stop};
+        if (pthread_create(&p->fwd[i].thread, NULL, nfwd_main, &p->fwd[i]) != 0) {
+            snprintf(err, errn, "cannot start the nng proxy thread");
+            return -1;
+        }
+        p->fwd[i].running = true;
     }
-    p->running = true;
     return 0;
 }
 #endif
