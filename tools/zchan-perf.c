@@ -1,5 +1,6 @@
 /*  zchan-perf: throughput and latency of zchan channels, measured against raw
-    libzmq in the same run, over inproc, ipc and tcp (loopback only).
+    libzmq, and nng when it is compiled in, in the same run, over inproc, ipc
+    and tcp (loopback only).
 
     Workloads
     - anycast:   S senders, R receivers, one anycast channel. Baseline: PUSH/PULL.
@@ -17,6 +18,9 @@
     (PULL|PUSH, XSUB|XPUB or ROUTER|DEALER) and every worker connects to one of
     its two bound sockets. --baseline direct measures raw libzmq without the
     middle hop instead (receivers, publishers or the REP socket bind).
+    nng (ZCHAN_PERF_NNG) runs the raw shapes with nng's push/pull, pub/sub and
+    req/rep sockets; its proxy forwards between raw-mode sockets, as
+    nng_device does.
 
     Measurement. Every worker attaches, then says "ready"; the coordinator
     takes the start time on CLOCK_MONOTONIC (system-wide, so comparable across
@@ -42,6 +46,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +59,15 @@
 #include <unistd.h>
 #include <zchan.h>
 #include <zmq.h>
+#ifdef ZCHAN_PERF_NNG
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#endif
 
 extern char **environ;
 
@@ -70,17 +84,31 @@ static const char *wl_names[WL_N] = {"anycast", "broadcast", "pingpong"};
 typedef enum { TR_INPROC, TR_IPC, TR_TCP, TR_N } transport_t;
 static const char *tr_names[TR_N] = {"inproc", "ipc", "tcp"};
 
-typedef enum { IMPL_ZCHAN, IMPL_RAW } impl_t;
+//  The implementations measured side by side. nng is compiled in only when
+//  the build found it (ZCHAN_PERF_NNG).
+typedef enum { IMPL_ZCHAN, IMPL_RAW, IMPL_NNG, IMPL_N } impl_t;
+static const char *impl_names[IMPL_N] = {"zchan", "raw", "nng"};
+#ifdef ZCHAN_PERF_NNG
+#define HAVE_NNG true
+#else
+#define HAVE_NNG false
+#endif
+//  nng's message queues (NNG_OPT_SENDBUF, NNG_OPT_RECVBUF): its maximum,
+//  8192, by default. Raw PUB/SUB gets unlimited high-water marks, and nng's
+//  pub/sub drops when a queue is full and has no unlimited setting. For
+//  push/pull the size made no difference on the machine of docs/BENCHMARKS.md.
+#define NNG_BUF_DEFAULT 8192
 typedef enum { BL_PROXY, BL_DIRECT } baseline_t;
 
 typedef enum {
     R_NONE,
     R_ZSEND, R_ZRECV, R_ZPING, R_ZPONG,         // zchan
     R_PUSH, R_PULL, R_PUB, R_SUB, R_REQ, R_REP, // raw libzmq
+    R_NPUSH, R_NPULL, R_NPUB, R_NSUB, R_NREQ, R_NREP, // nng
     R_N
 } role_t;
-static const char *role_names[R_N] = {"", "zsend", "zrecv", "zping", "zpong", "push",
-                                      "pull", "pub", "sub", "req", "rep"};
+static const char *role_names[R_N] = {"", "zsend", "zrecv", "zping", "zpong", "push", "pull", "pub", "sub",
+                                      "req", "rep", "npush", "npull", "npub", "nsub", "nreq", "nrep"};
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -283,6 +311,7 @@ typedef struct {
     int id;
     int peers;              // sub: publishers whose probes to wait for
     long limit;             // zrecv: broadcast receiver limit
+    int nng_buf;            // nng: NNG_OPT_SENDBUF and NNG_OPT_RECVBUF, in messages
     int stall_ms;           // a send or receive that makes no progress this long fails
     int phase_ms;           // waiting for a command this long fails
     int in_fd, out_fd;
@@ -759,6 +788,276 @@ out:
     return rc;
 }
 
+// --- nng workers (the same jobs as the raw libzmq ones, with nng's sockets)
+
+#ifdef ZCHAN_PERF_NNG
+//  Opens the socket for the role and sets what is tuned: queues of nng_buf
+//  messages each way (as far as the protocol has them), no receive size
+//  limit (nng's default of 1 MiB would refuse a 1 MiB payload plus its
+//  msgpack header), and the stall timeout on sends and receives.
+static int nng_open_role(worker_t *w, nng_socket *sock)
+{
+    int rc;
+    switch (w->role) {
+    case R_NPUSH: rc = nng_push0_open(sock); break;
+    case R_NPULL: rc = nng_pull0_open(sock); break;
+    case R_NPUB: rc = nng_pub0_open(sock); break;
+    case R_NSUB: rc = nng_sub0_open(sock); break;
+    case R_NREQ: rc = nng_req0_open(sock); break;
+    default: rc = nng_rep0_open(sock); break;
+    }
+    if (rc != 0)
+        return wfail(w, "nng open: %s", nng_strerror(rc));
+    bool sends = w->role == R_NPUSH || w->role == R_NPUB;
+    bool recvs = w->role == R_NPULL || w->role == R_NSUB;
+    if (sends && (rc = nng_socket_set_int(*sock, NNG_OPT_SENDBUF, w->nng_buf)) != 0)
+        return wfail(w, "nng %s: %s", NNG_OPT_SENDBUF, nng_strerror(rc));
+    if (recvs && (rc = nng_socket_set_int(*sock, NNG_OPT_RECVBUF, w->nng_buf)) != 0)
+        return wfail(w, "nng %s: %s", NNG_OPT_RECVBUF, nng_strerror(rc));
+    if ((rc = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, 0)) != 0)
+        return wfail(w, "nng %s: %s", NNG_OPT_RECVMAXSZ, nng_strerror(rc));
+    nng_socket_set_ms(*sock, NNG_OPT_SENDTIMEO, w->stall_ms);
+    nng_socket_set_ms(*sock, NNG_OPT_RECVTIMEO, w->stall_ms);
+    if (w->role == R_NSUB && (rc = nng_socket_set(*sock, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0)
+        return wfail(w, "nng subscribe: %s", nng_strerror(rc));
+    return 0;
+}
+
+//  Listens on w->ep (the bound URL, with the kernel's port for tcp, goes to
+//  bound), or dials every URL of the comma list w->ep, waiting for each.
+static int nng_attach(worker_t *w, nng_socket sock, char *bound, size_t n)
+{
+    int rc;
+    bound[0] = 0;
+    if (w->bind) {
+        nng_listener l;
+        if ((rc = nng_listen(sock, w->ep, &l, 0)) != 0)
+            return wfail(w, "listen %s: %s", w->ep, nng_strerror(rc));
+        if (strncmp(w->ep, "tcp://", 6) == 0) {
+            int port = 0;
+            if ((rc = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port)) != 0)
+                return wfail(w, "%s: %s", NNG_OPT_TCP_BOUND_PORT, nng_strerror(rc));
+            snprintf(bound, n, "tcp://127.0.0.1:%d", port);
+        } else
+            copy_str(bound, n, w->ep);
+        return 0;
+    }
+    char eps[sizeof w->ep];
+    snprintf(eps, sizeof eps, "%s", w->ep);
+    char *save = NULL;
+    for (char *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save))
+        if ((rc = nng_dial(sock, ep, NULL, 0)) != 0)
+            return wfail(w, "dial %s: %s", ep, nng_strerror(rc));
+    return 0;
+}
+
+//  nng pull and sub: as raw_pull, waiting on NNG_OPT_RECVFD and the command
+//  pipe. A sub (w->count > 0) skips probes and reports as soon as it has
+//  w->count messages; nng's pub/sub drops when its queues are full, so it
+//  also reports when told to drain (after a quiet spell), to show the loss
+//  instead of stalling.
+static int nng_pull(worker_t *w, linebuf_t *lb, nng_socket sock, size_t plen)
+{
+    result_t res = {0};
+    bool sub = w->role == R_NSUB, reported = false;
+    int idle_ms = -1; // >= 0 while draining
+    int64_t idle_since = 0;
+    int rfd = -1, rc = nng_socket_get_int(sock, NNG_OPT_RECVFD, &rfd);
+    if (rc != 0)
+        return wfail(w, "%s: %s", NNG_OPT_RECVFD, nng_strerror(rc));
+    while (true) {
+        struct pollfd items[2] = {{rfd, POLLIN, 0}, {lb->fd, POLLIN, 0}};
+        bool draining = idle_ms >= 0;
+        int prc = poll(items, 2, draining ? 10 : w->phase_ms);
+        if (prc < 0 && errno != EINTR)
+            return wfail(w, "poll: %s", strerror(errno));
+        if (items[0].revents & POLLIN) {
+            nng_msg *m;
+            while (nng_recvmsg(sock, &m, NNG_FLAG_NONBLOCK) == 0) {
+                int64_t t = now_ns();
+                const char *p = nng_msg_body(m);
+                if (sub && nng_msg_len(m) == PROBE_SIZE && p[0] == 'P')
+                    ; // a publisher's probe: not data
+                else if (nng_msg_len(m) == plen && payload_ok(p + plen - w->size, w->size, w->size)) {
+                    if (res.count++ == 0)
+                        res.first = t;
+                    res.last = t;
+                } else
+                    res.bad++;
+                nng_msg_free(m);
+                idle_since = t;
+            }
+            if (sub && !reported && res.count >= w->count) {
+                report(w, &res);
+                reported = true;
+            }
+        }
+        if (items[1].revents & (POLLIN | POLLERR | POLLHUP)) {
+            char line[128];
+            if (line_fill(lb) != 0 && !memchr(lb->buf, '\n', lb->len))
+                break;
+            while (line_take(lb, line, sizeof line)) {
+                if (strcmp(line, "drain") == 0 && !reported) {
+                    idle_ms = 50;
+                    idle_since = now_ns();
+                } else if (strcmp(line, "quit") == 0)
+                    return 0;
+            }
+        }
+        if (idle_ms >= 0 && now_ns() - idle_since >= (int64_t) idle_ms * 1000000) {
+            report(w, &res);
+            idle_ms = -1;
+        }
+        if (prc == 0 && !draining)
+            return wfail(w, "no command from the coordinator");
+    }
+    return 0; // EOF: the coordinator gave up
+}
+
+static int nng_worker(worker_t *w, linebuf_t *lb, char *payload)
+{
+    nng_socket sock = NNG_SOCKET_INITIALIZER;
+    bool open = false;
+    int64_t *rtt = NULL;
+    int rc = 1, e;
+    result_t res = {0};
+    char bound[256];
+    //  The same bytes as a zchan message: a msgpack bin of size bytes.
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_bin(&pk, w->size);
+    msgpack_pack_bin_body(&pk, payload, w->size);
+    const size_t plen = sb.size;
+    nng_msg *m = NULL;
+
+    if (nng_open_role(w, &sock) != 0)
+        goto out;
+    open = true;
+    if (nng_attach(w, sock, bound, sizeof bound) != 0)
+        goto out;
+    if (w->role == R_NREQ && !(rtt = malloc(sizeof *rtt * (size_t) (w->count > 0 ? w->count : 1)))) {
+        wfail(w, "out of memory");
+        goto out;
+    }
+    if (w->role == R_NSUB) {
+        //  Ready once a probe from every publisher came through.
+        bool seen[MAX_PEERS] = {false};
+        int nseen = 0;
+        while (nseen < w->peers) {
+            if ((e = nng_recvmsg(sock, &m, 0)) != 0) {
+                wfail(w, "no probe from %d publishers: %s", w->peers - nseen, nng_strerror(e));
+                goto out;
+            }
+            const unsigned char *p = nng_msg_body(m);
+            if (nng_msg_len(m) == PROBE_SIZE && p[0] == 'P') {
+                uint32_t id;
+                memcpy(&id, p + 1, 4);
+                if (id < MAX_PEERS && !seen[id]) {
+                    seen[id] = true;
+                    nseen++;
+                }
+            }
+            nng_msg_free(m);
+            m = NULL;
+        }
+    }
+    if (w->bind)
+        say(w->out_fd, "ready %s", bound);
+    else
+        say(w->out_fd, "ready");
+
+    if (w->role == R_NPULL || w->role == R_NSUB) {
+        rc = nng_pull(w, lb, sock, plen);
+        goto out;
+    }
+    if (w->role == R_NPUB) {
+        unsigned char probe[PROBE_SIZE] = {'P'};
+        uint32_t id = (uint32_t) w->id;
+        memcpy(probe + 1, &id, 4);
+        while (true) {
+            nng_send(sock, probe, sizeof probe, NNG_FLAG_NONBLOCK);
+            char line[128];
+            int l = line_read(lb, line, sizeof line, 1);
+            if (l < 0 || (l == 1 && strcmp(line, "go") != 0)) {
+                rc = 0;
+                goto out;
+            }
+            if (l == 1)
+                break;
+        }
+    } else if (w->role != R_NSUB && w->role != R_NREP && await_cmd(w, lb, "go") != 0) {
+        rc = 0;
+        goto out;
+    }
+    switch (w->role) {
+    case R_NPUSH:
+    case R_NPUB:
+        for (long i = 0; i < w->count; i++)
+            if ((e = nng_send(sock, sb.data, plen, 0)) != 0) {
+                wfail(w, "send %ld of %ld: %s", i + 1, w->count, nng_strerror(e));
+                goto out;
+            }
+        say(w->out_fd, "done %ld", w->count);
+        break;
+    case R_NREQ:
+    case R_NREP: {
+        long total = w->warmup + w->count;
+        for (long i = 0; i < total; i++) {
+            int64_t t0 = now_ns();
+            e = 0;
+            if (w->role == R_NREQ)
+                e = nng_send(sock, sb.data, plen, 0);
+            if (e == 0)
+                e = nng_recvmsg(sock, &m, 0);
+            if (e == 0 && (nng_msg_len(m) != plen
+                           || !payload_ok((const char *) nng_msg_body(m) + plen - w->size, w->size, w->size))) {
+                wfail(w, "round trip %ld: bad payload", i + 1);
+                goto out;
+            }
+            if (e == 0 && w->role == R_NREP) {
+                e = nng_sendmsg(sock, m, 0); // echo the received message as it is; takes m
+                if (e == 0)
+                    m = NULL;
+            }
+            if (m) {
+                nng_msg_free(m);
+                m = NULL;
+            }
+            if (e != 0) {
+                wfail(w, "round trip %ld of %ld: %s", i + 1, total, nng_strerror(e));
+                goto out;
+            }
+            int64_t t1 = now_ns();
+            if (w->role == R_NREQ && i >= w->warmup) {
+                if (i == w->warmup)
+                    res.first = t0;
+                res.last = t1;
+                rtt[res.count++] = t1 - t0;
+            }
+        }
+        if (w->role == R_NREQ) {
+            latency_stats(rtt, res.count, &res);
+            report(w, &res);
+        } else
+            say(w->out_fd, "done %ld", total);
+        break;
+    }
+    default: break;
+    }
+    rc = await_cmd(w, lb, "quit") == 0 ? 0 : wfail(w, "no quit from the coordinator");
+out:
+    free(rtt);
+    if (m)
+        nng_msg_free(m);
+    msgpack_sbuffer_destroy(&sb);
+    if (open)
+        nng_close(sock);
+    return rc;
+}
+#endif
+
 static int worker_run(worker_t *w)
 {
     linebuf_t lb = {.fd = w->in_fd};
@@ -766,7 +1065,18 @@ static int worker_run(worker_t *w)
     if (!payload)
         return wfail(w, "out of memory");
     put_payload(payload, w->size);
-    int rc = w->role <= R_ZPONG ? zchan_worker(w, &lb, payload) : raw_worker(w, &lb, payload);
+    int rc;
+    if (w->role <= R_ZPONG)
+        rc = zchan_worker(w, &lb, payload);
+    else if (w->role <= R_REP)
+        rc = raw_worker(w, &lb, payload);
+    else {
+#ifdef ZCHAN_PERF_NNG
+        rc = nng_worker(w, &lb, payload);
+#else
+        rc = wfail(w, "nng is not compiled into this zchan-perf");
+#endif
+    }
     free(payload);
     return rc;
 }
@@ -809,6 +1119,8 @@ static int worker_main(int argc, char **argv)
             w.peers = atoi(v);
         else if (!strcmp(k, "--limit"))
             w.limit = atol(v);
+        else if (!strcmp(k, "--nngbuf"))
+            w.nng_buf = atoi(v);
         else if (!strcmp(k, "--stall"))
             w.stall_ms = atoi(v);
         else if (!strcmp(k, "--phase"))
@@ -845,7 +1157,8 @@ typedef struct {
     long warmup;    // -1: default
     long limit;     // zchan broadcast receiver limit; 0: the count (lossless)
     baseline_t baseline;
-    bool run_zchan, run_raw;
+    bool run[IMPL_N];  // the implementations to measure
+    int nng_buf;       // nng queues, in messages
     bool csv;
     bool verbose;
     int stall_ms;
@@ -895,11 +1208,16 @@ static void usage(FILE *f)
 "      --baseline B     proxy (default): raw sockets through a zmq_proxy in the\n"
 "                       coordinator, the same two hops as zchan's hub;\n"
 "                       direct: raw sockets connected to each other, one hop\n"
-"      --impl I         both (default), zchan or raw: run only one side (for\n"
-"                       profiling); the ratio is then left out\n"
-"      --repeat N       run each case N times, zchan and raw alternately, and\n"
-"                       report medians; the ratio is the median of the N\n"
-"                       per-pair ratios (default 1)\n"
+"      --impl LIST      the implementations to run, a comma list of zchan, raw\n"
+"                       and nng; \"both\" is zchan,raw; \"all\" (default) is every\n"
+"                       one compiled in (nng: %s). Ratios need zchan in the list\n"
+"      --nng-buf N      nng's NNG_OPT_SENDBUF and NNG_OPT_RECVBUF, in messages\n"
+"                       (default %d, nng's maximum: its pub/sub drops when they\n"
+"                       are full). nng runs the same shape as raw (proxy:\n"
+"                       threads forwarding between raw-mode sockets)\n"
+"      --repeat N       run each case N times, the implementations in rotating\n"
+"                       order, and report medians; each ratio is the median of\n"
+"                       the N per-run ratios (default 1)\n"
 "\n"
 "Output and limits:\n"
 "      --csv            CSV with a header row instead of the table\n"
@@ -915,10 +1233,11 @@ static void usage(FILE *f)
 "then \"go\") to the last receipt; msgs/s counts messages received (a broadcast\n"
 "to R receivers counts R). MB/s is payload bytes (10^6) per second; pingpong\n"
 "counts both directions; rt/s is round trips per second. ratio = zchan msgs/s\n"
-"/ raw msgs/s, or rt/s for pingpong (> 1: zchan faster).\n"
+"/ raw (or nng) msgs/s, or rt/s for pingpong (> 1: zchan faster).\n"
 "A lost, duplicated or damaged message fails its case: the row says so, stderr\n"
 "says so, and the exit status is 1.\n",
-            ZCHAN_ANYCAST_CAPACITY, ZCHAN_BROADCAST_LIMIT);
+            ZCHAN_ANYCAST_CAPACITY, ZCHAN_BROADCAST_LIMIT, HAVE_NNG ? "compiled in" : "not compiled in",
+            NNG_BUF_DEFAULT);
 }
 
 static bool parse_size(const char *s, size_t *out)
@@ -981,6 +1300,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"capacity", required_argument, NULL, 'C'}, {"baseline", required_argument, NULL, 'B'},
         {"limit", required_argument, NULL, 'L'},
         {"impl", required_argument, NULL, 'I'},     {"repeat", required_argument, NULL, 'R'},
+        {"nng-buf", required_argument, NULL, 'N'},
         {"csv", no_argument, NULL, 'c'},            {"verbose", no_argument, NULL, 'v'},
         {"stall-ms", required_argument, NULL, 'T'}, {"timeout", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
@@ -990,7 +1310,9 @@ static int parse_options(int argc, char **argv, options_t *o)
     o->capacity = ZCHAN_ANYCAST_CAPACITY;
     o->repeat = 1;
     o->warmup = -1;
-    o->run_zchan = o->run_raw = true;
+    o->run[IMPL_ZCHAN] = o->run[IMPL_RAW] = true;
+    o->run[IMPL_NNG] = HAVE_NNG;
+    o->nng_buf = NNG_BUF_DEFAULT;
     o->stall_ms = 10000;
     o->timeout_s = 300;
     bool any_wl = false, any_tr = false;
@@ -1061,11 +1383,37 @@ static int parse_options(int argc, char **argv, options_t *o)
             else
                 goto bad;
             break;
-        case 'I':
-            o->run_zchan = !strcmp(optarg, "both") || !strcmp(optarg, "zchan");
-            o->run_raw = !strcmp(optarg, "both") || !strcmp(optarg, "raw");
-            if (!o->run_zchan && !o->run_raw)
+        case 'I': {
+            //  A comma list of zchan, raw and nng; "both" is zchan,raw and
+            //  "all" is every implementation compiled in.
+            bool set[IMPL_N] = {false};
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            char *save = NULL;
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                bool found = false;
+                for (int i = 0; i < IMPL_N; i++)
+                    if (!strcmp(t, impl_names[i]) || !strcmp(t, "all")
+                        || (!strcmp(t, "both") && i != IMPL_NNG)) {
+                        if (i == IMPL_NNG && !HAVE_NNG && strcmp(t, "nng") == 0) {
+                            fprintf(stderr, "zchan-perf: nng is not compiled in (build with libnng-dev "
+                                            "installed, ZCHAN_PERF_NNG=ON)\n");
+                            return -1;
+                        }
+                        if (i != IMPL_NNG || HAVE_NNG)
+                            set[i] = true;
+                        found = true;
+                    }
+                if (!found)
+                    goto bad;
+            }
+            memcpy(o->run, set, sizeof set);
+            break;
+        }
+        case 'N':
+            if (!parse_long(optarg, 1, 8192, &v))
                 goto bad;
+            o->nng_buf = (int) v;
             break;
         case 'R':
             if (!parse_long(optarg, 1, 100, &v))
@@ -1194,9 +1542,11 @@ static int child_start(child_t *c, const worker_t *w, bool thread, char *err, si
         }
     } else {
         //  The worker's parameters as "--key value" pairs.
-        char vals[13][sizeof w->ep + 1];
-        const char *keys[13] = {"--role", "--ep", "--ep2", "--bind", "--size", "--count", "--warmup",
-                                "--id", "--peers", "--limit", "--stall", "--phase", "--parent"};
+        enum { NKEYS = 14 };
+        char vals[NKEYS][sizeof w->ep + 1];
+        const char *keys[NKEYS] = {"--role",  "--ep",    "--ep2",   "--bind",  "--size",
+                                   "--count", "--warmup", "--id",   "--peers", "--limit",
+                                   "--stall", "--phase", "--parent", "--nngbuf"};
         snprintf(vals[0], sizeof vals[0], "%s", role_names[w->role]);
         snprintf(vals[1], sizeof vals[1], "%s", w->ep);
         snprintf(vals[2], sizeof vals[2], "%s", w->ep2);
@@ -1210,10 +1560,11 @@ static int child_start(child_t *c, const worker_t *w, bool thread, char *err, si
         snprintf(vals[10], sizeof vals[10], "%d", w->stall_ms);
         snprintf(vals[11], sizeof vals[11], "%d", w->phase_ms);
         snprintf(vals[12], sizeof vals[12], "%ld", (long) getpid());
-        char *argv[2 * 13 + 2];
+        snprintf(vals[13], sizeof vals[13], "%d", w->nng_buf);
+        char *argv[2 * NKEYS + 2];
         int n = 0;
         argv[n++] = g_self;
-        for (int i = 0; i < 13; i++) {
+        for (int i = 0; i < NKEYS; i++) {
             argv[n++] = (char *) keys[i];
             argv[n++] = vals[i];
         }
@@ -1663,7 +2014,132 @@ static int proxy_start(const case_t *k, proxy_t *p, char *fep, char *bep, size_t
     return 0;
 }
 
-static void run_raw(const case_t *k, run_t *run)
+// --- nng's proxy: forwarding threads between two raw-mode sockets
+
+#ifdef ZCHAN_PERF_NNG
+//  What nng_device does, by hand: nng_device in nng 1.5.2 can leave
+//  nng_close blocked forever once the device runs (nanomsg/nng#1503, seen
+//  here at the end of a broadcast run), so each direction is a thread that
+//  moves messages with nng_recvmsg and nng_sendmsg and looks at the stop flag
+//  at least every 100 ms.
+typedef struct {
+    nng_socket from, to;
+    atomic_bool *stop;
+    pthread_t thread;
+    bool running;
+} nfwd_t;
+
+typedef struct {
+    nng_socket front, back;
+    bool open[2];
+    atomic_bool stop;
+    nfwd_t fwd[2]; // front -> back; back -> front (pingpong's replies)
+} nproxy_t;
+
+static void *nfwd_main(void *arg)
+{
+    nfwd_t *f = (nfwd_t *) arg;
+    nng_msg *m = NULL;
+    while (!atomic_load(f->stop)) {
+        if (!m) {
+            int rc = nng_recvmsg(f->from, &m, 0);
+            if (rc == NNG_ETIMEDOUT)
+                continue;
+            if (rc != 0)
+                break;
+        }
+        int rc = nng_sendmsg(f->to, m, 0); // takes m on success
+        if (rc == 0)
+            m = NULL;
+        else if (rc != NNG_ETIMEDOUT)
+            break;
+    }
+    if (m)
+        nng_msg_free(m);
+    return NULL;
+}
+
+static void nproxy_stop(nproxy_t *p)
+{
+    atomic_store(&p->stop, true);
+    for (int i = 0; i < 2; i++)
+        if (p->fwd[i].running) {
+            pthread_join(p->fwd[i].thread, NULL);
+            p->fwd[i].running = false;
+        }
+    if (p->open[0])
+        nng_close(p->front);
+    if (p->open[1])
+        nng_close(p->back);
+    p->open[0] = p->open[1] = false;
+}
+
+//  The nng counterpart of proxy_start: anycast PULL|PUSH, broadcast SUB|PUB,
+//  pingpong REP|REQ, all raw mode, with the workers' queues and no receive
+//  size limit. Fills the two URLs to dial.
+static int nproxy_start(const case_t *k, nproxy_t *p, char *fep, char *bep, size_t n, char *err, size_t errn)
+{
+    int rc = 0;
+    memset(p, 0, sizeof *p);
+    atomic_init(&p->stop, false);
+    if (k->wl == WL_ANYCAST) {
+        if ((rc = nng_pull0_open_raw(&p->front)) == 0)
+            p->open[0] = true, rc = nng_push0_open_raw(&p->back);
+    } else if (k->wl == WL_BROADCAST) {
+        if ((rc = nng_sub0_open_raw(&p->front)) == 0)
+            p->open[0] = true, rc = nng_pub0_open_raw(&p->back);
+    } else if ((rc = nng_rep0_open_raw(&p->front)) == 0)
+        p->open[0] = true, rc = nng_req0_open_raw(&p->back);
+    if (rc != 0) {
+        snprintf(err, errn, "nng proxy open: %s", nng_strerror(rc));
+        return -1;
+    }
+    p->open[1] = true;
+    nng_socket socks[2] = {p->front, p->back};
+    char *eps[2] = {fep, bep};
+    for (int i = 0; i < 2; i++) {
+        //  Not every raw socket has both queues: what is there is set.
+        nng_socket_set_int(socks[i], NNG_OPT_RECVBUF, k->o->nng_buf);
+        nng_socket_set_int(socks[i], NNG_OPT_SENDBUF, k->o->nng_buf);
+        nng_socket_set_size(socks[i], NNG_OPT_RECVMAXSZ, 0);
+        nng_socket_set_ms(socks[i], NNG_OPT_RECVTIMEO, 100);
+        nng_socket_set_ms(socks[i], NNG_OPT_SENDTIMEO, 100);
+        int seq = ++g_seq;
+        if (k->tr == TR_INPROC)
+            snprintf(eps[i], n, "inproc://nng-proxy-%d", seq);
+        else if (k->tr == TR_IPC)
+            snprintf(eps[i], n, "ipc://%.200s/nng-proxy-%d.sock", g_tmpdir, seq);
+        else
+            snprintf(eps[i], n, "tcp://127.0.0.1:0");
+        nng_listener l;
+        if ((rc = nng_listen(socks[i], eps[i], &l, 0)) != 0) {
+            snprintf(err, errn, "nng listen %s: %s", eps[i], nng_strerror(rc));
+            return -1;
+        }
+        int port = 0;
+        if (k->tr == TR_TCP) {
+            if ((rc = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port)) != 0) {
+                snprintf(err, errn, "nng %s: %s", NNG_OPT_TCP_BOUND_PORT, nng_strerror(rc));
+                return -1;
+            }
+            snprintf(eps[i], n, "tcp://127.0.0.1:%d", port);
+        }
+    }
+    int nfwd = k->wl == WL_PINGPONG ? 2 : 1;
+    for (int i = 0; i < nfwd; i++) {
+        p->fwd[i] = (nfwd_t){.from = i ? p->back : p->front, .to = i ? p->front : p->back, .stop = &p->stop};
+        if (pthread_create(&p->fwd[i].thread, NULL, nfwd_main, &p->fwd[i]) != 0) {
+            snprintf(err, errn, "cannot start the nng proxy thread");
+            return -1;
+        }
+        p->fwd[i].running = true;
+    }
+    return 0;
+}
+#endif
+
+//  The raw libzmq baseline, or with nng the same shapes over nng's sockets.
+static void run_raw(const case_t *k, bool nng, run_t *run)
 {
     const options_t *o = k->o;
     bool thread = k->tr == TR_INPROC;
@@ -1671,6 +2147,9 @@ static void run_raw(const case_t *k, run_t *run)
     child_t *kids = calloc(MAX_KIDS, sizeof *kids);
     int nk = 0;
     proxy_t proxy = {0};
+#ifdef ZCHAN_PERF_NNG
+    nproxy_t nproxy = {0};
+#endif
     char fep[256] = "", bep[256] = "";
     char *err = run->err;
     size_t errn = sizeof run->err;
@@ -1679,6 +2158,10 @@ static void run_raw(const case_t *k, run_t *run)
     int ntx = k->wl == WL_PINGPONG ? 1 : o->senders;
     role_t rrole = k->wl == WL_ANYCAST ? R_PULL : k->wl == WL_BROADCAST ? R_SUB : R_REP;
     role_t trole = k->wl == WL_ANYCAST ? R_PUSH : k->wl == WL_BROADCAST ? R_PUB : R_REQ;
+    if (nng) {
+        rrole = (role_t) (rrole + (R_NPUSH - R_PUSH));
+        trole = (role_t) (trole + (R_NPUSH - R_PUSH));
+    }
     //  Receivers are kids[0..nrx), senders kids[nrx..nrx+ntx).
     child_t *rx = kids, *tx = kids + nrx;
     if (!kids) {
@@ -1686,8 +2169,12 @@ static void run_raw(const case_t *k, run_t *run)
         return;
     }
 
-    if (!direct && proxy_start(k, &proxy, fep, bep, sizeof fep, err, errn) != 0)
+    if (!direct && !nng && proxy_start(k, &proxy, fep, bep, sizeof fep, err, errn) != 0)
         goto out;
+#ifdef ZCHAN_PERF_NNG
+    if (!direct && nng && nproxy_start(k, &nproxy, fep, bep, sizeof fep, err, errn) != 0)
+        goto out;
+#endif
     //  Direct: the binding side starts first and reports where it listens:
     //  the pullers (anycast), the publishers (broadcast) or the REP (pingpong).
     bool rx_binds = direct && k->wl != WL_BROADCAST;
@@ -1699,7 +2186,16 @@ static void run_raw(const case_t *k, run_t *run)
         for (int i = 0; i < n; i++) {
             worker_t w = worker_base(k, do_rx ? rrole : trole, i);
             w.bind = do_rx ? rx_binds : tx_binds;
-            if (w.bind) {
+            w.nng_buf = o->nng_buf;
+            if (w.bind && nng) {
+                int seq = ++g_seq;
+                if (k->tr == TR_INPROC)
+                    snprintf(w.ep, sizeof w.ep, "inproc://nng-%s-%d", role_names[w.role], seq);
+                else if (k->tr == TR_IPC)
+                    snprintf(w.ep, sizeof w.ep, "ipc://%.200s/%.8s-%d.sock", g_tmpdir, role_names[w.role], seq);
+                else
+                    snprintf(w.ep, sizeof w.ep, "tcp://127.0.0.1:0");
+            } else if (w.bind) {
                 raw_bind_ep(k, role_names[w.role], ++g_seq, w.ep, sizeof w.ep);
             } else
                 snprintf(w.ep, sizeof w.ep, "%s", direct ? list : do_rx ? bep : fep);
@@ -1750,7 +2246,15 @@ static void run_raw(const case_t *k, run_t *run)
             goto out;
         latency(k, tx[0].line, run);
     } else if (k->wl == WL_BROADCAST) {
-        if (collect(tx, ntx, "done", deadline, err, errn) != 0 || collect(rx, nrx, "result", deadline, err, errn) != 0)
+        if (collect(tx, ntx, "done", deadline, err, errn) != 0)
+            goto out;
+        //  nng's subscribers may have lost messages: they report what they
+        //  got after a quiet spell.
+        if (nng && kids_say(rx, nrx, "drain") != 0) {
+            snprintf(err, errn, "a subscriber went away");
+            goto out;
+        }
+        if (collect(rx, nrx, "result", deadline, err, errn) != 0)
             goto out;
         throughput(k, rx, nrx, t0, k->count, k->count * nrx, run);
     } else {
@@ -1790,6 +2294,9 @@ static void run_raw(const case_t *k, run_t *run)
 out:
     kids_abort(kids, nk);
     proxy_stop(&proxy);
+#ifdef ZCHAN_PERF_NNG
+    nproxy_stop(&nproxy);
+#endif
     free(kids);
 }
 
@@ -1819,37 +2326,55 @@ static const char *fmt_rate(double v, char *buf, size_t n)
 }
 
 typedef struct {
-    bool ran[2], ok[2];
-    char err[2][512];
-    double rate[2], mb[2], p50[2], p99[2], max[2];
-    double ratio;
-    bool has_ratio;
+    bool ran[IMPL_N], ok[IMPL_N];
+    char err[IMPL_N][512];
+    double rate[IMPL_N], mb[IMPL_N], p50[IMPL_N], p99[IMPL_N], max[IMPL_N];
+    double ratio[IMPL_N]; // zchan's rate over this implementation's (median of per-run ratios)
+    bool has_ratio[IMPL_N];
 } row_t;
+
+//  The implementations shown as columns of the table: zchan and raw always,
+//  nng when it runs.
+static int table_impls(const options_t *o)
+{
+    return o->run[IMPL_NNG] ? 3 : 2;
+}
 
 static void print_header(const options_t *o, workload_t wl)
 {
     if (o->csv)
         return;
-    fprintf(g_out, "\n");
-    if (wl == WL_PINGPONG)
-        fprintf(g_out, "%-9s %-6s %7s %7s | %10s %8s %8s %8s | %10s %8s %8s %8s | %9s  %s\n", "workload", "trans",
-                "size", "count", "zchan rt/s", "p50 us", "p99 us", "max us", "raw rt/s", "p50 us", "p99 us", "max us",
-                "zchan/raw", "status");
-    else
-        fprintf(g_out, "%-9s %-6s %7s %7s | %11s %10s | %11s %10s | %9s  %s\n", "workload", "trans", "size", "count",
-                "zchan msg/s", "zchan MB/s", "raw msg/s", "raw MB/s", "zchan/raw", "status");
+    int ni = table_impls(o);
+    fprintf(g_out, "\n%-9s %-6s %7s %7s |", "workload", "trans", "size", "count");
+    char h1[32], h2[32];
+    for (int i = 0; i < ni; i++) {
+        if (wl == WL_PINGPONG) {
+            snprintf(h1, sizeof h1, "%s rt/s", impl_names[i]);
+            fprintf(g_out, " %10s %8s %8s %8s |", h1, "p50 us", "p99 us", "max us");
+        } else {
+            snprintf(h1, sizeof h1, "%s msg/s", impl_names[i]);
+            snprintf(h2, sizeof h2, "%s MB/s", impl_names[i]);
+            fprintf(g_out, " %11s %10s |", h1, h2);
+        }
+    }
+    fprintf(g_out, " %9s", "zchan/raw");
+    if (ni > 2)
+        fprintf(g_out, " %9s", "zchan/nng");
+    fprintf(g_out, "  status\n");
 }
 
 static void print_row(const options_t *o, workload_t wl, transport_t tr, size_t size, long count, const row_t *r)
 {
-    char status[1100] = "ok";
-    for (int i = 0; i < 2; i++)
+    char status[1700] = "ok";
+    for (int i = 0; i < IMPL_N; i++)
         if (r->ran[i] && !r->ok[i]) {
             size_t used = strcmp(status, "ok") ? strlen(status) : 0;
-            snprintf(status + used, sizeof status - used, "%sFAILED %s: %s", used ? "; " : "", i ? "raw" : "zchan",
+            snprintf(status + used, sizeof status - used, "%sFAILED %s: %s", used ? "; " : "", impl_names[i],
                      r->err[i]);
         }
     if (o->csv) {
+        //  Columns: see the header in main. zchan and raw first (as before
+        //  nng existed), then nng's group, then the status.
         fprintf(g_out, "%s,%s,%zu,%ld,%d,%d,%s,%d", wl_names[wl], tr_names[tr], size, count,
                 wl == WL_PINGPONG ? 1 : o->senders, wl == WL_PINGPONG ? 1 : o->receivers,
                 o->baseline == BL_PROXY ? "proxy" : "direct", o->repeat);
@@ -1858,8 +2383,8 @@ static void print_row(const options_t *o, workload_t wl, transport_t tr, size_t 
                 fprintf(g_out, ",%.1f,%.3f", r->rate[i], r->mb[i]);
             else
                 fprintf(g_out, ",,");
-        if (r->has_ratio)
-            fprintf(g_out, ",%.4f", r->ratio);
+        if (r->has_ratio[IMPL_RAW])
+            fprintf(g_out, ",%.4f", r->ratio[IMPL_RAW]);
         else
             fprintf(g_out, ",");
         for (int i = 0; i < 2; i++)
@@ -1867,6 +2392,18 @@ static void print_row(const options_t *o, workload_t wl, transport_t tr, size_t 
                 fprintf(g_out, ",%.1f,%.1f,%.1f", r->p50[i], r->p99[i], r->max[i]);
             else
                 fprintf(g_out, ",,,");
+        if (r->ran[IMPL_NNG] && r->ok[IMPL_NNG])
+            fprintf(g_out, ",%.1f,%.3f", r->rate[IMPL_NNG], r->mb[IMPL_NNG]);
+        else
+            fprintf(g_out, ",,");
+        if (r->has_ratio[IMPL_NNG])
+            fprintf(g_out, ",%.4f", r->ratio[IMPL_NNG]);
+        else
+            fprintf(g_out, ",");
+        if (wl == WL_PINGPONG && r->ran[IMPL_NNG] && r->ok[IMPL_NNG])
+            fprintf(g_out, ",%.1f,%.1f,%.1f", r->p50[IMPL_NNG], r->p99[IMPL_NNG], r->max[IMPL_NNG]);
+        else
+            fprintf(g_out, ",,,");
         //  Quote the status: error messages may hold commas.
         fprintf(g_out, ",\"");
         for (const char *p = status; *p; p++) {
@@ -1878,11 +2415,10 @@ static void print_row(const options_t *o, workload_t wl, transport_t tr, size_t 
         fflush(g_out);
         return;
     }
-    char sz[32], a[32], ratio[32] = "-";
-    if (r->has_ratio)
-        snprintf(ratio, sizeof ratio, "%.3f", r->ratio);
+    int ni = table_impls(o);
+    char sz[32], a[32];
     fprintf(g_out, "%-9s %-6s %7s %7ld |", wl_names[wl], tr_names[tr], fmt_size(size, sz, sizeof sz), count);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < ni; i++) {
         bool have = r->ran[i] && r->ok[i];
         if (wl == WL_PINGPONG) {
             if (have)
@@ -1897,7 +2433,13 @@ static void print_row(const options_t *o, workload_t wl, transport_t tr, size_t 
                 fprintf(g_out, " %11s %10s |", "-", "-");
         }
     }
-    fprintf(g_out, " %9s  %s\n", ratio, status);
+    for (int i = 1; i < ni; i++) {
+        char ratio[32] = "-";
+        if (r->has_ratio[i])
+            snprintf(ratio, sizeof ratio, "%.3f", r->ratio[i]);
+        fprintf(g_out, " %9s", ratio);
+    }
+    fprintf(g_out, "  %s\n", status);
     fflush(g_out);
 }
 
@@ -1921,46 +2463,50 @@ static void cleanup_tmpdir(void)
 static bool run_case(case_t *k, row_t *row)
 {
     const options_t *o = k->o;
-    double rate[2][100], mb[2][100], p50[2][100], p99[2][100], mx[2][100], ratio[100];
-    int nok[2] = {0, 0}, nratio = 0;
+    double rate[IMPL_N][100], mb[IMPL_N][100], p50[IMPL_N][100], p99[IMPL_N][100], mx[IMPL_N][100];
+    double ratio[IMPL_N][100];
+    int nok[IMPL_N] = {0}, nratio[IMPL_N] = {0};
+    int order[IMPL_N], n = 0;
+    for (int i = 0; i < IMPL_N; i++)
+        if (o->run[i])
+            order[n++] = i;
     memset(row, 0, sizeof *row);
     bool all_ok = true;
     for (int rep = 0; rep < o->repeat && !g_stop; rep++) {
-        run_t res[2];
+        run_t res[IMPL_N];
         memset(res, 0, sizeof res);
-        for (int j = 0; j < 2 && !g_stop; j++) {
-            //  Alternate which side goes first, so drift hits both alike.
-            int impl = (rep % 2) ? 1 - j : j;
-            if (impl == IMPL_ZCHAN ? !o->run_zchan : !o->run_raw)
-                continue;
+        for (int j = 0; j < n && !g_stop; j++) {
+            //  Rotate which implementation goes first, so drift hits all alike.
+            int impl = order[(j + rep) % n];
             if (o->verbose)
                 fprintf(stderr, "zchan-perf: %s %s %zu B x %ld, %s, run %d of %d\n", wl_names[k->wl],
-                        tr_names[k->tr], k->size, k->count, impl == IMPL_ZCHAN ? "zchan" : "raw", rep + 1, o->repeat);
+                        tr_names[k->tr], k->size, k->count, impl_names[impl], rep + 1, o->repeat);
             row->ran[impl] = true;
             if (impl == IMPL_ZCHAN)
                 run_zchan(k, &res[impl]);
             else
-                run_raw(k, &res[impl]);
+                run_raw(k, impl == IMPL_NNG, &res[impl]);
             if (g_stop && !res[impl].ok && !res[impl].err[0])
                 snprintf(res[impl].err, sizeof res[impl].err, "interrupted");
             if (!res[impl].ok) {
                 all_ok = false;
                 fprintf(stderr, "zchan-perf: *** FAILED: %s %s %zu B, %s: %s ***\n", wl_names[k->wl],
-                        tr_names[k->tr], k->size, impl == IMPL_ZCHAN ? "zchan" : "raw", res[impl].err);
+                        tr_names[k->tr], k->size, impl_names[impl], res[impl].err);
                 copy_str(row->err[impl], sizeof row->err[impl], res[impl].err);
                 continue;
             }
-            int n = nok[impl]++;
-            rate[impl][n] = res[impl].msgs_per_s;
-            mb[impl][n] = res[impl].mb_per_s;
-            p50[impl][n] = res[impl].p50_us;
-            p99[impl][n] = res[impl].p99_us;
-            mx[impl][n] = res[impl].max_us;
+            int m = nok[impl]++;
+            rate[impl][m] = res[impl].msgs_per_s;
+            mb[impl][m] = res[impl].mb_per_s;
+            p50[impl][m] = res[impl].p50_us;
+            p99[impl][m] = res[impl].p99_us;
+            mx[impl][m] = res[impl].max_us;
         }
-        if (res[0].ok && res[1].ok)
-            ratio[nratio++] = res[0].msgs_per_s / res[1].msgs_per_s;
+        for (int i = 1; i < IMPL_N; i++)
+            if (res[IMPL_ZCHAN].ok && res[i].ok)
+                ratio[i][nratio[i]++] = res[IMPL_ZCHAN].msgs_per_s / res[i].msgs_per_s;
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < IMPL_N; i++) {
         row->ok[i] = row->ran[i] && nok[i] == o->repeat;
         if (nok[i]) {
             row->rate[i] = median(rate[i], nok[i]);
@@ -1969,10 +2515,10 @@ static bool run_case(case_t *k, row_t *row)
             row->p99[i] = median(p99[i], nok[i]);
             row->max[i] = median(mx[i], nok[i]);
         }
-    }
-    if (nratio && row->ok[0] && row->ok[1]) {
-        row->ratio = median(ratio, nratio);
-        row->has_ratio = true;
+        if (i > 0 && nratio[i] && row->ok[IMPL_ZCHAN] && row->ok[i]) {
+            row->ratio[i] = median(ratio[i], nratio[i]);
+            row->has_ratio[i] = true;
+        }
     }
     return all_ok;
 }
@@ -2024,7 +2570,7 @@ int main(int argc, char **argv)
     zchan_ctx_t *zctx = NULL;
     void *rctx = NULL;
     const char *tcp_hub = NULL;
-    if (o.run_zchan) {
+    if (o.run[IMPL_ZCHAN]) {
         zctx = zchan_ctx_new();
         if (!zctx) {
             fprintf(stderr, "zchan-perf: zchan_ctx_new: %s\n", zchan_strerror(zchan_errno()));
@@ -2041,7 +2587,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    if (o.run_raw && !(rctx = zmq_ctx_new())) {
+    if (o.run[IMPL_RAW] && !(rctx = zmq_ctx_new())) {
         fprintf(stderr, "zchan-perf: zmq_ctx_new: %s\n", zmq_strerror(zmq_errno()));
         rc = 2;
         goto done;
@@ -2049,12 +2595,18 @@ int main(int argc, char **argv)
     if (o.csv)
         fprintf(g_out, "workload,transport,size,count,senders,receivers,baseline,repeat,zchan_msgs_per_s,"
                        "zchan_mb_per_s,raw_msgs_per_s,raw_mb_per_s,ratio,zchan_p50_us,zchan_p99_us,zchan_max_us,"
-                       "raw_p50_us,raw_p99_us,raw_max_us,status\n");
+                       "raw_p50_us,raw_p99_us,raw_max_us,nng_msgs_per_s,nng_mb_per_s,ratio_nng,nng_p50_us,"
+                       "nng_p99_us,nng_max_us,status\n");
     else {
         fprintf(g_out, "zchan-perf: S=%d senders, R=%d receivers, anycast capacity %zu, baseline %s, %d run(s) per case",
                 o.senders, o.receivers, o.capacity, o.baseline == BL_PROXY ? "proxy (same hops as zchan)" : "direct",
                 o.repeat);
         fprintf(g_out, "%s\n", o.repeat > 1 ? ", medians" : "");
+#ifdef ZCHAN_PERF_NNG
+        if (o.run[IMPL_NNG])
+            fprintf(g_out, "zchan-perf: nng %s, same shape as raw; NNG_OPT_SENDBUF/RECVBUF %d messages, "
+                           "NNG_OPT_RECVMAXSZ unlimited\n", nng_version(), o.nng_buf);
+#endif
     }
     for (int wl = 0; wl < WL_N && !g_stop; wl++) {
         if (!o.workloads[wl])
