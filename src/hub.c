@@ -24,6 +24,8 @@
 #include "core.h"
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #define HUB_BATCH 512         // messages read per poll wake-up before flushing acks
@@ -385,12 +387,19 @@ static void s_flush_ack(hub_t *hub, peer_t *p)
     p->pending_ack = 0;
 }
 
+//  Sends the ACKs owed to senders, at the end of a read burst: to a sender
+//  only once what it has out (accepted but not acknowledged, or not yet
+//  accepted) is half its window or more. Below that it still holds more than
+//  half its window, and an ACK per message would cost a message back per
+//  message. The sender's true credit is never more than the hub's view, so
+//  one that runs out has half a window or more out here, and gets its ACK.
 static void s_flush_acks(hub_t *hub)
 {
     for (size_t i = 0; i < hub->ndirty; i++) {
         peer_t *p = &hub->peers[hub->dirty[i]];
         p->dirty = false;
-        if (p->role == ROLE_SENDER)
+        if (p->role == ROLE_SENDER && p->ch
+            && p->pending_ack + p->unaccepted >= (zchan_sender_window(p->ch->capacity) + 1) / 2)
             s_flush_ack(hub, p);
     }
     hub->ndirty = 0;
@@ -1049,6 +1058,9 @@ static void s_on_data(hub_t *hub, zmq_msg_t *payload)
             return;
         }
         sp->unaccepted++;
+        //  What it has out grew: its ACK may be due at the end of this burst.
+        if (sp->pending_ack && !sp->dirty && s_idx_add(&hub->dirty, &hub->ndirty, &hub->dirty_cap, idx) == 0)
+            sp->dirty = true;
     }
     ch->sent++;
     if (ch->kind == ZCHAN_BROADCAST) {
@@ -1423,25 +1435,56 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
         s_hub_free(&hub);
         return;
     }
-    zmq_pollitem_t items[] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0}, {hub.router, 0, ZMQ_POLLIN, 0}};
+    //  The loop sleeps in poll(2) on the two sockets' ZMQ_FDs. zmq_poll would
+    //  ask each socket for its events before and after sleeping, a system
+    //  call each; here a wake-up costs the sleep, the read that finds the
+    //  router empty, and one look at its events. ZMQ_FD is edge-triggered:
+    //  the sockets are read until ZeroMQ says they are empty before sleeping.
+    void *psock = zsock_resolve(pipe);
+    struct pollfd pfds[2] = {{-1, POLLIN, 0}, {-1, POLLIN, 0}};
+    size_t fl = sizeof pfds[0].fd;
+    if (zmq_getsockopt(psock, ZMQ_FD, &pfds[0].fd, &fl) != 0
+        || zmq_getsockopt(hub.router, ZMQ_FD, &pfds[1].fd, &(size_t){sizeof pfds[1].fd}) != 0) {
+        zsys_error("zchan hub: cannot get the sockets' descriptors: %s", zmq_strerror(zmq_errno()));
+        s_hub_free(&hub);
+        return;
+    }
+    bool check_pipe = true;
+    unsigned busy = 0;
     while (true) {
-        //  Sleeps until a message comes or quiet receivers are due a check.
-        long timeout = hub.scan_at < 0 ? -1 : hub.scan_at > hub.now_ms ? (long) (hub.scan_at - hub.now_ms) : 0;
-        int prc = zmq_poll(items, 2, timeout);
-        hub.now_ms = zchan__now_ms();
-        if (prc < 0) {
-            if (zmq_errno() == EINTR)
-                continue;
-            break;
+        if (check_pipe) {
+            check_pipe = false;
+            int ev = 0;
+            bool go_on = true;
+            while (go_on && zmq_getsockopt(psock, ZMQ_EVENTS, &ev, &(size_t){sizeof ev}) == 0 && (ev & ZMQ_POLLIN))
+                go_on = s_on_pipe(&hub);
+            if (!go_on)
+                break;
         }
-        if ((items[0].revents & ZMQ_POLLIN) && !s_on_pipe(&hub))
-            break;
-        if (items[1].revents & ZMQ_POLLIN)
-            s_read_router(&hub);
+        s_read_router(&hub);
         if (hub.scan_at >= 0 && hub.now_ms >= hub.scan_at) {
             s_check_scan(&hub);
             s_flush_acks(&hub); // what went back may have been accepted
         }
+        //  Sending may have taken the router's wake-up: ask before sleeping.
+        int ev = 0;
+        if (zmq_getsockopt(hub.router, ZMQ_EVENTS, &ev, &(size_t){sizeof ev}) == 0 && (ev & ZMQ_POLLIN)) {
+            hub.now_ms = zchan__now_ms();
+            if (++busy % 16 == 0)
+                check_pipe = true; // a busy router does not starve the pipe
+            continue;
+        }
+        busy = 0;
+        //  Sleeps until a message comes or quiet receivers are due a check.
+        long timeout = hub.scan_at < 0 ? -1 : hub.scan_at > hub.now_ms ? (long) (hub.scan_at - hub.now_ms) : 0;
+        int prc = poll(pfds, 2, timeout > INT32_MAX ? INT32_MAX : (int) timeout);
+        hub.now_ms = zchan__now_ms();
+        if (prc < 0 && errno != EINTR) {
+            zsys_error("zchan hub: poll: %s", strerror(errno));
+            break;
+        }
+        if (prc > 0 && pfds[0].revents)
+            check_pipe = true;
     }
     s_hub_free(&hub);
 }

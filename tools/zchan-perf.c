@@ -312,6 +312,8 @@ typedef struct {
     int peers;              // sub: publishers whose probes to wait for
     long limit;             // zrecv: broadcast receiver limit
     int nng_buf;            // nng: NNG_OPT_SENDBUF and NNG_OPT_RECVBUF, in messages
+    int host;               // zping / zpong: 1 if each hosts the channel it receives on
+    long capacity;          // zping / zpong with host: their channels' capacity
     int stall_ms;           // a send or receive that makes no progress this long fails
     int phase_ms;           // waiting for a command this long fails
     int in_fd, out_fd;
@@ -394,6 +396,39 @@ static bool zmsg_ok(zchan_msg_t *m, size_t size)
     return o && o->type == MSGPACK_OBJECT_BIN && payload_ok(o->via.bin.ptr, o->via.bin.size, size);
 }
 
+//  Pingpong with each side hosting its own channel: makes *mine (unnamed,
+//  in ctx's hub) and trades references with the other side over s and r
+//  (the pinger receives first, the ponger sends first), opening theirs.
+//  Over tcp, the hub binds a tcp port and the worker's host id is its own,
+//  so that the other side opens the reference over tcp, not ipc.
+static int peers_setup(worker_t *w, zchan_ctx_t *ctx, zchan_sender_t *s, zchan_receiver_t *r, zchan_t **mine,
+                       zchan_t **theirs)
+{
+    if (!strncmp(w->ep, "tcp://", 6) && zchan_ctx_bind(ctx, "tcp://127.0.0.1:0") != ZCHAN_OK)
+        return zchan_errno();
+    if (!(*mine = zchan_anycast_new(ctx, NULL, (size_t) w->capacity)))
+        return zchan_errno();
+    for (int step = 0; step < 2; step++) {
+        bool send = (w->role == R_ZPONG) == (step == 0);
+        zchan_msg_t *m = NULL;
+        int e;
+        if (send) {
+            m = zchan_msg_new();
+            e = !m ? ZCHAN_ENOMEM : zchan_msg_pack_chan(m, *mine);
+            if (e == ZCHAN_OK)
+                e = zchan_send(s, &m, w->stall_ms);
+        } else {
+            e = zchan_recv(r, &m, w->stall_ms);
+            if (e == ZCHAN_OK && !(*theirs = zchan_msg_chan(ctx, zchan_msg_object(m))))
+                e = zchan_errno();
+        }
+        zchan_msg_destroy(&m);
+        if (e != ZCHAN_OK)
+            return e;
+    }
+    return ZCHAN_OK;
+}
+
 static int zchan_worker(worker_t *w, linebuf_t *lb, char *payload)
 {
     zchan_ctx_t *ctx = w->zctx;
@@ -403,6 +438,12 @@ static int zchan_worker(worker_t *w, linebuf_t *lb, char *payload)
     int64_t *rtt = NULL;
     int rc = 1;
     result_t res = {0};
+    if (!ctx && w->host && !strncmp(w->ep, "tcp://", 6)) {
+        //  Another host as far as references go: the other side opens ours over tcp.
+        char id[64];
+        snprintf(id, sizeof id, "zchan-perf-%ld-%d", (long) getpid(), w->role);
+        setenv("ZCHAN_HOST_ID", id, 1);
+    }
     if (!ctx && !(ctx = zchan_ctx_new())) {
         wfail(w, "zchan_ctx_new: %s", zchan_strerror(zchan_errno()));
         goto out;
@@ -430,6 +471,22 @@ static int zchan_worker(worker_t *w, linebuf_t *lb, char *payload)
     if (w->role == R_ZPING && !(rtt = malloc(sizeof *rtt * (size_t) (w->count > 0 ? w->count : 1)))) {
         wfail(w, "out of memory");
         goto out;
+    }
+    if ((w->role == R_ZPING || w->role == R_ZPONG) && w->host) {
+        //  Each side hosts the channel it receives on, and the two trade
+        //  references over the coordinator's channels, which then go.
+        zchan_t *mine = NULL, *theirs = NULL;
+        int e = peers_setup(w, ctx, s, r, &mine, &theirs);
+        zchan_sender_destroy(&s);
+        zchan_receiver_destroy(&r);
+        zchan_destroy(&ch);
+        zchan_destroy(&ch2);
+        ch = mine;
+        ch2 = theirs;
+        if (e != ZCHAN_OK || !(s = zchan_sender_new(theirs)) || !(r = zchan_receiver_new(mine, 0))) {
+            wfail(w, "pingpong setup: %s", zchan_strerror(e != ZCHAN_OK ? e : zchan_errno()));
+            goto out;
+        }
     }
     say(w->out_fd, "ready");
     if (await_cmd(w, lb, "go") != 0) {
@@ -510,6 +567,9 @@ static int zchan_worker(worker_t *w, linebuf_t *lb, char *payload)
             }
         }
         if (w->role == R_ZPING) {
+            //  Detach now, while the other side (which may host the channel)
+            //  is still there to answer.
+            zchan_sender_destroy(&s);
             latency_stats(rtt, res.count, &res);
             report(w, &res);
         } else {
@@ -1113,6 +1173,10 @@ static int worker_main(int argc, char **argv)
             w.count = atol(v);
         else if (!strcmp(k, "--warmup"))
             w.warmup = atol(v);
+        else if (!strcmp(k, "--host"))
+            w.host = atoi(v);
+        else if (!strcmp(k, "--capacity"))
+            w.capacity = atol(v);
         else if (!strcmp(k, "--id"))
             w.id = atoi(v);
         else if (!strcmp(k, "--peers"))
@@ -1153,6 +1217,7 @@ typedef struct {
     long count;     // 0: default by size and workload
     int senders, receivers;
     size_t capacity;
+    bool pp_hub;    // pingpong: both channels in the coordinator's hub (else each side hosts its own)
     int repeat;
     long warmup;    // -1: default
     long limit;     // zchan broadcast receiver limit; 0: the count (lossless)
@@ -1199,6 +1264,10 @@ static void usage(FILE *f)
 "      --warmup N       pingpong round trips before the measured ones (default\n"
 "                       count/10, at least 10)\n"
 "      --capacity N     anycast channel capacity (default %d, the library default)\n"
+"      --pp-host H      pingpong's zchan channels: peers (default): each side\n"
+"                       hosts the channel it receives on and sends the other a\n"
+"                       reference to it, as a request/reply pair would; hub:\n"
+"                       both in the coordinator's hub (two hops each way)\n"
 "      --limit N        zchan broadcast receiver limit (default: the count, so a\n"
 "                       slow receiver loses nothing; the library default is %d).\n"
 "                       A smaller limit lets the hub drop, and the run then fails\n"
@@ -1298,7 +1367,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"size", required_argument, NULL, 'S'},     {"sizes", required_argument, NULL, 'Z'},
         {"count", required_argument, NULL, 'n'},    {"warmup", required_argument, NULL, 'W'},
         {"capacity", required_argument, NULL, 'C'}, {"baseline", required_argument, NULL, 'B'},
-        {"limit", required_argument, NULL, 'L'},
+        {"limit", required_argument, NULL, 'L'},    {"pp-host", required_argument, NULL, 'P'},
         {"impl", required_argument, NULL, 'I'},     {"repeat", required_argument, NULL, 'R'},
         {"nng-buf", required_argument, NULL, 'N'},
         {"csv", no_argument, NULL, 'c'},            {"verbose", no_argument, NULL, 'v'},
@@ -1370,6 +1439,14 @@ static int parse_options(int argc, char **argv, options_t *o)
             if (!parse_long(optarg, 0, 1000000, &v))
                 goto bad;
             o->capacity = (size_t) v;
+            break;
+        case 'P':
+            if (!strcmp(optarg, "hub"))
+                o->pp_hub = true;
+            else if (!strcmp(optarg, "peers"))
+                o->pp_hub = false;
+            else
+                goto bad;
             break;
         case 'L':
             if (!parse_long(optarg, 1, 1L << 24, &o->limit))
@@ -1542,11 +1619,11 @@ static int child_start(child_t *c, const worker_t *w, bool thread, char *err, si
         }
     } else {
         //  The worker's parameters as "--key value" pairs.
-        enum { NKEYS = 14 };
+        enum { NKEYS = 16 };
         char vals[NKEYS][sizeof w->ep + 1];
         const char *keys[NKEYS] = {"--role",  "--ep",    "--ep2",   "--bind",  "--size",
                                    "--count", "--warmup", "--id",   "--peers", "--limit",
-                                   "--stall", "--phase", "--parent", "--nngbuf"};
+                                   "--stall", "--phase", "--parent", "--nngbuf", "--host", "--capacity"};
         snprintf(vals[0], sizeof vals[0], "%s", role_names[w->role]);
         snprintf(vals[1], sizeof vals[1], "%s", w->ep);
         snprintf(vals[2], sizeof vals[2], "%s", w->ep2);
@@ -1561,6 +1638,8 @@ static int child_start(child_t *c, const worker_t *w, bool thread, char *err, si
         snprintf(vals[11], sizeof vals[11], "%d", w->phase_ms);
         snprintf(vals[12], sizeof vals[12], "%ld", (long) getpid());
         snprintf(vals[13], sizeof vals[13], "%d", w->nng_buf);
+        snprintf(vals[14], sizeof vals[14], "%d", w->host);
+        snprintf(vals[15], sizeof vals[15], "%ld", w->capacity);
         char *argv[2 * NKEYS + 2];
         int n = 0;
         argv[n++] = g_self;
@@ -1864,6 +1943,8 @@ static void run_zchan(const case_t *k, run_t *run)
             w = worker_base(k, rx ? R_ZPONG : R_ZPING, 0);
             w.count = k->count;
             w.warmup = k->warmup;
+            w.host = !o->pp_hub;
+            w.capacity = (long) o->capacity;
         } else {
             w = worker_base(k, rx ? R_ZRECV : R_ZSEND, id);
             w.count = rx ? 0 : share(k->count, ntx, id);
