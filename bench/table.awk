@@ -32,9 +32,14 @@ NR == 1 { next }
             v[1] = us(f[15]); v[2] = us(f[18]); v[3] = us(f[24]); v[4] = us(f[30])
         } else {
             name = sprintf("%s %d->%d %s, msg/s", f[2], f[6], f[7], size(f[4]))
+            if (f[1] ~ /-cap[0-9]+$/) {
+                c = f[1]
+                sub(/.*-cap/, "", c)
+                name = sprintf("%s %d->%d %s cap %s, msg/s", f[2], f[6], f[7], size(f[4]), c)
+            }
             v[1] = rate(f[10]); v[2] = rate(f[12]); v[3] = rate(f[21]); v[4] = rate(f[27])
         }
-        trow[nt] = sprintf("%-28s %-6s | %8s %8s %8s %8s | %9s  %-6s %4s | %9s  %5s", name, f[3], v[1], v[2], v[3],
+        trow[nt] = sprintf("%-36s %-6s | %8s %8s %8s %8s | %9s  %-6s %4s | %9s  %5s", name, f[3], v[1], v[2], v[3],
                            v[4], rat(f[34]), f[35], dash(f[36]), rat(f[37]), dash(f[38]))
         if (f[36] == "yes") tmet++
         if (f[38] == "yes") nmet++
@@ -53,7 +58,7 @@ END {
         printf "\nTargets (issue #6). zchan against raw libzmq in the same run, raw in the direct shape\n"
         printf "(sockets connected to each other, one hop); nng in the same shape; Go in one process.\n"
         printf "Medians of %d runs; zchan, raw and nng alternate within each run. pingpong: p50 round trip.\n\n", reps
-        printf "%-28s %-6s | %8s %8s %8s %8s | %9s  %-6s %4s | %9s  %5s\n", "case", "trans", "zchan", "raw", "nng",
+        printf "%-36s %-6s | %8s %8s %8s %8s | %9s  %-6s %4s | %9s  %5s\n", "case", "trans", "zchan", "raw", "nng",
                "go", "zchan/raw", "target", "met", "zchan/nng", "ahead"
         for (i = 1; i <= nt; i++)
             print trow[i]

@@ -43,7 +43,7 @@ static void s_drain(void)
                 FZ_ASSERT(zchan__hdr_parse(&h, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) == 0,
                           "the hub sent a header it cannot parse");
                 int type = zchan__hdr_type(&h);
-                FZ_ASSERT(type >= ZCHAN__REPLY && type <= ZCHAN__CLOSED, "the hub sent type %d", type);
+                FZ_ASSERT(type >= ZCHAN__REPLY && type <= ZCHAN__CLOSING, "the hub sent type %d", type);
                 FZ_ASSERT(n == (type == ZCHAN__DELIVER ? 2u : 1u), "type %d in %zu frames", type, n);
             }
             for (int k = 0; k < 3; k++)
