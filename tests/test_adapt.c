@@ -14,14 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define assert_between(v, lo, hi)                                                   \
-    do {                                                                            \
-        int64_t v_ = (v), lo_ = (lo), hi_ = (hi);                                   \
-        if (v_ < lo_ || v_ > hi_)                                                   \
-            fail_msg("%s = %lld, expected %lld..%lld", #v, (long long) v_,          \
-                     (long long) lo_, (long long) hi_);                             \
-    } while (0)
-
 typedef struct {
     zchan_ctx_t *ctx;
     bool passed; // set by s_pass at the end of the test

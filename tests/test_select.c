@@ -190,14 +190,6 @@ static int s_teardown(void **state)
     return 0;
 }
 
-#define assert_between(v, lo, hi)                                                   \
-    do {                                                                            \
-        int64_t v_ = (v), lo_ = (lo), hi_ = (hi);                                   \
-        if (v_ < lo_ || v_ > hi_)                                                   \
-            fail_msg("%s = %lld, expected %lld..%lld", #v, (long long) v_,          \
-                     (long long) lo_, (long long) hi_);                             \
-    } while (0)
-
 // ---------------------------------------------------------------------------
 // zchan__receiver_wait
 

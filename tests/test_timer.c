@@ -37,15 +37,6 @@ static int64_t s_cpu_us(void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-//  Asserts lo <= v <= hi, printing all three in microseconds.
-#define assert_between(v, lo, hi)                                                   \
-    do {                                                                            \
-        int64_t v_ = (v), lo_ = (lo), hi_ = (hi);                                   \
-        if (v_ < lo_ || v_ > hi_)                                                   \
-            fail_msg("%s = %lld us, expected %lld..%lld", #v, (long long) v_,       \
-                     (long long) lo_, (long long) hi_);                             \
-    } while (0)
-
 // ---------------------------------------------------------------------------
 
 //  An interval <= 0 is refused with EINVAL; destroy nulls and tolerates NULL.

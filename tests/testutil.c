@@ -49,3 +49,10 @@ int tu_free_port(void)
     close(fd);
     return ntohs(a.sin_port);
 }
+
+int tu_slow(void)
+{
+    const char *v = getenv("ZCHAN_TEST_SLOW");
+    int f = v ? atoi(v) : 1;
+    return f >= 1 ? f : 1;
+}

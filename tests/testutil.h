@@ -25,4 +25,20 @@ int tu_free_port(void);
                      zchan_strerror(tu_rc_), (int) (expected), zchan_strerror(expected)); \
     } while (0)
 
+//  How much slower than usual this run may be: $ZCHAN_TEST_SLOW (a whole
+//  factor, default 1), which scripts/valgrind.sh sets for its runs under
+//  valgrind. It stretches only the upper bounds of timing checks, never
+//  the lower ones (that a wait waited at least its time).
+int tu_slow(void);
+
+//  Asserts lo <= v <= hi * tu_slow(), printing all three (microseconds in
+//  the timing tests).
+#define assert_between(v, lo, hi)                                                   \
+    do {                                                                            \
+        int64_t v_ = (v), lo_ = (lo), hi_ = (int64_t) (hi) * tu_slow();             \
+        if (v_ < lo_ || v_ > hi_)                                                   \
+            fail_msg("%s = %lld, expected %lld..%lld", #v, (long long) v_,          \
+                     (long long) lo_, (long long) hi_);                             \
+    } while (0)
+
 #endif
