@@ -75,7 +75,7 @@ FILENAME ~ /go\.all$/ {
             if (nv != "") nmet = nv <= 1 ? "yes" : "no"
         } else {
             metric = "msgs/s zchan/raw"
-            lim = suite == "t-anycast-1m" ? 0.9 : (suite == "t-anycast-16" && f[2] == "inproc") ? 0.5 : 0.8
+            lim = suite == "t-anycast-1m" ? 0.9 : (suite ~ /^t-anycast-16/ && f[2] == "inproc") ? 0.5 : 0.8
             target = ">= " lim
             value = f[13]
             nv = f[22]

@@ -25,6 +25,11 @@ NR == 1 { next }
         tgt = 1 / 1.5
     } else {
         label = sprintf("%s %d-%d %s %s", f[2] == "anycast" ? "any" : "bcast", f[6], f[7], size(f[4]), f[3])
+        if (f[1] ~ /-cap[0-9]+$/) {
+            c = f[1]
+            sub(/.*-cap/, "", c)
+            label = sprintf("%s %d-%d %s c%s %s", f[2] == "anycast" ? "any" : "bcast", f[6], f[7], size(f[4]), c, f[3])
+        }
         z = q(f[10]); r = q(f[12]); n = q(f[21]); g = q(f[27])
         speed = q(f[34])
         tgt = f[35]

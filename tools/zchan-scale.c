@@ -1252,8 +1252,8 @@ static bool figure_broadcast(env_t *e, const char *tr)
     bool ok = true;
     human(o, "\nbroadcast: 1 sender process, R receivers on one channel, %ld B, %s; receivers in processes of "
              "<= %ld, one select thread each\n", o->size, tr, o->per_process);
-    human(o, "%6s %5s %7s %10s %6s %12s %8s %6s %12s %11s %11s %6s %7s\n", "R", "procs", "msgs", "deliveries", "secs",
-          "deliveries/s", "ns/deliv", "growth", "hub heap B/rx", "(ring B/rx)", "hub RSS B/rx", "fds/rx", "dropped");
+    human(o, "%6s %5s %7s %10s %6s %12s %8s %6s %12s %11s %6s %7s\n", "R", "procs", "msgs", "deliveries", "secs",
+          "deliveries/s", "ns/deliv", "growth", "hub heap B/rx", "hub RSS B/rx", "fds/rx", "dropped");
     double prev_ns = 0;
     long prev_r = 0;
     for (int s = 0; s < nsteps && !g_stop; s++) {
@@ -1272,9 +1272,9 @@ static bool figure_broadcast(env_t *e, const char *tr)
         char growth[32] = "-";
         if (prev_ns > 0)
             snprintf(growth, sizeof growth, "x%.2f", st.ns_per / prev_ns);
-        human(o, "%6ld %5ld %7ld %10ld %6.2f %12.0f %8.0f %6s %12.0f %11.0f %11.0f %6.2f %7ld\n", R, st.procs,
-              st.messages, st.deliveries, st.secs, st.rate, st.ns_per, growth, st.heap_per_rx,
-              (double) st.messages * (double) sizeof(zmq_msg_t), st.rss_per_rx, st.fds_per_rx, st.dropped);
+        human(o, "%6ld %5ld %7ld %10ld %6.2f %12.0f %8.0f %6s %12.0f %11.0f %6.2f %7ld\n", R, st.procs,
+              st.messages, st.deliveries, st.secs, st.rate, st.ns_per, growth, st.heap_per_rx, st.rss_per_rx,
+              st.fds_per_rx, st.dropped);
         csv_row(o, "broadcast", R, "messages", (double) st.messages, "count", tr);
         csv_row(o, "broadcast", R, "processes", (double) st.procs, "count", tr);
         csv_row(o, "broadcast", R, "deliveries", (double) st.deliveries, "count", tr);
@@ -1285,8 +1285,6 @@ static bool figure_broadcast(env_t *e, const char *tr)
         csv_row(o, "broadcast", R, "hub_rss_per_receiver", st.rss_per_rx, "B", tr);
         csv_row(o, "broadcast", R, "hub_heap_per_receiver", st.heap_per_rx, "B", tr);
         csv_row(o, "broadcast", R, "hub_fds_per_receiver", st.fds_per_rx, "count", tr);
-        csv_row(o, "broadcast", R, "ring_reserved_per_receiver", (double) st.messages * (double) sizeof(zmq_msg_t),
-                "B", tr);
         csv_row(o, "broadcast", R, "hub_rss_growth_while_sending", (double) st.rss_peak_delta, "B", tr);
         csv_row(o, "broadcast", R, "dropped", (double) st.dropped, "count", tr);
         csv_row(o, "broadcast", R, "lost", (double) st.lost, "count", tr);
