@@ -24,6 +24,30 @@ struct zchan_msg_t {
     bool zone_ready;
 };
 
+//  The packer's writer: msgpack_sbuffer_write, except that a write that does
+//  not fit grows the buffer to what it needs when that is more than double:
+//  a 1 MiB bin then takes 1 MiB, not the 2 MiB that doubling from a small
+//  buffer would give (glibc maps blocks that large afresh each time, so
+//  every byte allocated is a page fault to come).
+static int s_msg_write(void *data, const char *buf, size_t len)
+{
+    msgpack_sbuffer *sb = (msgpack_sbuffer *) data;
+    if (len > sb->alloc - sb->size) {
+        size_t need = sb->size + len;
+        if (need < sb->size)
+            return -1; // overflow
+        size_t grow = sb->alloc * 2 > need ? sb->alloc * 2 : need;
+        char *p = realloc(sb->data, grow);
+        if (!p)
+            return -1;
+        sb->data = p;
+        sb->alloc = grow;
+    }
+    memcpy(sb->data + sb->size, buf, len);
+    sb->size += len;
+    return 0;
+}
+
 zchan_msg_t *zchan_msg_new(void)
 {
     zchan_msg_t *msg = calloc(1, sizeof *msg);
@@ -35,7 +59,7 @@ zchan_msg_t *zchan_msg_new(void)
     msg->sbuf.data = malloc(MSG_FIRST_ALLOC);
     if (msg->sbuf.data)
         msg->sbuf.alloc = MSG_FIRST_ALLOC;
-    msgpack_packer_init(&msg->pk, &msg->sbuf, msgpack_sbuffer_write);
+    msgpack_packer_init(&msg->pk, &msg->sbuf, s_msg_write);
     zmq_msg_init(&msg->frame);
     return msg;
 }
