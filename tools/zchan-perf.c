@@ -36,7 +36,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -58,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zchan.h>
+#include "benchproc.h"
 #include <zmq.h>
 #ifdef ZCHAN_PERF_NNG
 #include <nng/nng.h>
@@ -73,7 +73,6 @@ extern char **environ;
 
 #define MAX_SIZES 16
 #define MAX_PEERS 64
-#define LINE_MAX_ 1024
 #define WORKER_IN_FD 3
 #define WORKER_OUT_FD 4
 #define PROBE_SIZE 5
@@ -113,22 +112,7 @@ static const char *role_names[R_N] = {"", "zsend", "zrecv", "zping", "zpong", "p
 // ---------------------------------------------------------------------------
 // Small helpers
 
-static volatile sig_atomic_t g_stop;   // coordinator: interrupted by a signal
 static FILE *g_out;                    // results (the original stdout)
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static void put_payload(char *buf, size_t size)
 {
@@ -143,26 +127,6 @@ static bool payload_ok(const char *p, size_t n, size_t size)
     if (size == 0)
         return true;
     return p[0] == (char) 7 && p[size - 1] == (char) (((size - 1) * 31 + 7) & 0xff);
-}
-
-//  A pipe whose ends are close-on-exec and above the fds a worker gets.
-static int pipe_hi(int fds[2])
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        fds[i] = fcntl(p[i], F_DUPFD_CLOEXEC, 10);
-        close(p[i]);
-    }
-    if (fds[0] < 0 || fds[1] < 0) {
-        if (fds[0] >= 0)
-            close(fds[0]);
-        if (fds[1] >= 0)
-            close(fds[1]);
-        return -1;
-    }
-    return 0;
 }
 
 //  Copies s into d (n bytes), truncating.
@@ -198,104 +162,6 @@ static double median(double *v, int n)
 // ---------------------------------------------------------------------------
 // Line-based control pipes
 
-typedef struct {
-    int fd;
-    char buf[LINE_MAX_];
-    size_t len;
-    bool eof;
-} linebuf_t;
-
-//  Takes one complete line (without its newline) out of the buffer. true if
-//  there was one.
-static bool line_take(linebuf_t *lb, char *out, size_t n)
-{
-    char *nl = memchr(lb->buf, '\n', lb->len);
-    if (!nl)
-        return false;
-    size_t k = (size_t) (nl - lb->buf);
-    size_t c = k < n - 1 ? k : n - 1;
-    memcpy(out, lb->buf, c);
-    out[c] = 0;
-    lb->len -= k + 1;
-    memmove(lb->buf, nl + 1, lb->len);
-    return true;
-}
-
-//  Reads what the fd has. -1 on EOF, error or a line too long.
-static int line_fill(linebuf_t *lb)
-{
-    if (lb->len == sizeof lb->buf)
-        return -1;
-    ssize_t r = read(lb->fd, lb->buf + lb->len, sizeof lb->buf - lb->len);
-    if (r < 0 && (errno == EINTR || errno == EAGAIN))
-        return 0;
-    if (r <= 0) {
-        lb->eof = true;
-        return -1;
-    }
-    lb->len += (size_t) r;
-    return 0;
-}
-
-//  Reads one line within timeout_ms (-1: forever). 1: got one, 0: timed
-//  out, -1: EOF or error.
-static int line_read(linebuf_t *lb, char *out, size_t n, int timeout_ms)
-{
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ns() + (int64_t) timeout_ms * 1000000;
-    while (true) {
-        if (line_take(lb, out, n))
-            return 1;
-        if (lb->eof)
-            return -1;
-        int wait = 100;
-        if (deadline >= 0) {
-            int64_t left_ns = deadline - now_ns();
-            if (left_ns <= 0)
-                return 0;
-            int64_t left = (left_ns + 999999) / 1000000;
-            if (left < wait)
-                wait = (int) left;
-        }
-        struct pollfd p = {lb->fd, POLLIN, 0};
-        int rc = poll(&p, 1, wait);
-        if (rc < 0 && errno != EINTR)
-            return -1;
-        if (rc > 0 && line_fill(lb) != 0 && !memchr(lb->buf, '\n', lb->len))
-            return -1;
-        if (g_stop)
-            return -1;
-    }
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t) w;
-    }
-    return 0;
-}
-
-static int say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int say(int fd, const char *fmt, ...)
-{
-    char buf[LINE_MAX_];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -1;
-    if ((size_t) n > sizeof buf - 2)
-        n = (int) sizeof buf - 2;
-    buf[n++] = '\n';
-    return write_all(fd, buf, (size_t) n);
-}
 
 // ---------------------------------------------------------------------------
 // Workers
@@ -1348,17 +1214,6 @@ static bool parse_list(const char *arg, const char *const *names, int n, bool *s
     return true;
 }
 
-static bool parse_long(const char *s, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 static int parse_options(int argc, char **argv, options_t *o)
 {
     static const struct option longs[] = {
@@ -1566,28 +1421,7 @@ typedef struct {
     char line[LINE_MAX_]; // the last report collected
 } child_t;
 
-static char g_self[PATH_MAX];
-static char g_tmpdir[PATH_MAX];
 #define MAX_KIDS (2 * MAX_PEERS + 2)
-static volatile pid_t g_pids[MAX_KIDS * 2]; // live worker processes, for the signal handler
-
-static void pid_track(pid_t pid, bool add)
-{
-    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
-        if (add ? g_pids[i] == 0 : g_pids[i] == pid) {
-            g_pids[i] = add ? pid : 0;
-            return;
-        }
-}
-
-static void on_signal(int sig)
-{
-    (void) sig;
-    g_stop = 1;
-    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
-        if (g_pids[i] > 0)
-            kill(g_pids[i], SIGKILL);
-}
 
 static int child_start(child_t *c, const worker_t *w, bool thread, char *err, size_t errn)
 {
@@ -2527,20 +2361,6 @@ static void print_row(const options_t *o, workload_t wl, transport_t tr, size_t 
 // ---------------------------------------------------------------------------
 // The coordinator: main
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void) sb, (void) flag, (void) ftw;
-    remove(path);
-    return 0;
-}
-
-static void cleanup_tmpdir(void)
-{
-    if (g_tmpdir[0])
-        nftw(g_tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    g_tmpdir[0] = 0;
-}
-
 static bool run_case(case_t *k, row_t *row)
 {
     const options_t *o = k->o;
@@ -2612,30 +2432,9 @@ int main(int argc, char **argv)
     options_t o;
     if (parse_options(argc, argv, &o) != 0)
         return 2;
-    //  Results go to the real stdout; anything a library prints to stdout
-    //  (czmq logs there) goes to stderr, so CSV stays clean.
-    int outfd = dup(STDOUT_FILENO);
-    g_out = outfd >= 0 ? fdopen(outfd, "w") : NULL;
-    if (!g_out) {
-        perror("zchan-perf: stdout");
+    //  Results go to the real stdout (g_out); stdout itself to stderr.
+    if (coordinator_setup("zchan-perf", &g_out) != 0)
         return 2;
-    }
-    dup2(STDERR_FILENO, STDOUT_FILENO);
-
-    ssize_t n = readlink("/proc/self/exe", g_self, sizeof g_self - 1);
-    if (n <= 0) {
-        perror("zchan-perf: /proc/self/exe");
-        return 2;
-    }
-    g_self[n] = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     //  A private runtime directory for every ipc socket and lock file, zchan's
     //  and raw libzmq's; the workers inherit it. Removed at exit.
@@ -2717,7 +2516,7 @@ done:
     zchan_ctx_destroy(&zctx);
     if (rctx)
         zmq_ctx_term(rctx);
-    cleanup_tmpdir();
+    rm_tmpdir();
     fclose(g_out);
     return rc;
 }

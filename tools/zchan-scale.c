@@ -32,7 +32,6 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -55,13 +54,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <zchan.h>
+#include "benchproc.h"
 #include <zmq.h>
 
 extern char **environ;
 
 #define WORKER_IN_FD 3
 #define WORKER_OUT_FD 4
-#define LINE_MAX_ 1024
 #define MAX_WORKERS 1024
 #define MAX_STEPS 16
 #define MIN_SIZE 12 // sender id (4 bytes) and sequence (8 bytes)
@@ -69,22 +68,7 @@ extern char **environ;
 // ---------------------------------------------------------------------------
 // Small helpers
 
-static volatile sig_atomic_t g_stop;
 static FILE *g_out;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 //  Resident set size of this process, in bytes (/proc/self/statm).
 static long long rss_bytes(void)
@@ -179,86 +163,6 @@ static bool msg_read(zchan_msg_t *m, size_t size, uint32_t *id, uint64_t *seq)
 // ---------------------------------------------------------------------------
 // Line-based control pipes
 
-typedef struct {
-    int fd;
-    char buf[LINE_MAX_];
-    size_t len;
-    bool eof;
-} linebuf_t;
-
-static bool line_take(linebuf_t *lb, char *out, size_t n)
-{
-    char *nl = memchr(lb->buf, '\n', lb->len);
-    if (!nl)
-        return false;
-    size_t k = (size_t) (nl - lb->buf);
-    size_t c = k < n - 1 ? k : n - 1;
-    memcpy(out, lb->buf, c);
-    out[c] = 0;
-    lb->len -= k + 1;
-    memmove(lb->buf, nl + 1, lb->len);
-    return true;
-}
-
-static void line_fill(linebuf_t *lb)
-{
-    if (lb->len == sizeof lb->buf) {
-        lb->eof = true; // a line too long: treat as a broken peer
-        return;
-    }
-    ssize_t r = read(lb->fd, lb->buf + lb->len, sizeof lb->buf - lb->len);
-    if (r < 0 && (errno == EINTR || errno == EAGAIN))
-        return;
-    if (r <= 0)
-        lb->eof = true;
-    else
-        lb->len += (size_t) r;
-}
-
-//  One line within timeout_ms: 1, 0 on timeout, -1 on EOF.
-static int line_read(linebuf_t *lb, char *out, size_t n, int timeout_ms)
-{
-    int64_t deadline = now_ns() + (int64_t) timeout_ms * 1000000;
-    while (true) {
-        if (line_take(lb, out, n))
-            return 1;
-        if (lb->eof || g_stop)
-            return -1;
-        int64_t left = (deadline - now_ns()) / 1000000;
-        if (left <= 0)
-            return 0;
-        struct pollfd p = {lb->fd, POLLIN, 0};
-        if (poll(&p, 1, left > 100 ? 100 : (int) left) > 0)
-            line_fill(lb);
-    }
-}
-
-static int say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int say(int fd, const char *fmt, ...)
-{
-    char buf[LINE_MAX_];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -1;
-    if ((size_t) n > sizeof buf - 2)
-        n = (int) sizeof buf - 2;
-    buf[n++] = '\n';
-    const char *p = buf;
-    size_t left = (size_t) n;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        left -= (size_t) w;
-    }
-    return 0;
-}
 
 // ---------------------------------------------------------------------------
 // Workers
@@ -548,46 +452,6 @@ typedef struct {
     bool got;
 } child_t;
 
-static char g_self[PATH_MAX];
-static char g_tmpdir[PATH_MAX];
-static volatile pid_t g_pids[MAX_WORKERS + 8];
-
-static void pid_track(pid_t pid, bool add)
-{
-    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
-        if (add ? g_pids[i] == 0 : g_pids[i] == pid) {
-            g_pids[i] = add ? pid : 0;
-            return;
-        }
-}
-
-static void on_signal(int sig)
-{
-    (void) sig;
-    g_stop = 1;
-    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
-        if (g_pids[i] > 0)
-            kill(g_pids[i], SIGKILL);
-}
-
-//  A pipe whose ends are close-on-exec and above the fds a worker gets.
-static int pipe_hi(int fds[2])
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        fds[i] = fcntl(p[i], F_DUPFD_CLOEXEC, 10);
-        close(p[i]);
-    }
-    if (fds[0] >= 0 && fds[1] >= 0)
-        return 0;
-    if (fds[0] >= 0)
-        close(fds[0]);
-    if (fds[1] >= 0)
-        close(fds[1]);
-    return -1;
-}
 
 static int child_start(child_t *c, const wargs_t *w, char *err, size_t errn)
 {
@@ -852,17 +716,6 @@ static void usage(FILE *f)
 "Broadcast receivers get a limit equal to the message count, so nothing is\n"
 "dropped; drops, losses, duplicates or disorder make the exit status 1.\n",
             MAX_WORKERS - 8, ZCHAN_ANYCAST_CAPACITY, MIN_SIZE);
-}
-
-static bool parse_long(const char *s, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
 }
 
 static int parse_options(int argc, char **argv, options_t *o)
@@ -1426,13 +1279,6 @@ static bool figure_anycast(env_t *e, const char *tr)
 // ---------------------------------------------------------------------------
 // The coordinator: main
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void) sb, (void) flag, (void) ftw;
-    remove(path);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--role"))
@@ -1440,28 +1286,9 @@ int main(int argc, char **argv)
     options_t o;
     if (parse_options(argc, argv, &o) != 0)
         return 2;
-    //  Results go to the real stdout; a library's logs on stdout go to stderr.
-    int outfd = dup(STDOUT_FILENO);
-    g_out = outfd >= 0 ? fdopen(outfd, "w") : NULL;
-    if (!g_out) {
-        perror("zchan-scale: stdout");
+    //  Results go to the real stdout (g_out); stdout itself to stderr.
+    if (coordinator_setup("zchan-scale", &g_out) != 0)
         return 2;
-    }
-    dup2(STDERR_FILENO, STDOUT_FILENO);
-    ssize_t n = readlink("/proc/self/exe", g_self, sizeof g_self - 1);
-    if (n <= 0) {
-        perror("zchan-scale: /proc/self/exe");
-        return 2;
-    }
-    g_self[n] = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     long nofile = raise_nofile();
 
     const char *tmp = getenv("TMPDIR");
@@ -1510,7 +1337,7 @@ int main(int argc, char **argv)
     }
 done:
     zchan_ctx_destroy(&e.ctx);
-    nftw(g_tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tmpdir();
     fclose(g_out);
     return rc;
 }
