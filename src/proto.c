@@ -305,6 +305,16 @@ int zchan__recv_frames(void *sock, zmq_msg_t *frames, size_t max, size_t *nframe
     return 0;
 }
 
+int zchan__recv_until(void *sock, int *rcvtimeo, int64_t deadline, zmq_msg_t *frames, size_t max,
+                      size_t *nframes)
+{
+    long left = zchan__remaining(deadline);
+    int timeout = left > INT32_MAX ? INT32_MAX : (int) left;
+    if (timeout != *rcvtimeo && zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout) == 0)
+        *rcvtimeo = timeout;
+    return zchan__recv_frames(sock, frames, max, nframes, 0);
+}
+
 char *zchan__strndup(const char *p, size_t len)
 {
     char *s = malloc(len + 1);

@@ -117,6 +117,14 @@ int zchan__out_send(zchan__out_t *o, void *sock, bool more, int flags);
 //  Returns 0, ETIMEDOUT (nothing waiting with ZMQ_DONTWAIT), or an error.
 int zchan__recv_frames(void *sock, zmq_msg_t *frames, size_t max, size_t *nframes, int flags);
 
+//  Waits in sock's own receive until deadline (ms, -1: none) for one whole
+//  message, as zchan__recv_frames: one system call to sleep, where zmq_poll
+//  costs several. *rcvtimeo caches the socket's ZMQ_RCVTIMEO (-1 for a new
+//  socket). Returns 0 (received), ETIMEDOUT (nothing came: the timeout ran
+//  out or a signal came; look at the clock), or another error.
+int zchan__recv_until(void *sock, int *rcvtimeo, int64_t deadline, zmq_msg_t *frames, size_t max,
+                      size_t *nframes);
+
 //  Copies a str field into a NUL-terminated malloc'ed string (NULL on ENOMEM).
 char *zchan__strndup(const char *p, size_t len);
 

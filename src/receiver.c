@@ -168,24 +168,18 @@ static void s_probe(chan_recv_t *cr)
 static int s_block(chan_recv_t *cr, int64_t deadline)
 {
     s_prepare(&cr->head);
-    long left = zchan__remaining(deadline);
-    int timeout = left > INT32_MAX ? INT32_MAX : (int) left;
-    if (timeout != cr->rcvtimeo && zmq_setsockopt(cr->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout) == 0)
-        cr->rcvtimeo = timeout;
     zmq_msg_t frames[2];
     zmq_msg_init(&frames[0]);
     zmq_msg_init(&frames[1]);
     size_t n = 0;
-    int rc = zchan__recv_frames(cr->sock, frames, 2, &n, 0);
+    int rc = zchan__recv_until(cr->sock, &cr->rcvtimeo, deadline, frames, 2, &n);
     if (rc == 0)
         s_take(cr, frames, n);
     zmq_msg_close(&frames[0]);
     zmq_msg_close(&frames[1]);
-    if (rc == 0)
-        return 0;
-    if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
-        return zchan__zmq_error("recv");
-    return deadline >= 0 && zchan__now_ms() >= deadline ? ZCHAN_ETIMEDOUT : 0;
+    if (rc == ZCHAN_ETIMEDOUT)
+        return deadline >= 0 && zchan__now_ms() >= deadline ? ZCHAN_ETIMEDOUT : 0;
+    return rc;
 }
 
 //  Waits until a message or the stop is ready, or the deadline passes.

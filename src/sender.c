@@ -166,15 +166,11 @@ static int s_wait(zchan_sender_t *s, int64_t deadline)
 {
     int64_t due = s_probe_due(s);
     int64_t until = due >= 0 && (deadline < 0 || due < deadline) ? due : deadline;
-    long left = zchan__remaining(until);
-    int timeout = left > INT32_MAX ? INT32_MAX : (int) left;
-    if (timeout != s->rcvtimeo && zmq_setsockopt(s->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout) == 0)
-        s->rcvtimeo = timeout;
     zmq_msg_t frames[2];
     zmq_msg_init(&frames[0]);
     zmq_msg_init(&frames[1]);
     size_t n = 0;
-    int rc = zchan__recv_frames(s->sock, frames, 2, &n, 0);
+    int rc = zchan__recv_until(s->sock, &s->rcvtimeo, until, frames, 2, &n);
     if (rc == 0) {
         zchan__hdr_t h;
         zchan__hdr_init(&h);
@@ -188,8 +184,8 @@ static int s_wait(zchan_sender_t *s, int64_t deadline)
         s_pump(s);
         return 0;
     }
-    if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
-        return zchan__zmq_error("recv");
+    if (rc != ZCHAN_ETIMEDOUT)
+        return rc;
     int64_t now = zchan__now_ms();
     if (deadline >= 0 && now >= deadline)
         return ZCHAN_ETIMEDOUT;
