@@ -250,8 +250,8 @@ static size_t s_conn_count(hub_t *hub, const uint8_t *rid, size_t len)
     return hub->conns ? (size_t) (uintptr_t) zhashx_lookup(hub->conns, key) : 0;
 }
 
-//  Adds delta (+1 or -1) to the attachments of connection rid. 0, or -1 if
-//  out of memory (only when adding).
+//  Adds delta (+1 or -1) to the attachments of connection rid. 0, or -1 when
+//  adding to a hub whose table could not be made.
 static int s_conn_add(hub_t *hub, const uint8_t *rid, size_t len, int delta)
 {
     if (!hub->conns)
@@ -263,10 +263,8 @@ static int s_conn_add(hub_t *hub, const uint8_t *rid, size_t len, int delta)
         zhashx_delete(hub->conns, key);
         return 0;
     }
-    n = delta < 0 ? n - 1 : n + 1;
-    return zhashx_insert(hub->conns, key, (void *) (uintptr_t) n) == 0
-               ? 0
-               : (zhashx_update(hub->conns, key, (void *) (uintptr_t) n), 0);
+    zhashx_update(hub->conns, key, (void *) (uintptr_t) (delta < 0 ? n - 1 : n + 1)); // inserts if absent
+    return 0;
 }
 
 static uint32_t s_peer_new(hub_t *hub, role_t role, chan_t *ch)
@@ -991,12 +989,13 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
         s_reply_status(hub, reqid, ZCHAN_EINVAL);
         return;
     }
+    if (s_conn_add(hub, hub->rid, hub->rid_len, +1) != 0) {
+        s_reply_status(hub, reqid, ZCHAN_ENOMEM);
+        return;
+    }
     uint32_t idx = s_peer_new(hub, receiver ? ROLE_RECEIVER : ROLE_SENDER, ch);
-    if (idx == UINT32_MAX || s_conn_add(hub, hub->rid, hub->rid_len, +1) != 0) {
-        if (idx != UINT32_MAX) {
-            hub->peers[idx].role = ROLE_FREE; // not counted: nothing to take back
-            s_peer_free(hub, idx);
-        }
+    if (idx == UINT32_MAX) {
+        s_conn_add(hub, hub->rid, hub->rid_len, -1);
         s_reply_status(hub, reqid, ZCHAN_ENOMEM);
         return;
     }
