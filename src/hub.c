@@ -403,6 +403,14 @@ static void s_flush_acks(hub_t *hub)
     hub->ndirty = 0;
 }
 
+//  Puts sender idx on the list whose ACKs are looked at after this burst.
+static void s_mark_dirty(hub_t *hub, uint32_t idx)
+{
+    peer_t *p = &hub->peers[idx];
+    if (!p->dirty && s_idx_add(&hub->dirty, &hub->ndirty, &hub->dirty_cap, idx) == 0)
+        p->dirty = true;
+}
+
 //  Credits the sender of a node with one accepted message.
 static void s_ack(hub_t *hub, uint64_t sender)
 {
@@ -415,8 +423,7 @@ static void s_ack(hub_t *hub, uint64_t sender)
     if (p->unaccepted > 0)
         p->unaccepted--;
     p->pending_ack++;
-    if (!p->dirty && s_idx_add(&hub->dirty, &hub->ndirty, &hub->dirty_cap, idx) == 0)
-        p->dirty = true;
+    s_mark_dirty(hub, idx);
 }
 
 //  Starts a reply to the current message: [REPLY, reqid, status, ...n more].
@@ -1058,8 +1065,8 @@ static void s_on_data(hub_t *hub, zmq_msg_t *payload)
         }
         sp->unaccepted++;
         //  What it has out grew: its ACK may be due at the end of this burst.
-        if (sp->pending_ack && !sp->dirty && s_idx_add(&hub->dirty, &hub->ndirty, &hub->dirty_cap, idx) == 0)
-            sp->dirty = true;
+        if (sp->pending_ack)
+            s_mark_dirty(hub, idx);
     }
     ch->sent++;
     if (ch->kind == ZCHAN_BROADCAST) {
