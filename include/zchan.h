@@ -214,6 +214,9 @@ const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx);
 //  (EINVAL if it exists with the other kind). They block for one request to
 //  the hosting hub (ETIMEDOUT after the context's timeout). A hub that is
 //  shutting down (zchan-relay after SIGTERM) refuses new names with ECLOSED.
+//  An unnamed channel's name is its capability (anyone who knows it can use
+//  the channel through any endpoint of its hub): ESYS (logged) if the kernel's
+//  random source fails.
 
 //  Creates or joins an anycast channel: each message reaches one receiver.
 //  capacity is the number of unconsumed messages the channel holds before a
@@ -233,8 +236,9 @@ zchan_t *zchan_open(zchan_ctx_t *ctx, const char *uri);
 //  generated name). The string belongs to the handle.
 const char *zchan_uri(const zchan_t *ch);
 
-//  Returns the channel's name, generated ("zc-" and 24 hex digits) when it was
-//  created unnamed. The string belongs to the handle.
+//  Returns the channel's name, generated ("zc-" and 32 hex digits: 128 bits
+//  from the kernel's random source) when it was created unnamed. The string
+//  belongs to the handle.
 const char *zchan_name(const zchan_t *ch);
 
 //  Returns ZCHAN_ANYCAST or ZCHAN_BROADCAST.

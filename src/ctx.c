@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 // ---------------------------------------------------------------------------
@@ -101,6 +103,26 @@ const char *zchan__host_id(void)
     return s_host;
 }
 
+int zchan__random_bytes(void *buf, size_t n)
+{
+    uint8_t *p = (uint8_t *) buf;
+    while (n > 0) {
+        //  Up to 256 bytes never come back short once the pool is ready, but
+        //  a signal may interrupt the wait for it at boot.
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            zchan__log_init();
+            zsys_error("zchan: cannot read the kernel's random source (getrandom): %s", strerror(errno));
+            return ZCHAN_ESYS;
+        }
+        p += got;
+        n -= (size_t) got;
+    }
+    return 0;
+}
+
 const char *zchan__proc_id(void)
 {
     static char proc[ZCHAN__ID_MAX];
@@ -108,7 +130,16 @@ const char *zchan__proc_id(void)
     pthread_mutex_lock(&s_glock);
     if (pid != getpid()) {
         pid = getpid();
-        snprintf(proc, sizeof proc, "%s/%d/%08x", zchan__host_id(), (int) pid, (unsigned) randof(0x7fffffff));
+        //  The random part only tells apart processes that had the same pid
+        //  (a proc id is no secret: every reference carries it). Should the
+        //  kernel refuse random bytes, the clock does that job.
+        uint64_t r;
+        if (zchan__random_bytes(&r, sizeof r) != 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            r = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+        }
+        snprintf(proc, sizeof proc, "%s/%d/%016" PRIx64, zchan__host_id(), (int) pid, r);
     }
     pthread_mutex_unlock(&s_glock);
     return proc;
