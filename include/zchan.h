@@ -90,9 +90,14 @@ const char *zchan_strerror(int err);
 //  zsys_init, shared by all zchan contexts of the process and terminated by
 //  czmq at exit) and one hub thread that hosts the channels created
 //  through this context. The hub listens on inproc and, by default, on an ipc
-//  socket in the runtime directory ($ZCHAN_IPC_DIR, else
-//  $XDG_RUNTIME_DIR/zchan, else /tmp/zchan-$UID, made with mode 0700), so other
-//  processes on this host can reach its channels through references.
+//  socket (mode 0600) in the runtime directory ($ZCHAN_IPC_DIR, else
+//  $XDG_RUNTIME_DIR/zchan, else /tmp/zchan-$UID), so other processes on this
+//  host can reach its channels through references. zchan makes the runtime
+//  directory with mode 0700 if it does not exist, and never changes the mode
+//  of one that does: it uses an existing one only if it is a directory (not a
+//  symlink) owned by the effective user with no group or other permissions.
+//  Otherwise it logs why on stderr, and the context has no ipc: "ipc://" URIs
+//  and binds fail with EINVAL.
 //  Returns NULL (ESYS, ENOMEM) if the hub cannot start, EINVAL (logged) if
 //  $ZCHAN_CURVE_CERT, $ZCHAN_CURVE_ALLOW or $ZCHAN_CURVE_SERVER_KEY are set
 //  but unusable (see zchan_ctx_set_curve_server and _client).

@@ -606,29 +606,67 @@ static int s_bind(zchan_ctx_t *ctx, const char *endpoint)
     return 0;
 }
 
-//  Finds or makes the runtime directory for ipc; "" if it cannot be used.
+//  Why dir, an existing runtime directory, cannot be used (NULL if it can):
+//  it must be a directory itself (not a symlink), owned by the effective
+//  user, and closed to group and others. zchan never changes the mode of a
+//  directory it did not make: the user may share it for other purposes (or
+//  have pointed $ZCHAN_IPC_DIR at /tmp).
+static const char *s_ipc_dir_unfit(const struct stat *st)
+{
+    if (S_ISLNK(st->st_mode))
+        return "it is a symbolic link";
+    if (!S_ISDIR(st->st_mode))
+        return "it is not a directory";
+    if (st->st_uid != geteuid())
+        return "it is owned by another user";
+    if ((st->st_mode & 0077) != 0)
+        return "group or others have permissions on it (it must be mode 0700 or stricter)";
+    return NULL;
+}
+
+//  Finds or makes the runtime directory for ipc; "" if it cannot be used,
+//  with the reason logged.
 static void s_ipc_dir(zchan_ctx_t *ctx)
 {
     const char *env = getenv("ZCHAN_IPC_DIR");
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     char dir[sizeof ctx->ipc_dir];
+    int w;
     if (env && *env)
-        snprintf(dir, sizeof dir, "%s", env);
+        w = snprintf(dir, sizeof dir, "%s", env);
     else if (xdg && *xdg)
-        snprintf(dir, sizeof dir, "%s/zchan", xdg);
+        w = snprintf(dir, sizeof dir, "%s/zchan", xdg);
     else
-        snprintf(dir, sizeof dir, "/tmp/zchan-%u", (unsigned) getuid());
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        zsys_warning("zchan: ipc disabled: cannot make %s: %s", dir, strerror(errno));
+        w = snprintf(dir, sizeof dir, "/tmp/zchan-%u", (unsigned) getuid());
+    if (w < 0 || (size_t) w >= sizeof dir) {
+        zsys_error("zchan: ipc disabled: the runtime directory's path is longer than %zu bytes", sizeof dir - 1);
         return;
     }
     struct stat st;
-    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) {
-        zsys_warning("zchan: ipc disabled: %s is not a directory owned by this user", dir);
+    const char *unfit = NULL;
+    if (mkdir(dir, 0700) == 0) {
+        //  Made here, so ours to set: the umask may have taken bits from 0700.
+        //  Through an fd that is surely that directory.
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fchmod(fd, 0700) != 0 || fstat(fd, &st) != 0) {
+            zsys_error("zchan: ipc disabled: cannot make the runtime directory %s private: %s", dir,
+                       strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return;
+        }
+        close(fd);
+        unfit = s_ipc_dir_unfit(&st);
+    } else if (errno != EEXIST) {
+        zsys_error("zchan: ipc disabled: cannot make the runtime directory %s: %s", dir, strerror(errno));
         return;
-    }
-    if ((st.st_mode & 0077) != 0 && chmod(dir, 0700) != 0) {
-        zsys_warning("zchan: ipc disabled: cannot make %s private", dir);
+    } else if (lstat(dir, &st) != 0) {
+        zsys_error("zchan: ipc disabled: cannot examine the runtime directory %s: %s", dir, strerror(errno));
+        return;
+    } else
+        unfit = s_ipc_dir_unfit(&st);
+    if (unfit) {
+        zsys_error("zchan: ipc disabled: refusing the runtime directory %s: %s", dir, unfit);
         return;
     }
     snprintf(ctx->ipc_dir, sizeof ctx->ipc_dir, "%s", dir);
