@@ -563,6 +563,14 @@ int zchan__ctx_hub_bind(zchan_ctx_t *ctx, const char *endpoint, bool record, cha
     if (zsock_send(ctx->hub, "ss", "BIND", endpoint) != 0 || zsock_recv(ctx->hub, "is", &rc, &got) != 0)
         rc = ZCHAN_ESYS;
     pthread_mutex_unlock(&ctx->pipe_lock);
+    //  ZeroMQ makes an ipc socket file with the umask's mode (0755 under the
+    //  usual 022); zchan's are 0600, the runtime directory (0700) keeping
+    //  everyone else out meanwhile.
+    const char *made = got && *got ? got : endpoint;
+    if (rc == 0 && strncmp(made, "ipc://", 6) == 0 && chmod(made + 6, 0600) != 0) {
+        zsys_error("zchan: cannot make the socket file %s private: %s", made + 6, strerror(errno));
+        rc = ZCHAN_ESYS;
+    }
     if (rc == 0) {
         snprintf(bound, n, "%s", got ? got : endpoint);
         pthread_mutex_lock(&ctx->lock);
