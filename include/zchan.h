@@ -90,9 +90,14 @@ const char *zchan_strerror(int err);
 //  zsys_init, shared by all zchan contexts of the process and terminated by
 //  czmq at exit) and one hub thread that hosts the channels created
 //  through this context. The hub listens on inproc and, by default, on an ipc
-//  socket in the runtime directory ($ZCHAN_IPC_DIR, else
-//  $XDG_RUNTIME_DIR/zchan, else /tmp/zchan-$UID, made with mode 0700), so other
-//  processes on this host can reach its channels through references.
+//  socket (mode 0600) in the runtime directory ($ZCHAN_IPC_DIR, else
+//  $XDG_RUNTIME_DIR/zchan, else /tmp/zchan-$UID), so other processes on this
+//  host can reach its channels through references. zchan makes the runtime
+//  directory with mode 0700 if it does not exist, and never changes the mode
+//  of one that does: it uses an existing one only if it is a directory (not a
+//  symlink) owned by the effective user with no group or other permissions.
+//  Otherwise it logs why on stderr, and the context has no ipc: "ipc://" URIs
+//  and binds fail with EINVAL.
 //  Returns NULL (ESYS, ENOMEM) if the hub cannot start, EINVAL (logged) if
 //  $ZCHAN_CURVE_CERT, $ZCHAN_CURVE_ALLOW or $ZCHAN_CURVE_SERVER_KEY are set
 //  but unusable (see zchan_ctx_set_curve_server and _client).
@@ -214,6 +219,9 @@ const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx);
 //  (EINVAL if it exists with the other kind). They block for one request to
 //  the hosting hub (ETIMEDOUT after the context's timeout). A hub that is
 //  shutting down (zchan-relay after SIGTERM) refuses new names with ECLOSED.
+//  An unnamed channel's name is its capability (anyone who knows it can use
+//  the channel through any endpoint of its hub): ESYS (logged) if the kernel's
+//  random source fails.
 
 //  Creates or joins an anycast channel: each message reaches one receiver.
 //  capacity is the number of unconsumed messages the channel holds before a
@@ -233,8 +241,9 @@ zchan_t *zchan_open(zchan_ctx_t *ctx, const char *uri);
 //  generated name). The string belongs to the handle.
 const char *zchan_uri(const zchan_t *ch);
 
-//  Returns the channel's name, generated ("zc-" and 24 hex digits) when it was
-//  created unnamed. The string belongs to the handle.
+//  Returns the channel's name, generated ("zc-" and 32 hex digits: 128 bits
+//  from the kernel's random source) when it was created unnamed. The string
+//  belongs to the handle.
 const char *zchan_name(const zchan_t *ch);
 
 //  Returns ZCHAN_ANYCAST or ZCHAN_BROADCAST.

@@ -3,6 +3,7 @@
     opening and closing are requests to the hosting hub.
 */
 #include "core.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,13 +110,25 @@ static zchan_t *s_exchange(zchan_ctx_t *ctx, const char *endpoint, const zchan__
     return ch;
 }
 
-//  Resolves uri (NULL: a fresh unnamed channel) into a target.
+//  Resolves uri (NULL: a fresh unnamed channel) into a target. EINVAL for a
+//  bad URI, ESYS if no random name can be had.
 static int s_target(zchan_ctx_t *ctx, const char *uri, zchan__target_t *t, char *full, size_t n)
 {
     memset(t, 0, sizeof *t);
     if (!uri) {
-        snprintf(t->name, sizeof t->name, "zc-%08x%08x%08x", (unsigned) randof(0x7fffffff) ^ (unsigned) zchan__reqid(),
-                 (unsigned) randof(0x7fffffff), (unsigned) (zchan__now_us() & 0xffffffff));
+        //  The name is the channel's capability: whoever knows it can reach
+        //  the channel on any endpoint of its hub, tcp included. So it is 128
+        //  bits from the kernel's random source, never a guessable PRNG.
+        uint8_t r[ZCHAN__UNNAMED_BYTES];
+        int rc = zchan__random_bytes(r, sizeof r);
+        if (rc != 0)
+            return rc;
+        memcpy(t->name, "zc-", 3);
+        for (size_t i = 0; i < sizeof r; i++) {
+            t->name[3 + 2 * i] = "0123456789abcdef"[r[i] >> 4];
+            t->name[4 + 2 * i] = "0123456789abcdef"[r[i] & 15];
+        }
+        t->name[3 + 2 * sizeof r] = 0;
         snprintf(t->key, sizeof t->key, "inproc://%.200s", t->name);
         t->where = ZCHAN__AT_PROCESS;
         snprintf(full, n, "%s", t->key);
@@ -177,8 +190,9 @@ static zchan_t *s_new(zchan_ctx_t *ctx, const char *uri, bool create, zchan_kind
     assert(ctx);
     zchan__target_t t;
     char full[ZCHAN__EP_MAX];
-    if (s_target(ctx, uri, &t, full, sizeof full) != 0)
-        return zchan__fail_null(ZCHAN_EINVAL);
+    int rc = s_target(ctx, uri, &t, full, sizeof full);
+    if (rc != 0)
+        return zchan__fail_null(rc);
     switch (t.where) {
     case ZCHAN__AT_PROCESS: return s_at_process(ctx, &t, full, create, kind, capacity, resend);
     case ZCHAN__AT_HOST: return s_at_host(ctx, &t, full, create, kind, capacity, resend);

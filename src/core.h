@@ -13,11 +13,12 @@
 #define ZCHAN__MAX_LOC 8   // locators a hub advertises at most
 #define ZCHAN__DEFAULT_TIMEOUT_MS 5000
 #define ZCHAN__KEY_Z85 41  // a CURVE key in Z85 text, NUL included
+#define ZCHAN__UNNAMED_BYTES 16 // random bytes in an unnamed channel's name ("zc-" and 32 hex digits)
 
 //  Who a hub is and where it can be reached: what replies and references carry.
 typedef struct {
     char host[ZCHAN__ID_MAX]; // host identity ($ZCHAN_HOST_ID, else the boot id)
-    char proc[ZCHAN__ID_MAX]; // process identity (host, pid and a random number)
+    char proc[ZCHAN__ID_MAX]; // process identity (host, pid and 64 random bits)
     char hub[ZCHAN__ID_MAX];  // hub identity (proc and a counter)
     int nloc;
     char loc[ZCHAN__MAX_LOC][ZCHAN__EP_MAX];
@@ -88,6 +89,11 @@ typedef struct {
 //  The process identity (recomputed after fork) and the host identity.
 const char *zchan__proc_id(void);
 const char *zchan__host_id(void);
+
+//  Fills buf with n bytes from the kernel's random source (getrandom(2)),
+//  retrying after EINTR and short reads. 0, or ESYS (logged) if the kernel
+//  refuses. What needs to be unguessable (unnamed channel names) uses this.
+int zchan__random_bytes(void *buf, size_t n);
 
 //  Creates a socket of type in the process-wide context, with linger 0 and
 //  the usual options. NULL (ESYS) on failure.

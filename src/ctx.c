@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 // ---------------------------------------------------------------------------
@@ -101,6 +103,26 @@ const char *zchan__host_id(void)
     return s_host;
 }
 
+int zchan__random_bytes(void *buf, size_t n)
+{
+    uint8_t *p = (uint8_t *) buf;
+    while (n > 0) {
+        //  Up to 256 bytes never come back short once the pool is ready, but
+        //  a signal may interrupt the wait for it at boot.
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            zchan__log_init();
+            zsys_error("zchan: cannot read the kernel's random source (getrandom): %s", strerror(errno));
+            return ZCHAN_ESYS;
+        }
+        p += got;
+        n -= (size_t) got;
+    }
+    return 0;
+}
+
 const char *zchan__proc_id(void)
 {
     static char proc[ZCHAN__ID_MAX];
@@ -108,7 +130,16 @@ const char *zchan__proc_id(void)
     pthread_mutex_lock(&s_glock);
     if (pid != getpid()) {
         pid = getpid();
-        snprintf(proc, sizeof proc, "%s/%d/%08x", zchan__host_id(), (int) pid, (unsigned) randof(0x7fffffff));
+        //  The random part only tells apart processes that had the same pid
+        //  (a proc id is no secret: every reference carries it). Should the
+        //  kernel refuse random bytes, the clock does that job.
+        uint64_t r;
+        if (zchan__random_bytes(&r, sizeof r) != 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            r = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+        }
+        snprintf(proc, sizeof proc, "%s/%d/%016" PRIx64, zchan__host_id(), (int) pid, r);
     }
     pthread_mutex_unlock(&s_glock);
     return proc;
@@ -532,6 +563,14 @@ int zchan__ctx_hub_bind(zchan_ctx_t *ctx, const char *endpoint, bool record, cha
     if (zsock_send(ctx->hub, "ss", "BIND", endpoint) != 0 || zsock_recv(ctx->hub, "is", &rc, &got) != 0)
         rc = ZCHAN_ESYS;
     pthread_mutex_unlock(&ctx->pipe_lock);
+    //  ZeroMQ makes an ipc socket file with the umask's mode (0755 under the
+    //  usual 022); zchan's are 0600, the runtime directory (0700) keeping
+    //  everyone else out meanwhile.
+    const char *made = got && *got ? got : endpoint;
+    if (rc == 0 && strncmp(made, "ipc://", 6) == 0 && chmod(made + 6, 0600) != 0) {
+        zsys_error("zchan: cannot make the socket file %s private: %s", made + 6, strerror(errno));
+        rc = ZCHAN_ESYS;
+    }
     if (rc == 0) {
         snprintf(bound, n, "%s", got ? got : endpoint);
         pthread_mutex_lock(&ctx->lock);
@@ -575,29 +614,67 @@ static int s_bind(zchan_ctx_t *ctx, const char *endpoint)
     return 0;
 }
 
-//  Finds or makes the runtime directory for ipc; "" if it cannot be used.
+//  Why dir, an existing runtime directory, cannot be used (NULL if it can):
+//  it must be a directory itself (not a symlink), owned by the effective
+//  user, and closed to group and others. zchan never changes the mode of a
+//  directory it did not make: the user may share it for other purposes (or
+//  have pointed $ZCHAN_IPC_DIR at /tmp).
+static const char *s_ipc_dir_unfit(const struct stat *st)
+{
+    if (S_ISLNK(st->st_mode))
+        return "it is a symbolic link";
+    if (!S_ISDIR(st->st_mode))
+        return "it is not a directory";
+    if (st->st_uid != geteuid())
+        return "it is owned by another user";
+    if ((st->st_mode & 0077) != 0)
+        return "group or others have permissions on it (it must be mode 0700 or stricter)";
+    return NULL;
+}
+
+//  Finds or makes the runtime directory for ipc; "" if it cannot be used,
+//  with the reason logged.
 static void s_ipc_dir(zchan_ctx_t *ctx)
 {
     const char *env = getenv("ZCHAN_IPC_DIR");
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     char dir[sizeof ctx->ipc_dir];
+    int w;
     if (env && *env)
-        snprintf(dir, sizeof dir, "%s", env);
+        w = snprintf(dir, sizeof dir, "%s", env);
     else if (xdg && *xdg)
-        snprintf(dir, sizeof dir, "%s/zchan", xdg);
+        w = snprintf(dir, sizeof dir, "%s/zchan", xdg);
     else
-        snprintf(dir, sizeof dir, "/tmp/zchan-%u", (unsigned) getuid());
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        zsys_warning("zchan: ipc disabled: cannot make %s: %s", dir, strerror(errno));
+        w = snprintf(dir, sizeof dir, "/tmp/zchan-%u", (unsigned) getuid());
+    if (w < 0 || (size_t) w >= sizeof dir) {
+        zsys_error("zchan: ipc disabled: the runtime directory's path is longer than %zu bytes", sizeof dir - 1);
         return;
     }
     struct stat st;
-    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) {
-        zsys_warning("zchan: ipc disabled: %s is not a directory owned by this user", dir);
+    const char *unfit = NULL;
+    if (mkdir(dir, 0700) == 0) {
+        //  Made here, so ours to set: the umask may have taken bits from 0700.
+        //  Through an fd that is surely that directory.
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fchmod(fd, 0700) != 0 || fstat(fd, &st) != 0) {
+            zsys_error("zchan: ipc disabled: cannot make the runtime directory %s private: %s", dir,
+                       strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return;
+        }
+        close(fd);
+        unfit = s_ipc_dir_unfit(&st);
+    } else if (errno != EEXIST) {
+        zsys_error("zchan: ipc disabled: cannot make the runtime directory %s: %s", dir, strerror(errno));
         return;
-    }
-    if ((st.st_mode & 0077) != 0 && chmod(dir, 0700) != 0) {
-        zsys_warning("zchan: ipc disabled: cannot make %s private", dir);
+    } else if (lstat(dir, &st) != 0) {
+        zsys_error("zchan: ipc disabled: cannot examine the runtime directory %s: %s", dir, strerror(errno));
+        return;
+    } else
+        unfit = s_ipc_dir_unfit(&st);
+    if (unfit) {
+        zsys_error("zchan: ipc disabled: refusing the runtime directory %s: %s", dir, unfit);
         return;
     }
     snprintf(ctx->ipc_dir, sizeof ctx->ipc_dir, "%s", dir);

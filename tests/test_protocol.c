@@ -1976,7 +1976,7 @@ static void test_ipc_paths(void **state)
     char key[300];
     snprintf(key, sizeof key, "inproc://%s", zchan_name(un));
     assert_int_equal(strncmp(zchan_name(un), "zc-", 3), 0);
-    assert_int_equal(strlen(zchan_name(un)), 27);
+    assert_int_equal(strlen(zchan_name(un)), 35);
     assert_int_equal(fc_open_check(fx->req, key), FC_OK);
     assert_int_equal(fc_open_check(d, key), FC_OK);
     fc_disconnect(d);

@@ -1,5 +1,7 @@
-/*  ipc.c: channels between processes of one host, over Unix sockets in the
-    runtime directory (see zchan_ctx_new for where it is; mode 0700).
+/*  ipc.c: channels between processes of one host, over Unix sockets (mode
+    0600) in the runtime directory (see s_ipc_dir in src/ctx.c for where it is
+    and what is checked; mode 0700). Without a usable runtime directory a
+    context has no ipc, and every ipc URI is EINVAL.
 
     "ipc://NAME" is a host-wide name. The process that creates it first takes
     the lock file NAME.lock (flock, released by the kernel when the process
@@ -12,7 +14,6 @@
 #include "core.h"
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,8 +21,12 @@
 static int s_path(zchan_ctx_t *ctx, const char *name, size_t len, const char *suffix, char *out, size_t n)
 {
     struct sockaddr_un sa;
-    if (!ctx->ipc_dir[0])
+    if (!ctx->ipc_dir[0]) {
+        zsys_error("zchan: ipc://%.*s: this context has no ipc (its runtime directory was refused or could "
+                   "not be made; see the error logged when the context was created)",
+                   (int) len, name);
         return ZCHAN_EINVAL;
+    }
     int w = snprintf(out, n, "%s/%.*s%s", ctx->ipc_dir, (int) len, name, suffix);
     if (w < 0 || (size_t) w >= n || (size_t) w + 1 > sizeof sa.sun_path)
         return ZCHAN_EINVAL;
@@ -75,11 +80,11 @@ static int s_bind_endpoint(zchan_ctx_t *ctx, const char *rest, char *out, size_t
     return 0;
 }
 
-//  The locator is the bound endpoint; the socket file is made private.
+//  The locator is the bound endpoint (whose socket file zchan__ctx_hub_bind
+//  made 0600).
 static int s_advertise(zchan_ctx_t *ctx, const char *bound, char *out, size_t n)
 {
     (void) ctx;
-    chmod(bound + 6, 0600);
     snprintf(out, n, "%s", bound);
     return 0;
 }
