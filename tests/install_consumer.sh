@@ -1,16 +1,30 @@
 #!/bin/sh
-# install_consumer.sh SRC BIN CC [CFLAGS]: installs the build into a temporary
-# prefix, then builds examples/hello.c against it twice, as outside programs
-# do: once with `pkg-config --cflags --libs zchan`, once with a CMake project
-# calling find_package(zchan) (shared and static targets), and runs each.
+# install_consumer.sh SRC BIN CC [CFLAGS [TOOLS]]: installs the build into a
+# temporary prefix, checks which programs it installed (with TOOLS=ON, the
+# default, zchan and zchan-relay; never the benchmarks zchan-perf and
+# zchan-scale), then builds examples/hello.c against it twice, as outside
+# programs do: once with `pkg-config --cflags --libs zchan`, once with a CMake
+# project calling find_package(zchan) (shared and static targets), and runs
+# each.
 set -eu
-src=$1 bin=$2 cc=$3 flags=${4:-}
+src=$1 bin=$2 cc=$3 flags=${4:-} tools=${5:-ON}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$bin" --prefix "$tmp/prefix" > "$tmp/install.log"
 pcdir=$(dirname "$(find "$tmp/prefix" -name zchan.pc)")
 libdir=$(dirname "$pcdir")
 test -f "$tmp/prefix/include/zchan.h"
+
+# The user commands, and not the benchmarks.
+for p in zchan zchan-relay; do
+    case "$tools" in
+    ON) test -x "$tmp/prefix/bin/$p" || { echo "install: $p is not installed" >&2; exit 1; } ;;
+    *) test ! -e "$tmp/prefix/bin/$p" || { echo "install: $p is installed with the tools off" >&2; exit 1; } ;;
+    esac
+done
+for p in zchan-perf zchan-scale; do
+    test ! -e "$tmp/prefix/bin/$p" || { echo "install: the benchmark $p is installed" >&2; exit 1; }
+done
 
 # pkg-config
 export PKG_CONFIG_PATH="$pcdir"
