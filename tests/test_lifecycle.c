@@ -199,7 +199,6 @@ static void s_run_child(int (*scenario)(void), int want, const char *expect)
     assert_true(pid >= 0);
     if (pid == 0) {
         setenv("ZCHAN_IPC_DIR", ipc, 1);
-        setenv("ZSYS_LOGSTREAM", "stderr", 1);
         FILE *f = freopen(log, "w", stderr);
         if (!f || dup2(fileno(stderr), 1) < 0)
             _exit(89);
