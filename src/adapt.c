@@ -497,11 +497,11 @@ static int s_wait_src_or_stop(zchan_receiver_t *src, zchan_event_t *stop)
         items[0] = (zmq_pollitem_t) { .socket = NULL, .fd = stop->rfd, .events = ZMQ_POLLIN };
         for (size_t i = 0; i <= need; i++)
             items[i].revents = 0;
-        int prc = zmq_poll(items, (int) need + 1, -1);
-        if (prc < 0 && zmq_errno() != EINTR)
+        bool failed = zmq_poll(items, (int) need + 1, -1) < 0 && zmq_errno() != EINTR;
+        if (failed)
             rc = zchan__zmq_error("zmq_poll");
         zchan__receiver_hold(src, false);
-        if (prc < 0 && zmq_errno() != EINTR)
+        if (failed)
             break;
     }
     if (items != inline_items)
