@@ -12,6 +12,16 @@
     - timeout_ms: -1 waits forever, 0 never waits, N > 0 waits at most N ms.
     - Senders, receivers, timers and selects are used by one thread at a time.
       Contexts and channel handles may be shared between threads.
+    - Objects left over: destroy every sender, receiver and channel handle
+      before its context. One still alive when its context is destroyed, or
+      anything alive when the process exits (a return from main, exit()),
+      is closed for you and logged as "dangling" (zsys_warning): the program
+      still exits, and the context's files in the runtime directory are
+      removed. A leftover handle is then inert: its calls fail with
+      ZCHAN_ECLOSED at once (a receiver reads as stopped), and its destroy
+      still frees it. A call in progress on it in another thread when the
+      process exits is woken by czmq's zmq_ctx_term and fails with
+      ZCHAN_ECLOSED.
 */
 #ifndef ZCHAN_H_INCLUDED
 #define ZCHAN_H_INCLUDED
@@ -77,7 +87,8 @@ size_t zchan_sender_window(size_t capacity);
 typedef enum { ZCHAN_ANYCAST = 1, ZCHAN_BROADCAST = 2 } zchan_kind_t;
 
 //  Returns this thread's last error code, set by a call that returned NULL or a
-//  non-zero code. Not cleared by successful calls.
+//  non-zero code. Not cleared by successful calls: a call that succeeds
+//  leaves it as it was, whatever it met and handled inside.
 int zchan_errno(void);
 
 //  Returns a static, human-readable description of err. Never NULL.
@@ -107,7 +118,10 @@ zchan_ctx_t *zchan_ctx_new(void);
 
 //  Stops the hub (its channels disappear; remote parties see timeouts) and
 //  frees the context. Every sender, receiver and channel handle made from it
-//  must be destroyed first. Nulls *ctx_p.
+//  should be destroyed first: any left is closed, logged as dangling, and
+//  inert from then on (see the conventions above); the context's memory is
+//  freed with the last of them. A context never destroyed is shut down the
+//  same way at exit. Nulls *ctx_p.
 void zchan_ctx_destroy(zchan_ctx_t **ctx_p);
 
 //  Makes the hub also listen at endpoint: "tcp://HOST:PORT" (PORT 0 picks a

@@ -154,12 +154,18 @@ static void s_map_destroy(zchan_receiver_t *r)
     zchan_receiver_destroy(&((s_map_t *) r)->src);
 }
 
+static void s_map_hold(zchan_receiver_t *r, bool on)
+{
+    zchan__receiver_hold(((s_map_t *) r)->src, on);
+}
+
 static const zchan__recv_ops_t s_map_ops = {
     .prepare = s_map_prepare,
     .pollitems = s_map_pollitems,
     .ready = s_map_ready,
     .recv = s_map_recv,
     .destroy = s_map_destroy,
+    .hold = s_map_hold,
 };
 
 zchan_receiver_t *zchan_map(zchan_receiver_t *src, zchan_map_fn *fn, void *user)
@@ -268,12 +274,18 @@ static void s_filter_destroy(zchan_receiver_t *r)
     zchan_receiver_destroy(&f->src);
 }
 
+static void s_filter_hold(zchan_receiver_t *r, bool on)
+{
+    zchan__receiver_hold(((s_filter_t *) r)->src, on);
+}
+
 static const zchan__recv_ops_t s_filter_ops = {
     .prepare = s_filter_prepare,
     .pollitems = s_filter_pollitems,
     .ready = s_filter_ready,
     .recv = s_filter_recv,
     .destroy = s_filter_destroy,
+    .hold = s_filter_hold,
 };
 
 zchan_receiver_t *zchan_filter(zchan_receiver_t *src, zchan_filter_fn *fn, void *user)
@@ -467,8 +479,10 @@ static int s_wait_src_or_stop(zchan_receiver_t *src, zchan_event_t *stop)
         }
         if ((rc = src->ops->prepare(src)) != 0)
             break;
+        zchan__receiver_hold(src, true); // no close under the poll (at exit)
         size_t need = src->ops->pollitems(src, items + 1, cap - 1);
         if (need > cap - 1) {
+            zchan__receiver_hold(src, false);
             zmq_pollitem_t *more = malloc((need + 1) * sizeof *more);
             if (!more) {
                 rc = ZCHAN_ENOMEM;
@@ -483,10 +497,12 @@ static int s_wait_src_or_stop(zchan_receiver_t *src, zchan_event_t *stop)
         items[0] = (zmq_pollitem_t) { .socket = NULL, .fd = stop->rfd, .events = ZMQ_POLLIN };
         for (size_t i = 0; i <= need; i++)
             items[i].revents = 0;
-        if (zmq_poll(items, (int) need + 1, -1) < 0 && zmq_errno() != EINTR) {
+        bool failed = zmq_poll(items, (int) need + 1, -1) < 0 && zmq_errno() != EINTR;
+        if (failed)
             rc = zchan__zmq_error("zmq_poll");
+        zchan__receiver_hold(src, false);
+        if (failed)
             break;
-        }
     }
     if (items != inline_items)
         free(items);

@@ -25,6 +25,11 @@ zchan_t *zchan__chan_make(zchan_ctx_t *ctx, zchan_kind_t kind, const char *key, 
         zchan_destroy(&ch);
         return zchan__fail_null(ZCHAN_ENOMEM);
     }
+    int rc = zchan__party_join(ctx, &ch->party, "channel", ch->key, NULL);
+    if (rc != 0) {
+        zchan_destroy(&ch);
+        return zchan__fail_null(rc);
+    }
     return ch;
 }
 
@@ -284,6 +289,8 @@ int zchan_stat(zchan_t *ch, zchan_stat_t *st)
     assert(ch);
     if (!st)
         return zchan__fail(ZCHAN_EINVAL);
+    if (zchan__party_dead(&ch->party))
+        return zchan__fail(ZCHAN_ECLOSED);
     zchan__out_t o;
     zchan__out_init(&o, 3, ZCHAN__STAT);
     zchan__out_u64(&o, zchan__reqid());
@@ -305,6 +312,9 @@ int zchan_stat(zchan_t *ch, zchan_stat_t *st)
 int zchan_close(zchan_t *ch)
 {
     assert(ch);
+    if (zchan__party_dead(&ch->party))
+        return zchan__fail(ZCHAN_ECLOSED);
+    int saved_errno = zchan_errno();
     //  This thread's earlier sends go first: each such sender's pipe is
     //  flushed through the hub before the close request is sent.
     int rc = zchan__senders_flush(ch->ctx, ch->info.hub, ch->key);
@@ -320,7 +330,12 @@ int zchan_close(zchan_t *ch)
     zchan__reply_fini(&r);
     if (rc == 0)
         zchan__senders_mark_closed(ch->ctx, ch->info.hub, ch->key);
-    return rc ? zchan__fail(rc) : 0;
+    //  A successful call leaves zchan_errno as it was (a flush may have
+    //  found a sender detached on the way).
+    if (rc != 0)
+        return zchan__fail(rc);
+    zchan__errno_restore(saved_errno);
+    return 0;
 }
 
 void zchan_destroy(zchan_t **ch_p)
@@ -328,6 +343,7 @@ void zchan_destroy(zchan_t **ch_p)
     if (!ch_p || !*ch_p)
         return;
     zchan_t *ch = *ch_p;
+    zchan__party_leave(&ch->party);
     free(ch->key);
     free(ch->name);
     free(ch->uri);

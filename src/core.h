@@ -8,6 +8,7 @@
 #include "proto.h"
 #include "transport.h"
 #include <czmq.h>
+#include <stdatomic.h>
 
 #define ZCHAN__ID_MAX 96   // longest host or process identity
 #define ZCHAN__MAX_LOC 8   // locators a hub advertises at most
@@ -27,6 +28,24 @@ typedef struct {
 
 #define ZCHAN__REQ_POOL 8 // idle request sockets a context keeps
 
+//  A party of a context: a sender, a channel receiver or a channel handle.
+//  The context counts its parties, so its memory outlives its destroy until
+//  the last party is destroyed, and its shutdown (zchan_ctx_destroy, or the
+//  process's exit) closes what each party holds of it (its socket) and leaves
+//  the party inert: its calls fail with ECLOSED, and its destroy only frees.
+//  A party in a call (zchan__party_enter) is not closed under its caller: the
+//  close waits for the call to end (zchan__party_exit). At exit, czmq's
+//  zmq_ctx_term wakes such a call with ETERM.
+typedef struct zchan__party zchan__party_t;
+struct zchan__party {
+    zchan_ctx_t *ctx;
+    const char *what;                // "sender", "receiver" or "channel", for logs
+    const char *key;                 // its channel's key, for logs
+    void (*close)(zchan__party_t *p); // closes its socket; NULL: holds none
+    atomic_uint state;               // calls in progress, and the DEAD and CLOSED bits
+    void *link;                      // its place in ctx->parties (under ctx->lock)
+};
+
 struct zchan_ctx_t {
     void *zctx;            // the process-wide ZeroMQ context
     zactor_t *hub;         // the hub thread
@@ -44,6 +63,12 @@ struct zchan_ctx_t {
     char bound[ZCHAN__MAX_LOC][ZCHAN__EP_MAX];
     char inproc[64];       // the hub's inproc endpoint
     zlistx_t *senders;     // live senders made through this context (for close)
+    pthread_cond_t unpinned; // a sender's flush by a close ended
+    zlistx_t *parties;     // live parties (zchan__party_t), for the shutdown
+    bool shut;             // closed by zchan_ctx_destroy or at exit: no new parties
+    pid_t pid;             // the process that made it (a forked child leaves it alone)
+    atomic_int refs;       // the context itself until destroyed, and one per party
+    void *glink;           // its place in the process's list of contexts (under s_glock)
     zlistx_t *locks;       // fds of ipc lock files this context holds
     zlistx_t *names;       // keys this context registered process-wide
     //  Idle request sockets, kept for reuse: a socket per request would leave
@@ -58,6 +83,7 @@ struct zchan_ctx_t {
 };
 
 struct zchan_t {
+    zchan__party_t party; // of ctx: inert once ctx is shut down
     zchan_ctx_t *ctx;
     zchan_kind_t kind;
     char *uri;
@@ -161,6 +187,25 @@ bool zchan__ctx_is_own(zchan_ctx_t *ctx, const char *endpoint);
 //  the socket file sock that it guards (NULL if none), are removed when the
 //  context is destroyed, while the lock is still held.
 int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep, const char *sock);
+
+//  Makes p a party of ctx (what and key are kept, not copied; close may be
+//  NULL). Returns 0, or ECLOSED if ctx has been shut down.
+int zchan__party_join(zchan_ctx_t *ctx, zchan__party_t *p, const char *what, const char *key,
+                      void (*close)(zchan__party_t *p));
+//  Ends p's membership, for its destroy (after it has used its socket for the
+//  last time). Frees the context's memory if it was destroyed and p was its
+//  last party. Does nothing for a p that never joined.
+void zchan__party_leave(zchan__party_t *p);
+//  Marks a call on p in progress. false (nothing marked) if p is dead: its
+//  context was shut down, and the call must fail with ECLOSED.
+bool zchan__party_enter(zchan__party_t *p);
+//  Ends the call marked by zchan__party_enter; closes p if it died meanwhile.
+void zchan__party_exit(zchan__party_t *p);
+//  Marks a call on p in progress whether or not p is dead (for a socket that
+//  a zmq_poll is about to use, if p still has one). Ends with zchan__party_exit.
+void zchan__party_hold(zchan__party_t *p);
+//  Whether p's context was shut down. Never blocks.
+bool zchan__party_dead(const zchan__party_t *p);
 
 // ---------------------------------------------------------------------------
 // CURVE security on tcp (curve.c)

@@ -27,6 +27,10 @@ static zhashx_t *s_registry; // key -> inproc endpoint of the hosting hub
 static atomic_uint_fast64_t s_counter;
 
 static pid_t s_zctx_pid;
+static zlistx_t *s_ctxs; // contexts of this process not yet shut down
+static bool s_exit_hooked;
+
+static void s_at_exit(void);
 
 //  The ZeroMQ context is czmq's own (zsys_init): ZeroMQ runs one ZAP handler
 //  per context, and czmq's zauth, which checks CURVE clients for the hub's
@@ -44,6 +48,12 @@ static void *s_zctx_acquire(void)
         s_zctx = zsys_init();
         s_zctx_pid = getpid();
     }
+    //  Exit handlers run in the reverse order of their registration: this one,
+    //  registered after zsys_init registered czmq's (zsys_shutdown), runs
+    //  before it, and closes what zchan left open, which zmq_ctx_term would
+    //  otherwise wait for forever.
+    if (s_zctx && !s_exit_hooked)
+        s_exit_hooked = atexit(s_at_exit) == 0;
     if (s_zctx)
         s_zctx_refs++;
     void *z = s_zctx;
@@ -247,6 +257,11 @@ int zchan__await_reply(void *sock, uint64_t reqid, int64_t deadline_ms, zchan__r
 static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint, const char *curve)
 {
     void *sock = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    bool shut = ctx->shut;
+    pthread_mutex_unlock(&ctx->lock);
+    if (shut)
+        return zchan__fail_null(ZCHAN_ECLOSED); // no new sockets for exit to wait on
     pthread_mutex_lock(&ctx->req_lock);
     for (int i = ctx->nreq; i-- > 0 && !sock;)
         if (strcmp(ctx->req[i].endpoint, endpoint) == 0 && strcmp(ctx->req[i].curve, curve) == 0) {
@@ -272,8 +287,11 @@ static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint, const char *curv
 //  may still arrive on it; zchan__await_reply skips replies by request id.
 static void s_req_give(zchan_ctx_t *ctx, const char *endpoint, const char *curve, void *sock)
 {
+    pthread_mutex_lock(&ctx->lock);
+    bool shut = ctx->shut;
+    pthread_mutex_unlock(&ctx->lock);
     pthread_mutex_lock(&ctx->req_lock);
-    if (ctx->nreq < ZCHAN__REQ_POOL && strlen(endpoint) < ZCHAN__EP_MAX) {
+    if (!shut && ctx->nreq < ZCHAN__REQ_POOL && strlen(endpoint) < ZCHAN__EP_MAX) {
         ctx->req[ctx->nreq].sock = sock;
         snprintf(ctx->req[ctx->nreq].endpoint, ZCHAN__EP_MAX, "%s", endpoint);
         snprintf(ctx->req[ctx->nreq].curve, ZCHAN__KEY_Z85, "%s", curve);
@@ -560,7 +578,9 @@ int zchan__ctx_hub_bind(zchan_ctx_t *ctx, const char *endpoint, bool record, cha
     pthread_mutex_lock(&ctx->pipe_lock);
     int rc = ZCHAN_ESYS;
     char *got = NULL;
-    if (zsock_send(ctx->hub, "ss", "BIND", endpoint) != 0 || zsock_recv(ctx->hub, "is", &rc, &got) != 0)
+    if (!ctx->hub)
+        rc = ZCHAN_ECLOSED; // shut down
+    else if (zsock_send(ctx->hub, "ss", "BIND", endpoint) != 0 || zsock_recv(ctx->hub, "is", &rc, &got) != 0)
         rc = ZCHAN_ESYS;
     pthread_mutex_unlock(&ctx->pipe_lock);
     //  ZeroMQ makes an ipc socket file with the umask's mode (0755 under the
@@ -680,6 +700,192 @@ static void s_ipc_dir(zchan_ctx_t *ctx)
     snprintf(ctx->ipc_dir, sizeof ctx->ipc_dir, "%s", dir);
 }
 
+// ---------------------------------------------------------------------------
+// Parties, and the shutdown of a context: at zchan_ctx_destroy, or at exit
+// for a context the program did not destroy
+
+#define PARTY_DEAD (1u << 30)   // its context was shut down
+#define PARTY_CLOSED (1u << 31) // its close has run
+#define PARTY_CALLS (PARTY_DEAD - 1)
+#define S_DANGLING_LOGGED 8     // dangling parties logged one by one per shutdown
+
+static void s_party_close(zchan__party_t *p)
+{
+    unsigned old = atomic_fetch_or(&p->state, PARTY_CLOSED);
+    if (!(old & PARTY_CLOSED) && p->close)
+        p->close(p);
+}
+
+int zchan__party_join(zchan_ctx_t *ctx, zchan__party_t *p, const char *what, const char *key,
+                      void (*close)(zchan__party_t *p))
+{
+    p->ctx = ctx;
+    p->what = what;
+    p->key = key;
+    p->close = close;
+    int rc = ZCHAN_ECLOSED;
+    pthread_mutex_lock(&ctx->lock);
+    if (!ctx->shut) {
+        p->link = zlistx_add_end(ctx->parties, p);
+        rc = p->link ? 0 : ZCHAN_ENOMEM;
+        if (p->link)
+            atomic_fetch_add(&ctx->refs, 1);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+bool zchan__party_enter(zchan__party_t *p)
+{
+    unsigned old = atomic_fetch_add(&p->state, 1);
+    if (old & PARTY_DEAD) {
+        zchan__party_exit(p);
+        return false;
+    }
+    return true;
+}
+
+void zchan__party_hold(zchan__party_t *p)
+{
+    atomic_fetch_add(&p->state, 1);
+}
+
+void zchan__party_exit(zchan__party_t *p)
+{
+    unsigned old = atomic_fetch_sub(&p->state, 1);
+    if ((old & PARTY_DEAD) && (old & PARTY_CALLS) == 1)
+        s_party_close(p);
+}
+
+bool zchan__party_dead(const zchan__party_t *p)
+{
+    return (atomic_load(&((zchan__party_t *) p)->state) & PARTY_DEAD) != 0;
+}
+
+//  Kills p: closes it now, or when the calls in progress on it end.
+static void s_party_kill(zchan__party_t *p)
+{
+    unsigned old = atomic_fetch_or(&p->state, PARTY_DEAD);
+    if ((old & PARTY_CALLS) == 0)
+        s_party_close(p);
+}
+
+static void s_ctx_free(zchan_ctx_t *ctx)
+{
+    zlistx_destroy(&ctx->parties);
+    zlistx_destroy(&ctx->senders);
+    pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->pipe_lock);
+    pthread_mutex_destroy(&ctx->req_lock);
+    pthread_cond_destroy(&ctx->unpinned);
+    free(ctx);
+}
+
+static void s_ctx_unref(zchan_ctx_t *ctx)
+{
+    if (atomic_fetch_sub(&ctx->refs, 1) == 1)
+        s_ctx_free(ctx);
+}
+
+void zchan__party_leave(zchan__party_t *p)
+{
+    if (!p->link)
+        return;
+    zchan_ctx_t *ctx = p->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    zlistx_delete(ctx->parties, p->link);
+    p->link = NULL;
+    pthread_mutex_unlock(&ctx->lock);
+    s_ctx_unref(ctx);
+}
+
+//  Shuts ctx down, once: its parties die (each one's socket is closed now,
+//  or by the call in progress on it when that call ends), each logged as
+//  dangling; its hub stops; its request sockets close; the files it made in
+//  the runtime directory go. Its memory stays until its last reference goes.
+static void s_ctx_shut(zchan_ctx_t *ctx, bool at_exit)
+{
+    pthread_mutex_lock(&s_glock);
+    if (ctx->glink) {
+        zlistx_delete(s_ctxs, ctx->glink);
+        ctx->glink = NULL;
+        if (zlistx_size(s_ctxs) == 0)
+            zlistx_destroy(&s_ctxs);
+    }
+    pthread_mutex_unlock(&s_glock);
+    pthread_mutex_lock(&ctx->lock);
+    bool was_shut = ctx->shut;
+    ctx->shut = true;
+    size_t n = 0;
+    for (zchan__party_t *p = was_shut || !ctx->parties ? NULL : zlistx_first(ctx->parties); p;
+         p = zlistx_next(ctx->parties)) {
+        if (n++ < S_DANGLING_LOGGED)
+            zsys_warning("zchan: %s: dangling %s on %s (not destroyed); it is closed",
+                         at_exit ? "at exit" : "context destroyed", p->what, p->key ? p->key : "?");
+        s_party_kill(p);
+    }
+    if (n > S_DANGLING_LOGGED)
+        zsys_warning("zchan: ...and %zu more dangling parties closed", n - S_DANGLING_LOGGED);
+    pthread_mutex_unlock(&ctx->lock);
+    if (was_shut)
+        return;
+    pthread_mutex_lock(&ctx->pipe_lock);
+    zactor_destroy(&ctx->hub);
+    pthread_mutex_unlock(&ctx->pipe_lock);
+    pthread_mutex_lock(&ctx->req_lock);
+    for (int i = 0; i < ctx->nreq; i++)
+        zmq_close(ctx->req[i].sock);
+    ctx->nreq = 0;
+    pthread_mutex_unlock(&ctx->req_lock);
+    zchan__curve_ctx_fini(ctx); // after the hub: zauth must outlive its CURVE endpoints
+    //  Remove the socket files this hub bound; nobody can use them now.
+    for (int i = 0; i < ctx->nbound; i++)
+        if (strncmp(ctx->bound[i], "ipc://", 6) == 0)
+            unlink(ctx->bound[i] + 6);
+    if (ctx->names) {
+        s_registry_drop(ctx);
+        zlistx_destroy(&ctx->names);
+    }
+    if (ctx->locks) {
+        //  Lock files go, with the socket files they guard, while still held,
+        //  so the runtime directory does not fill up with one per process.
+        for (s_lockfile_t *lf = zlistx_first(ctx->locks); lf; lf = zlistx_next(ctx->locks)) {
+            if (lf->sock[0])
+                unlink(lf->sock);
+            unlink(lf->path);
+            close(lf->fd);
+            free(lf);
+        }
+        zlistx_destroy(&ctx->locks);
+    }
+    if (ctx->zctx)
+        s_zctx_release();
+}
+
+//  At exit, before czmq's zsys_shutdown: shuts down every context of this
+//  process that the program did not destroy (a forked child leaves its
+//  parent's alone). Their memory stays: a later exit handler may still hold
+//  them, and finds them inert.
+static void s_at_exit(void)
+{
+    pid_t pid = getpid();
+    while (true) {
+        zchan_ctx_t *ctx = NULL;
+        pthread_mutex_lock(&s_glock);
+        for (zchan_ctx_t *c = s_ctxs ? zlistx_first(s_ctxs) : NULL; c && !ctx; c = zlistx_next(s_ctxs))
+            if (c->pid == pid)
+                ctx = c;
+        if (ctx)
+            atomic_fetch_add(&ctx->refs, 1);
+        pthread_mutex_unlock(&s_glock);
+        if (!ctx)
+            break;
+        zsys_warning("zchan: at exit: dangling context (not destroyed); it is shut down");
+        s_ctx_shut(ctx, true); // takes it off s_ctxs
+        s_ctx_unref(ctx);
+    }
+}
+
 zchan_ctx_t *zchan_ctx_new(void)
 {
     zchan__log_init();
@@ -689,11 +895,15 @@ zchan_ctx_t *zchan_ctx_new(void)
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_mutex_init(&ctx->pipe_lock, NULL);
     pthread_mutex_init(&ctx->req_lock, NULL);
+    pthread_cond_init(&ctx->unpinned, NULL);
+    atomic_init(&ctx->refs, 1);
+    ctx->pid = getpid();
     ctx->senders = zlistx_new();
+    ctx->parties = zlistx_new();
     ctx->locks = zlistx_new();
     ctx->names = zlistx_new();
     ctx->zctx = s_zctx_acquire();
-    if (!ctx->senders || !ctx->locks || !ctx->names || !ctx->zctx) {
+    if (!ctx->senders || !ctx->parties || !ctx->locks || !ctx->names || !ctx->zctx) {
         zchan_ctx_destroy(&ctx);
         return zchan__fail_null(ZCHAN_ENOMEM);
     }
@@ -735,6 +945,16 @@ zchan_ctx_t *zchan_ctx_new(void)
         zchan_ctx_destroy(&ctx);
         return zchan__fail_null(ZCHAN_ESYS);
     }
+    //  From here the exit handler shuts it down if the program does not.
+    pthread_mutex_lock(&s_glock);
+    if (!s_ctxs)
+        s_ctxs = zlistx_new();
+    ctx->glink = s_ctxs ? zlistx_add_end(s_ctxs, ctx) : NULL;
+    pthread_mutex_unlock(&s_glock);
+    if (!ctx->glink) {
+        zchan_ctx_destroy(&ctx);
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    }
     if (ctx->ipc_dir[0]) {
         char ep[ZCHAN__EP_MAX];
         snprintf(ep, sizeof ep, "ipc://hub-%d-%" PRIu64, (int) getpid(), n);
@@ -749,39 +969,9 @@ void zchan_ctx_destroy(zchan_ctx_t **ctx_p)
     if (!ctx_p || !*ctx_p)
         return;
     zchan_ctx_t *ctx = *ctx_p;
-    zactor_destroy(&ctx->hub);
-    for (int i = 0; i < ctx->nreq; i++)
-        zmq_close(ctx->req[i].sock);
-    ctx->nreq = 0;
-    zchan__curve_ctx_fini(ctx); // after the hub: zauth must outlive its CURVE endpoints
-    //  Remove the socket files this hub bound; nobody can use them now.
-    for (int i = 0; i < ctx->nbound; i++)
-        if (strncmp(ctx->bound[i], "ipc://", 6) == 0)
-            unlink(ctx->bound[i] + 6);
-    if (ctx->names) {
-        s_registry_drop(ctx);
-        zlistx_destroy(&ctx->names);
-    }
-    if (ctx->locks) {
-        //  Lock files go, with the socket files they guard, while still held,
-        //  so the runtime directory does not fill up with one per process.
-        for (s_lockfile_t *lf = zlistx_first(ctx->locks); lf; lf = zlistx_next(ctx->locks)) {
-            if (lf->sock[0])
-                unlink(lf->sock);
-            unlink(lf->path);
-            close(lf->fd);
-            free(lf);
-        }
-        zlistx_destroy(&ctx->locks);
-    }
-    zlistx_destroy(&ctx->senders);
-    if (ctx->zctx)
-        s_zctx_release();
-    pthread_mutex_destroy(&ctx->lock);
-    pthread_mutex_destroy(&ctx->pipe_lock);
-    pthread_mutex_destroy(&ctx->req_lock);
-    free(ctx);
     *ctx_p = NULL;
+    s_ctx_shut(ctx, false);
+    s_ctx_unref(ctx);
 }
 
 int zchan_ctx_bind(zchan_ctx_t *ctx, const char *endpoint)

@@ -40,15 +40,20 @@ void *zchan__fail_null(int err)
     return NULL;
 }
 
+void zchan__errno_restore(int saved)
+{
+    s_errno = saved;
+}
+
 int zchan__zmq_error(const char *what)
 {
     int e = zmq_errno();
     switch (e) {
-    case EAGAIN: return zchan__fail(ZCHAN_ETIMEDOUT);
+    case EAGAIN: return ZCHAN_ETIMEDOUT;
     case ETERM:
     case ENOTSOCK: return zchan__fail(ZCHAN_ECLOSED);
     case ENOMEM: return zchan__fail(ZCHAN_ENOMEM);
-    case EINTR: return zchan__fail(ZCHAN_ETIMEDOUT);
+    case EINTR: return ZCHAN_ETIMEDOUT;
     default:
         zchan__log_init();
         zsys_error("zchan: %s: %s", what, zmq_strerror(e));

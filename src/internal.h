@@ -19,9 +19,16 @@ int zchan__fail(int err);
 //  Sets zchan_errno to err and returns NULL.
 void *zchan__fail_null(int err);
 
+//  Sets zchan_errno back to saved (read at the start of a public call that
+//  succeeded): a successful call leaves it as it was, whatever failed and
+//  was handled inside it.
+void zchan__errno_restore(int saved);
+
 //  Converts the current zmq_errno() to a zchan error: EAGAIN -> ETIMEDOUT,
 //  ETERM/ENOTSOCK -> ECLOSED, ENOMEM -> ENOMEM, anything else -> ESYS (logged
-//  with what, once).
+//  with what, once). Sets zchan_errno, except for EAGAIN and EINTR: those
+//  are what a non-blocking read or send meets in the normal course, and a
+//  public call that fails with them sets it on its way out.
 int zchan__zmq_error(const char *what);
 
 //  Prepares czmq logging (disables czmq's signal handler first). Idempotent.
@@ -58,6 +65,11 @@ typedef struct zchan__recv_ops {
     int (*recv)(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms);
     //  Frees what the receiver owns, except the zchan_receiver_t itself.
     void (*destroy)(zchan_receiver_t *r);
+    //  With on, marks the sockets of its poll items as in use by a zmq_poll
+    //  about to be made, so that a shutdown of their context (at exit, from
+    //  another thread) does not close them under it; without, ends that.
+    //  Calls pair up. NULL for a receiver without sockets of its own.
+    void (*hold)(zchan_receiver_t *r, bool on);
 } zchan__recv_ops_t;
 
 //  The common head of every receiver. Kinds embed it first.
@@ -66,6 +78,13 @@ struct zchan_receiver_t {
     bool stopped;         // has returned ECLOSED (or will on the next read)
     bool selected_unread; // returned by select and not read since (debug check)
 };
+
+//  r->ops->hold(r, on) where there is one.
+static inline void zchan__receiver_hold(zchan_receiver_t *r, bool on)
+{
+    if (r->ops->hold)
+        r->ops->hold(r, on);
+}
 
 //  Waits on a receiver's poll items until it is ready or the deadline passes.
 //  Returns 0 when ready, ETIMEDOUT, or an error.

@@ -139,12 +139,21 @@ static void s_destroy(zchan_receiver_t *r)
     free(m->gone);
 }
 
+//  Holds or lets go of every source, live or gone, so the two calls pair up.
+static void s_hold(zchan_receiver_t *r, bool on)
+{
+    s_merge_t *m = (s_merge_t *) r;
+    for (size_t i = 0; i < m->n; i++)
+        zchan__receiver_hold(m->srcs[i], on);
+}
+
 static const zchan__recv_ops_t s_merge_ops = {
     .prepare = s_prepare,
     .pollitems = s_pollitems,
     .ready = s_ready,
     .recv = s_recv,
     .destroy = s_destroy,
+    .hold = s_hold,
 };
 
 //  Destroys the n receivers and nulls them (zchan_merge owns them even when it

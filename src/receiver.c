@@ -24,6 +24,7 @@ static uint64_t s_broadcast_window(uint64_t limit)
 
 typedef struct {
     zchan_receiver_t head;
+    zchan__party_t party; // of ctx: inert once ctx is shut down
     zchan_ctx_t *ctx;
     void *sock;
     uint64_t handle;
@@ -69,7 +70,7 @@ static void s_report(chan_recv_t *cr, uint64_t grant)
 static int s_prepare(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
-    if (r->stopped || cr->look)
+    if (r->stopped || cr->look || !zchan__party_enter(&cr->party))
         return 0;
     uint64_t grant;
     if (cr->lazy)
@@ -78,6 +79,7 @@ static int s_prepare(zchan_receiver_t *r)
         grant = cr->window > cr->avail ? cr->window - cr->avail : 0;
     cr->started = true;
     s_report(cr, grant);
+    zchan__party_exit(&cr->party);
     return 0;
 }
 
@@ -85,8 +87,10 @@ static size_t s_pollitems(zchan_receiver_t *r, zmq_pollitem_t *items, size_t max
 {
     chan_recv_t *cr = (chan_recv_t *) r;
     if (max >= 1) {
+        //  A dead receiver has no socket: an fd of -1 is never ready (and it
+        //  is ready itself, so its owner does not wait on it).
         items[0].socket = cr->sock;
-        items[0].fd = 0;
+        items[0].fd = cr->sock ? 0 : -1;
         items[0].events = ZMQ_POLLIN;
         items[0].revents = 0;
     }
@@ -125,6 +129,8 @@ static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
 static bool s_ready(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
+    if (!zchan__party_enter(&cr->party))
+        return true; // a read gives ECLOSED at once
     while (!cr->look && !r->stopped && !cr->detached) {
         zmq_msg_t frames[2];
         zmq_msg_init(&frames[0]);
@@ -138,6 +144,7 @@ static bool s_ready(zchan_receiver_t *r)
         if (rc != 0)
             break;
     }
+    zchan__party_exit(&cr->party);
     return cr->look || r->stopped || cr->detached;
 }
 
@@ -221,9 +228,24 @@ static int s_wait(chan_recv_t *cr, int64_t deadline)
 
 static void s_rejoin(chan_recv_t *cr);
 
+static int s_recv_live(chan_recv_t *cr, zchan_msg_t **msg_p, int timeout_ms);
+
 static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
+    if (!zchan__party_enter(&cr->party))
+        return zchan__fail(ZCHAN_ECLOSED); // its context was shut down
+    int saved_errno = zchan_errno();
+    int rc = s_recv_live(cr, msg_p, timeout_ms);
+    zchan__party_exit(&cr->party);
+    if (rc == 0)
+        zchan__errno_restore(saved_errno); // waits and reads meet EAGAIN on the way
+    return rc;
+}
+
+static int s_recv_live(chan_recv_t *cr, zchan_msg_t **msg_p, int timeout_ms)
+{
+    zchan_receiver_t *r = &cr->head;
     int64_t deadline = zchan__deadline(timeout_ms);
     while (true) {
         if (!cr->look && !r->stopped) {
@@ -256,7 +278,10 @@ static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 static void s_destroy(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
-    if (cr->sock && cr->handle && !cr->hub_lost && !cr->detached) {
+    //  A call that never ends: a shutdown of the context from now on leaves
+    //  the socket to this destroy. A dead receiver's socket is already closed.
+    bool live = zchan__party_enter(&cr->party);
+    if (live && cr->sock && cr->handle && !cr->hub_lost && !cr->detached) {
         //  Graceful: the hub takes back whatever it handed us that we did not
         //  return from zchan_recv (the look-ahead included). A receiver that
         //  stopped on the close detaches too: the hub learns what it consumed
@@ -275,10 +300,21 @@ static void s_destroy(zchan_receiver_t *r)
         }
         zchan__out_fini(&o);
     }
+    if (live && cr->sock)
+        zmq_close(cr->sock);
+    cr->sock = NULL;
+    zchan__party_leave(&cr->party);
     zchan_msg_destroy(&cr->look);
     zchan__hdr_fini(&cr->hdr);
-    if (cr->sock)
-        zmq_close(cr->sock);
+}
+
+static void s_hold(zchan_receiver_t *r, bool on)
+{
+    chan_recv_t *cr = (chan_recv_t *) r;
+    if (on)
+        zchan__party_hold(&cr->party);
+    else
+        zchan__party_exit(&cr->party);
 }
 
 static const zchan__recv_ops_t s_chan_ops = {
@@ -287,6 +323,7 @@ static const zchan__recv_ops_t s_chan_ops = {
     .ready = s_ready,
     .recv = s_recv,
     .destroy = s_destroy,
+    .hold = s_hold,
 };
 
 //  Attaches the receiver's socket to its channel (ATTACH_R) and takes the
@@ -332,9 +369,25 @@ static int s_attach(chan_recv_t *cr)
     return 0;
 }
 
+//  The context was shut down (destroyed, or the process exits) with this
+//  receiver not destroyed, and no call is in progress on it: its socket
+//  closes and its reads give ECLOSED.
+static void s_close_party(zchan__party_t *p)
+{
+    chan_recv_t *cr = (chan_recv_t *) ((char *) p - offsetof(chan_recv_t, party));
+    if (cr->sock)
+        zmq_close(cr->sock);
+    cr->sock = NULL;
+    cr->hub_lost = true;
+    cr->head.stopped = true;
+}
+
 zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
 {
     assert(ch);
+    if (zchan__party_dead(&ch->party))
+        return zchan__fail_null(ZCHAN_ECLOSED);
+    int saved_errno = zchan_errno();
     chan_recv_t *cr = calloc(1, sizeof *cr);
     if (!cr)
         return zchan__fail_null(ZCHAN_ENOMEM);
@@ -358,6 +411,12 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
     }
     //  A hub reached over inproc lives in this process: no probes.
     cr->hb_ms = strncmp(ch->endpoint, "inproc://", 9) == 0 ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
+    rc = zchan__party_join(cr->ctx, &cr->party, "receiver", cr->loc.key, s_close_party);
+    if (rc != 0) {
+        zchan_receiver_destroy(&r);
+        return zchan__fail_null(rc);
+    }
+    zchan__errno_restore(saved_errno);
     return r;
 }
 

@@ -122,10 +122,15 @@ int zchan__receiver_wait(zchan_receiver_t *r, int64_t deadline_ms)
         if (last)
             break;
         ps.n = 0;
-        if ((rc = r->ops->prepare(r)) != 0 || (rc = s_pollset_add(&ps, r)) != 0)
+        if ((rc = r->ops->prepare(r)) != 0)
             break;
+        //  Held across the poll: a shutdown at exit does not close its sockets under it.
+        zchan__receiver_hold(r, true);
         long left = zchan__remaining(deadline_ms);
-        if ((rc = s_pollset_wait(&ps, left < 0 ? -1 : (int64_t) left * 1000)) != 0)
+        if ((rc = s_pollset_add(&ps, r)) == 0)
+            rc = s_pollset_wait(&ps, left < 0 ? -1 : (int64_t) left * 1000);
+        zchan__receiver_hold(r, false);
+        if (rc != 0)
             break;
         rc = ZCHAN_ETIMEDOUT;
         last = deadline_ms >= 0 && zchan__now_ms() >= deadline_ms;
@@ -297,7 +302,9 @@ static int s_sleep(zchan_select_t *sel, int64_t deadline_us)
     s_pollset_t *ps = &sel->ps;
     ps->n = 0;
     int64_t wake_us = deadline_us;
-    for (size_t i = 0; i < sel->n; i++) {
+    int rc = 0;
+    size_t i;
+    for (i = 0; i < sel->n && rc == 0; i++) {
         s_item_t *it = &sel->items[i];
         if (it->kind == S_TIMER) {
             int64_t next_us = zchan__timer_next_us(it->ptr);
@@ -308,19 +315,27 @@ static int s_sleep(zchan_select_t *sel, int64_t deadline_us)
         if (it->done)
             continue;
         zchan_receiver_t *r = it->ptr;
-        int rc = r->ops->prepare(r);
+        //  Held across the poll: a shutdown at exit does not close its
+        //  sockets under it.
+        zchan__receiver_hold(r, true);
+        rc = r->ops->prepare(r);
         if (rc == 0)
             rc = s_pollset_add(ps, r);
-        if (rc != 0)
-            return rc;
     }
-    int64_t timeout_us = -1;
-    if (wake_us >= 0) {
-        timeout_us = wake_us - zchan__now_us();
-        if (timeout_us < 0)
-            timeout_us = 0;
+    if (rc == 0) {
+        int64_t timeout_us = -1;
+        if (wake_us >= 0) {
+            timeout_us = wake_us - zchan__now_us();
+            if (timeout_us < 0)
+                timeout_us = 0;
+        }
+        rc = s_pollset_wait(ps, timeout_us);
     }
-    return s_pollset_wait(ps, timeout_us);
+    //  Let go of the receivers held above: those before item i.
+    for (size_t j = 0; j < i; j++)
+        if (sel->items[j].kind != S_TIMER && !sel->items[j].done)
+            zchan__receiver_hold(sel->items[j].ptr, false);
+    return rc;
 }
 
 //  Blocks (in zmq_poll, without CPU) until an item is ready or timeout_ms

@@ -28,6 +28,7 @@
 #define SENDER_PUMP_EVERY 32 // sends between reads of the hub's messages
 
 struct zchan_sender_t {
+    zchan__party_t party; // of ctx: inert once ctx is shut down
     zchan_ctx_t *ctx;
     void *sock;
     uint64_t handle;
@@ -44,6 +45,7 @@ struct zchan_sender_t {
     char hub[ZCHAN__ID_MAX];
     char key[ZCHAN__EP_MAX];
     void *link; // this sender's place in ctx->senders
+    int pins;   // zchan__senders_flush calls flushing it (under ctx->lock)
     zmq_msg_t hdr; // the DATA header, the same for every message
     //  Probes of a silent hub while a send waits (s_wait).
     int hb_ms;            // the context's heartbeat timeout, 0: no probes
@@ -245,9 +247,25 @@ static int s_attach(zchan_sender_t *s)
     return 0;
 }
 
+//  The context was shut down (destroyed, or the process exits) with this
+//  sender not destroyed, and no call is in progress on it: its socket closes
+//  and its sends fail with ECLOSED.
+static void s_close_party(zchan__party_t *p)
+{
+    zchan_sender_t *s = (zchan_sender_t *) p;
+    if (s->sock)
+        zmq_close(s->sock);
+    s->sock = NULL;
+    s->hub_lost = true;
+    atomic_store(&s->closed, true);
+}
+
 zchan_sender_t *zchan_sender_new(zchan_t *ch)
 {
     assert(ch);
+    if (zchan__party_dead(&ch->party))
+        return zchan__fail_null(ZCHAN_ECLOSED);
+    int saved_errno = zchan_errno();
     zchan_sender_t *s = calloc(1, sizeof *s);
     if (!s)
         return zchan__fail_null(ZCHAN_ENOMEM);
@@ -272,9 +290,15 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
         zchan_sender_destroy(&s);
         return zchan__fail_null(rc);
     }
+    rc = zchan__party_join(s->ctx, &s->party, "sender", s->key, s_close_party);
+    if (rc != 0) {
+        zchan_sender_destroy(&s);
+        return zchan__fail_null(rc);
+    }
     pthread_mutex_lock(&s->ctx->lock);
     s->link = zlistx_add_end(s->ctx->senders, s);
     pthread_mutex_unlock(&s->ctx->lock);
+    zchan__errno_restore(saved_errno);
     return s;
 }
 
@@ -354,17 +378,25 @@ void zchan_sender_destroy(zchan_sender_t **s_p)
     if (s->link) {
         pthread_mutex_lock(&s->ctx->lock);
         zlistx_delete(s->ctx->senders, s->link);
+        while (s->pins > 0) // a close in another thread is flushing it
+            pthread_cond_wait(&s->ctx->unpinned, &s->ctx->lock);
         pthread_mutex_unlock(&s->ctx->lock);
     }
-    //  Detaching also flushes: the hub answers after all this sender's data.
-    if (s->sock && s->handle && !s->hub_lost && !s->detached) {
-        int rc = s_flush(s, ZCHAN__DETACH);
-        if (rc != 0 && s->unflushed)
-            zsys_warning("zchan: sender on %s: could not confirm delivery of its last sends: %s", s->key,
-                         zchan_strerror(rc));
+    //  A call that never ends: a shutdown of the context from now on leaves
+    //  the socket to this destroy. A dead sender's socket is already closed.
+    if (zchan__party_enter(&s->party)) {
+        //  Detaching also flushes: the hub answers after all this sender's data.
+        if (s->sock && s->handle && !s->hub_lost && !s->detached) {
+            int rc = s_flush(s, ZCHAN__DETACH);
+            if (rc != 0 && s->unflushed)
+                zsys_warning("zchan: sender on %s: could not confirm delivery of its last sends: %s", s->key,
+                             zchan_strerror(rc));
+        }
+        if (s->sock)
+            zmq_close(s->sock);
+        s->sock = NULL;
     }
-    if (s->sock)
-        zmq_close(s->sock);
+    zchan__party_leave(&s->party);
     zmq_msg_close(&s->hdr);
     free(s);
     *s_p = NULL;
@@ -415,11 +447,8 @@ static int s_send_frames(zchan_sender_t *s, zmq_msg_t *payload, int64_t deadline
     }
 }
 
-int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
+static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
 {
-    assert(s);
-    if (!msg_p || !*msg_p)
-        return zchan__fail(ZCHAN_EINVAL);
     s->last_thread = pthread_self();
     s->used = true;
     int64_t deadline = zchan__deadline(timeout_ms);
@@ -477,14 +506,56 @@ int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
     return 0;
 }
 
+int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
+{
+    assert(s);
+    if (!msg_p || !*msg_p)
+        return zchan__fail(ZCHAN_EINVAL);
+    if (!zchan__party_enter(&s->party))
+        return zchan__fail(ZCHAN_ECLOSED); // its context was shut down
+    int saved_errno = zchan_errno();
+    int rc = s_send(s, msg_p, timeout_ms);
+    zchan__party_exit(&s->party);
+    if (rc == 0)
+        zchan__errno_restore(saved_errno); // reading the hub's messages may meet EAGAIN
+    return rc;
+}
+
 int zchan__senders_flush(zchan_ctx_t *ctx, const char *hub, const char *key)
 {
+    //  The senders to flush are picked under ctx->lock, and flushed outside
+    //  it: the hub takes ctx->lock to answer a create or an open, so a round
+    //  trip to it under the lock would stall until the request timed out.
+    //  Each picked sender is marked in a call, so a shutdown of the context
+    //  does not close its socket under the flush, and pinned, so a destroy
+    //  in another thread waits for the flush to end.
     int rc = 0;
     pthread_t self = pthread_self();
+    zchan_sender_t **picked = NULL;
+    size_t n = 0, cap = 0;
     pthread_mutex_lock(&ctx->lock);
     for (zchan_sender_t *s = zlistx_first(ctx->senders); s && rc == 0; s = zlistx_next(ctx->senders))
         if (s->used && s->unflushed && pthread_equal(s->last_thread, self) && streq(s->hub, hub)
             && streq(s->key, key) && !atomic_load(&s->closed) && !s->detached) {
+            if (n == cap) {
+                size_t new_cap = cap ? 2 * cap : 4;
+                zchan_sender_t **more = realloc(picked, new_cap * sizeof *more);
+                if (!more) {
+                    rc = ZCHAN_ENOMEM;
+                    break;
+                }
+                picked = more;
+                cap = new_cap;
+            }
+            if (zchan__party_enter(&s->party)) {
+                s->pins++;
+                picked[n++] = s;
+            }
+        }
+    pthread_mutex_unlock(&ctx->lock);
+    for (size_t i = 0; i < n; i++) {
+        zchan_sender_t *s = picked[i];
+        if (rc == 0) {
             rc = s_flush(s, ZCHAN__FLUSH);
             if (rc == ZCHAN_ENOTFOUND) {
                 //  The hub lost this sender (it restarted): nothing of it to
@@ -493,7 +564,16 @@ int zchan__senders_flush(zchan_ctx_t *ctx, const char *hub, const char *key)
                 rc = 0;
             }
         }
-    pthread_mutex_unlock(&ctx->lock);
+        zchan__party_exit(&s->party);
+    }
+    if (n > 0) {
+        pthread_mutex_lock(&ctx->lock);
+        for (size_t i = 0; i < n; i++)
+            picked[i]->pins--;
+        pthread_cond_broadcast(&ctx->unpinned);
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    free(picked);
     return rc;
 }
 
