@@ -239,7 +239,7 @@ static int s_check_uri(zchan_ctx_t *ctx, const char *uri)
 {
     const zchan__transport_t *t = zchan__transport_for(uri);
     zchan__target_t target;
-    if (!t || t->parse_uri(ctx, uri + strlen(t->scheme) + 3, &target) != 0)
+    if (!t || t->parse_uri(zchan__ctx_tview(ctx, t), uri + strlen(t->scheme) + 3, &target) != 0)
         return s_error(EXIT_URI, "bad URI '%s' (want tcp://HOST:PORT/NAME, ipc://HUB/NAME or ipc://NAME)", uri);
     return EXIT_OK;
 }
