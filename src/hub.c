@@ -731,16 +731,19 @@ static int s_ring_push(hub_t *hub, peer_t *p, chan_t *ch, zmq_msg_t *payload)
     if (!s_bytes_fit(hub, ch, cost)) {
         zchan_limit_t which =
             ch->bytes + cost > hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES] ? ZCHAN_LIMIT_CHANNEL_BYTES : ZCHAN_LIMIT_QUEUED_BYTES;
-        s_refuse(hub, "to keep a broadcast message for a receiver (its oldest are dropped)", which);
-        while (p->ring_len > 0 && !s_bytes_fit(hub, ch, cost)) {
-            s_ring_pop(p);
-            p->dropped++;
-            ch->dropped++;
-        }
-        if (!s_bytes_fit(hub, ch, cost)) {
+        s_refuse(hub, "to keep a broadcast message for a receiver", which);
+        //  What the others hold stays: if the message does not fit even in
+        //  an empty ring, it is the one dropped.
+        if (ch->bytes - p->ring_bytes + cost > hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES]
+            || hub->bytes - p->ring_bytes + cost > hub->limit[ZCHAN_LIMIT_QUEUED_BYTES]) {
             p->dropped++;
             ch->dropped++;
             return 0;
+        }
+        while (!s_bytes_fit(hub, ch, cost)) {
+            s_ring_pop(p);
+            p->dropped++;
+            ch->dropped++;
         }
     }
     if (p->ring_len == p->ring_cap && p->ring_cap < p->ring_limit) {
