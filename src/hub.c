@@ -20,6 +20,14 @@
 
     Nothing here asserts on what a peer sent: bad frames are counted, logged
     at a limited rate, and dropped.
+
+    Resource limits (zchan_ctx_set_limit, copied into the hub at start and on
+    the pipe's LIMITS): channels, attachments, the largest capacity and
+    broadcast limit are refused with ELIMIT; the bytes of messages held, per
+    channel and in all, are counted where messages are queued and freed
+    (s_bytes_add, s_node_free, s_ring_pop). An anycast DATA over them is
+    dropped, counted lost and REFUSED to its sender; a broadcast ring drops
+    its oldest. Refusals are counted and logged at a limited rate.
 */
 #include "core.h"
 #include <stdlib.h>
