@@ -258,7 +258,9 @@ const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx);
 //  *_new creates the channel, or joins it if it exists with the same kind
 //  (EINVAL if it exists with the other kind). They block for one request to
 //  the hosting hub (ETIMEDOUT after the context's timeout). A hub that is
-//  shutting down (zchan-relay after SIGTERM) refuses new names with ECLOSED.
+//  shutting down (zchan-relay after SIGTERM) refuses new names with ECLOSED;
+//  one at its channel count, or asked for an anycast capacity above its
+//  largest, refuses with ELIMIT (zchan_ctx_set_limit).
 
 //  Creates or joins an anycast channel: each message reaches one receiver.
 //  capacity is the number of unconsumed messages the channel holds before a
@@ -325,7 +327,7 @@ void zchan_destroy(zchan_t **ch_p); // releases this handle only
 //  Creates a sender on ch and attaches it to the channel's hub (one request).
 //  A sender created after a close is made, and its sends fail with ECLOSED.
 //  NULL with ENOTFOUND if the hub no longer hosts the channel, ETIMEDOUT if the
-//  hub does not answer.
+//  hub does not answer, ELIMIT if the hub is at its attachment count.
 zchan_sender_t *zchan_sender_new(zchan_t *ch);
 
 //  Flushes and releases the sender: when it returns, everything the sender
@@ -338,7 +340,8 @@ void zchan_sender_destroy(zchan_sender_t **s_p); // when it returns, all it sent
 //  of messages a broadcast receiver keeps while it does not read (0: the
 //  default, ZCHAN_BROADCAST_LIMIT); past it the oldest are dropped and counted.
 //  Anycast ignores limit. A receiver created after a close is stopped at once:
-//  its reads give ECLOSED.
+//  its reads give ECLOSED. NULL with ELIMIT if the hub is at its attachment
+//  count or limit is above its largest broadcast limit (zchan_ctx_set_limit).
 zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit);
 
 //  Releases the receiver. Graceful: the anycast messages it had been handed
@@ -393,7 +396,9 @@ void zchan_msg_destroy(zchan_msg_t **msg_p);
 //  leaves it with the caller. Blocks while an anycast channel is full (and, at
 //  capacity 0, until a receiver takes the message); a broadcast send never
 //  blocks. ECLOSED after a close, ETIMEDOUT, EINVAL if the message does not
-//  hold exactly one value.
+//  hold exactly one value. ELIMIT, sending nothing, if the hub refused an
+//  earlier anycast message of this sender over its byte limits (dropped and
+//  counted lost there; reported once); at capacity 0, if it refused this one.
 int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms); // takes *msg_p on success
 
 //  Receives the next message into *msg_p (the caller destroys it). ECLOSED
