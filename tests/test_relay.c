@@ -710,13 +710,35 @@ static void test_limits(void **state)
     tu_assert_rc(zchan_stat(a, &st), ZCHAN_OK);
     assert_true(st.lost >= 1);
     assert_true(st.sent >= 1 && st.sent <= 4096 / 200);
+    //  SIGHUP reloads the limits from the config file.
+    s_write_file(conf, "relay\n"
+                       "    max-channels = 2\n"
+                       "    max-channel-bytes = 4k\n"
+                       "    max-broadcast-limit = 200\n");
+    kill(r.pid, SIGHUP);
+    int64_t deadline = s_now_ms() + 10000;
+    char *log = NULL;
+    while (true) {
+        log = s_slurp(r.log);
+        if (strstr(log, "max-broadcast-limit 200") || s_now_ms() > deadline)
+            break;
+        free(log);
+        s_sleep_ms(10);
+    }
+    assert_non_null(strstr(log, "max-broadcast-limit 200"));
+    free(log);
+    zchan_receiver_t *br2 = zchan_receiver_new(b, 200);
+    assert_non_null(br2);
+    zchan_receiver_destroy(&br2);
+    assert_null(zchan_receiver_new(b, 201));
+    assert_int_equal(zchan_errno(), ZCHAN_ELIMIT);
     zchan_receiver_destroy(&br);
     zchan_destroy(&a);
     zchan_destroy(&b);
     zchan_destroy(&c);
     zchan_ctx_destroy(&ctx);
     s_relay_stop(&r);
-    char *log = s_slurp(r.log);
+    log = s_slurp(r.log);
     if (!strstr(log, "limits: max-channels 3, max-attachments 100000, max-capacity 50, max-broadcast-limit 100, "
                      "max-channel-bytes 4096, max-queued-bytes 1073741824"))
         fail_msg("the relay did not log its limits:\n%s", log);
