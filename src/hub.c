@@ -748,7 +748,7 @@ static int s_ring_push(hub_t *hub, peer_t *p, chan_t *ch, zmq_msg_t *payload)
             ch->dropped++;
             return 0;
         }
-        while (!s_bytes_fit(hub, ch, cost)) {
+        while (p->ring_len > 0 && !s_bytes_fit(hub, ch, cost)) {
             s_ring_pop(p);
             p->dropped++;
             ch->dropped++;
@@ -836,7 +836,7 @@ static void s_broadcast_data(hub_t *hub, chan_t *ch, zmq_msg_t *payload)
             s_bytes_add(ch, cost);
             ch->has_latest = true;
         } else
-            s_refuse(hub, "to keep a broadcast channel's latest message", 
+            s_refuse(hub, "to keep a broadcast channel's latest message",
                      ch->bytes + cost > hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES] ? ZCHAN_LIMIT_CHANNEL_BYTES
                                                                               : ZCHAN_LIMIT_QUEUED_BYTES);
     }
