@@ -56,7 +56,8 @@ typedef enum {
     ZCHAN_ETYPE,     // the message is not of the type asked for (it is consumed)
     ZCHAN_EPROTO,    // a peer sent bytes that are not zchan protocol
     ZCHAN_ENOMEM,
-    ZCHAN_ESYS // an operating-system or ZeroMQ failure; details in the log
+    ZCHAN_ESYS,  // an operating-system or ZeroMQ failure; details in the log
+    ZCHAN_ELIMIT // a hub's resource limit refused it (zchan_ctx_set_limit)
 } zchan_err_t;
 
 #define ZCHAN_ANYCAST_CAPACITY 10 // default anycast capacity, as frequenz-channels
@@ -160,6 +161,50 @@ void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms);
 //  Returns EINVAL for 0 or a value below -1.
 int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes);
 
+//  The resource limits of a hub, which keep one that serves untrusted peers
+//  (zchan-relay on tcp) alive. A request over a limit is refused with
+//  ZCHAN_ELIMIT; each refusal is counted and logged (at a limited rate) on
+//  stderr by the hub. See docs/ARCHITECTURE.md, "Resource limits".
+typedef enum {
+    ZCHAN_LIMIT_CHANNELS,        // channels hosted at once (closed ones count until they are freed)
+    ZCHAN_LIMIT_ATTACHMENTS,     // senders and receivers attached at once, all channels together
+    ZCHAN_LIMIT_CAPACITY,        // the largest anycast capacity a creator may ask for
+    ZCHAN_LIMIT_BROADCAST_LIMIT, // the largest per-receiver broadcast limit
+    ZCHAN_LIMIT_CHANNEL_BYTES,   // bytes of messages one channel may hold
+    ZCHAN_LIMIT_QUEUED_BYTES     // bytes of messages all channels may hold together
+} zchan_limit_t;
+
+//  The defaults of every hub, an application's own and zchan-relay's alike.
+#define ZCHAN_DEFAULT_MAX_CHANNELS 100000
+#define ZCHAN_DEFAULT_MAX_ATTACHMENTS 100000
+#define ZCHAN_DEFAULT_MAX_CAPACITY ((uint64_t) 1 << 20)
+#define ZCHAN_DEFAULT_MAX_BROADCAST_LIMIT ((uint64_t) 1 << 24)
+#define ZCHAN_DEFAULT_MAX_CHANNEL_BYTES ((uint64_t) 256 * 1024 * 1024)
+#define ZCHAN_DEFAULT_MAX_QUEUED_BYTES ((uint64_t) 1024 * 1024 * 1024)
+
+//  Sets one resource limit of this context's hub, for the requests and
+//  messages it handles from now on (what it already holds stays). Blocks for
+//  one exchange with the hub thread. Bytes held are the messages' sizes plus
+//  a fixed overhead each: anycast messages queued or handed to a receiver and
+//  not yet consumed, and each broadcast receiver's buffered messages.
+//  Refusals: creating a channel beyond ZCHAN_LIMIT_CHANNELS or with a
+//  capacity above ZCHAN_LIMIT_CAPACITY, attaching beyond
+//  ZCHAN_LIMIT_ATTACHMENTS or a broadcast receiver whose limit is above
+//  ZCHAN_LIMIT_BROADCAST_LIMIT: the request fails with ELIMIT. An anycast
+//  message that would take its channel or the hub over a byte limit is
+//  dropped and counted in zchan_stat's `lost`; its sender gets its credit
+//  back, and its next zchan_send fails once with ELIMIT (that message is
+//  not sent). A broadcast receiver's buffer drops its oldest messages
+//  (counted `dropped`) to stay within the byte limits. Returns EINVAL for
+//  an unknown limit, a value of 0, or a limit above the protocol's own
+//  bound (capacity 2^40, broadcast limit 2^24); ESYS if the hub does not
+//  answer.
+int zchan_ctx_set_limit(zchan_ctx_t *ctx, zchan_limit_t which, uint64_t value);
+
+//  Returns the value of one resource limit of this context's hub (its default
+//  until set); 0 for an unknown limit.
+uint64_t zchan_ctx_limit(zchan_ctx_t *ctx, zchan_limit_t which);
+
 //  The default ZeroMQ heartbeat interval; the default timeout is 5 intervals.
 #define ZCHAN_DEFAULT_HEARTBEAT_MS 1000
 
@@ -232,7 +277,9 @@ const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx);
 //  *_new creates the channel, or joins it if it exists with the same kind
 //  (EINVAL if it exists with the other kind). They block for one request to
 //  the hosting hub (ETIMEDOUT after the context's timeout). A hub that is
-//  shutting down (zchan-relay after SIGTERM) refuses new names with ECLOSED.
+//  shutting down (zchan-relay after SIGTERM) refuses new names with ECLOSED;
+//  one at its channel count, or asked for an anycast capacity above its
+//  largest, refuses with ELIMIT (zchan_ctx_set_limit).
 //  An unnamed channel's name is its capability (anyone who knows it can use
 //  the channel through any endpoint of its hub): ESYS (logged) if the kernel's
 //  random source fails.
@@ -303,7 +350,7 @@ void zchan_destroy(zchan_t **ch_p); // releases this handle only
 //  Creates a sender on ch and attaches it to the channel's hub (one request).
 //  A sender created after a close is made, and its sends fail with ECLOSED.
 //  NULL with ENOTFOUND if the hub no longer hosts the channel, ETIMEDOUT if the
-//  hub does not answer.
+//  hub does not answer, ELIMIT if the hub is at its attachment count.
 zchan_sender_t *zchan_sender_new(zchan_t *ch);
 
 //  Flushes and releases the sender: when it returns, everything the sender
@@ -316,7 +363,8 @@ void zchan_sender_destroy(zchan_sender_t **s_p); // when it returns, all it sent
 //  of messages a broadcast receiver keeps while it does not read (0: the
 //  default, ZCHAN_BROADCAST_LIMIT); past it the oldest are dropped and counted.
 //  Anycast ignores limit. A receiver created after a close is stopped at once:
-//  its reads give ECLOSED.
+//  its reads give ECLOSED. NULL with ELIMIT if the hub is at its attachment
+//  count or limit is above its largest broadcast limit (zchan_ctx_set_limit).
 zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit);
 
 //  Releases the receiver. Graceful: the anycast messages it had been handed
@@ -371,7 +419,9 @@ void zchan_msg_destroy(zchan_msg_t **msg_p);
 //  leaves it with the caller. Blocks while an anycast channel is full (and, at
 //  capacity 0, until a receiver takes the message); a broadcast send never
 //  blocks. ECLOSED after a close, ETIMEDOUT, EINVAL if the message does not
-//  hold exactly one value.
+//  hold exactly one value. ELIMIT, sending nothing, if the hub refused an
+//  earlier anycast message of this sender over its byte limits (dropped and
+//  counted lost there; reported once); at capacity 0, if it refused this one.
 int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms); // takes *msg_p on success
 
 //  Receives the next message into *msg_p (the caller destroys it). ECLOSED

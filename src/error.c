@@ -24,6 +24,7 @@ const char *zchan_strerror(int err)
     case ZCHAN_EPROTO: return "protocol error: bytes that are not zchan protocol";
     case ZCHAN_ENOMEM: return "out of memory";
     case ZCHAN_ESYS: return "system or ZeroMQ failure (see the log)";
+    case ZCHAN_ELIMIT: return "refused by a hub's resource limit";
     default: return "unknown zchan error";
     }
 }

@@ -55,6 +55,7 @@ struct zchan_sender_t {
     uint64_t probe_reqid; // the probe's request id, 0: none
     bool hub_lost;        // stopped because the hub was found gone
     bool detached;        // the hub does not know this attachment: attach again
+    int refused;          // the hub refused a message of it ([REFUSED, status]): the next send fails so
     uint64_t reattached;  // how many times it did
     zchan__chanloc_t loc;   // ...where it finds its channel again
     char endpoint[ZCHAN__EP_MAX];
@@ -77,6 +78,8 @@ static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
         s->detached = true;
     else if (type == ZCHAN__CLOSED)
         atomic_store(&s->closed, true);
+    else if (type == ZCHAN__REFUSED && zchan__hdr_u64(h, 1, &n) == 0)
+        s->refused = n == ZCHAN_ELIMIT ? ZCHAN_ELIMIT : ZCHAN_EPROTO;
     else if (type == ZCHAN__REPLY && s->probe_reqid && zchan__hdr_u64(h, 1, &n) == 0 && n == s->probe_reqid) {
         uint64_t status = 0;
         s->probe_reqid = 0;
@@ -470,6 +473,13 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
     }
     if (atomic_load(&s->closed))
         return zchan__fail(ZCHAN_ECLOSED);
+    if (s->refused) {
+        //  An earlier message was refused by the hub (and counted lost
+        //  there): this send reports it, once, and sends nothing.
+        int err = s->refused;
+        s->refused = 0;
+        return zchan__fail(err);
+    }
     zmq_msg_t payload;
     zmq_msg_init(&payload);
     //  A rendezvous send may be cancelled: keep the caller's copy until then.
@@ -486,7 +496,7 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
     if (s->rendezvous) {
         //  Complete only when a receiver has taken it.
         s->wait_ms = zchan__now_ms();
-        while (s->credit == 0 && !atomic_load(&s->closed) && !s->detached) {
+        while (s->credit == 0 && !atomic_load(&s->closed) && !s->detached && !s->refused) {
             rc = s_wait(s, deadline);
             if (rc == ZCHAN_ETIMEDOUT && s_cancel(s))
                 return zchan__fail(ZCHAN_ETIMEDOUT);
@@ -495,6 +505,12 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
         }
         if (s->hub_lost)
             return zchan__fail(ZCHAN_ECLOSED); // never taken: the hub is gone
+        if (s->refused) {
+            //  The hub refused this one: the caller keeps it.
+            rc = s->refused;
+            s->refused = 0;
+            return zchan__fail(rc);
+        }
         if (s->detached) {
             //  The hub that had it forgot it: it was never taken. Attach
             //  again for the next send; this one fails, keeping the message.
