@@ -97,7 +97,11 @@ const char *zchan_strerror(int err);
 //  $ZCHAN_CURVE_CERT, $ZCHAN_CURVE_ALLOW or $ZCHAN_CURVE_SERVER_KEY are set
 //  but unusable (see zchan_ctx_set_curve_server and _client).
 //  zchan disables czmq's default SIGINT/SIGTERM handler: a library must not
-//  take over its host program's signals.
+//  take over its host program's signals. zchan logs through czmq's zsys log,
+//  and the first context of a process points that log at stderr (czmq's own
+//  default is stdout) unless $ZSYS_LOGSTREAM is set; a program that wants
+//  another stream sets $ZSYS_LOGSTREAM or calls zsys_set_logstream after its
+//  first zchan_ctx_new.
 zchan_ctx_t *zchan_ctx_new(void);
 
 //  Stops the hub (its channels disappear; remote parties see timeouts) and
