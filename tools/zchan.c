@@ -393,7 +393,7 @@ static int s_cmd_send(cli_t *cli, zchan_ctx_t *ctx)
     free(msgs);
     //  A send returns once the message is on its way: only the hub's answer
     //  to a flush says that it got there.
-    if (s && (rc == EXIT_OK || rc == EXIT_INTERRUPTED)) {
+    if (s && rc == EXIT_OK) {
         int err = zchan_sender_flush(s);
         if (err == ZCHAN_ENOTFOUND)
             rc = s_error(EXIT_LOST, "%s: not every message reached the channel: the hub dropped the connection "
