@@ -114,7 +114,11 @@ const char *zchan_strerror(int err);
 //  $ZCHAN_CURVE_CERT, $ZCHAN_CURVE_ALLOW or $ZCHAN_CURVE_SERVER_KEY are set
 //  but unusable (see zchan_ctx_set_curve_server and _client).
 //  zchan disables czmq's default SIGINT/SIGTERM handler: a library must not
-//  take over its host program's signals.
+//  take over its host program's signals. zchan logs through czmq's zsys log,
+//  and the first context of a process points that log at stderr (czmq's own
+//  default is stdout) unless $ZSYS_LOGSTREAM is set; a program that wants
+//  another stream sets $ZSYS_LOGSTREAM or calls zsys_set_logstream after its
+//  first zchan_ctx_new.
 zchan_ctx_t *zchan_ctx_new(void);
 
 //  Stops the hub (its channels disappear; remote parties see timeouts) and
@@ -358,6 +362,20 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch);
 //  answer from the hub, which is logged). Nulls *s_p.
 void zchan_sender_destroy(zchan_sender_t **s_p); // when it returns, all it sent has reached the channel
 
+//  Waits until the hub has handled everything this sender sent (one request;
+//  the context's timeout), and says whether all of it reached the channel
+//  since the sender was made or since the last flush that did not time out.
+//  Returns OK; ENOTFOUND if the hub lost the sender's attachment meanwhile,
+//  so that some of those messages did not reach the channel: the hub dropped
+//  the connection (a message over its maximum message size, see
+//  zchan_ctx_set_max_msg_size) or restarted (the sender attaches again at its
+//  next send); ECLOSED if the channel was closed and the hub no longer knows
+//  the sender, or if the sender stopped because its hub is gone
+//  (zchan_sender_hub_lost); ETIMEDOUT if the hub did not answer (nothing is
+//  known then: flush again). Messages sent to a channel after its close are
+//  counted lost by the hub (zchan_stat), not reported here.
+int zchan_sender_flush(zchan_sender_t *s);
+
 //  Creates a receiver on ch and attaches it (one request). From the moment it
 //  returns, a broadcast receiver gets every message sent. limit is the number
 //  of messages a broadcast receiver keeps while it does not read (0: the
@@ -381,6 +399,15 @@ uint64_t zchan_receiver_dropped(const zchan_receiver_t *r);
 //  Never blocks. 0 for a merged receiver or an adaptor.
 uint64_t zchan_sender_reattached(const zchan_sender_t *s);
 uint64_t zchan_receiver_reattached(const zchan_receiver_t *r);
+
+//  Returns true if the sender or receiver stopped because its hub was lost,
+//  not because its channel was closed: the hub stopped answering (see
+//  zchan_ctx_set_heartbeat), or it lost the attachment and finding the
+//  channel again failed. Its sends or reads give ECLOSED all the same; this
+//  tells the two apart. Never blocks. false for a merged receiver or an
+//  adaptor.
+bool zchan_sender_hub_lost(const zchan_sender_t *s);
+bool zchan_receiver_hub_lost(const zchan_receiver_t *r);
 
 // ---------------------------------------------------------------------------
 // Messages: build with msgpack-c's packer; read the decoded root object.

@@ -888,7 +888,7 @@ static void s_at_exit(void)
 
 zchan_ctx_t *zchan_ctx_new(void)
 {
-    zchan__log_init();
+    zchan__log_to_stderr();
     zchan_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return zchan__fail_null(ZCHAN_ENOMEM);

@@ -557,7 +557,9 @@ static void test_library_and_cli(void **state)
     assert_int_equal(s_cli(NULL, &got, "recv", uri, "-n", "1", "-t", "5000", NULL), 0);
     char expect[512];
     snprintf(expect, sizeof expect,
-             "[{\"$bin\":\"AQID\"},{\"$float\":\"nan\"},{\"$chan\":\"%s\"},{\"$map\":[[1,\"x\"]]},0.1]\n", uri);
+             "[{\"$bin\":\"AQID\"},{\"$float\":\"nan\"},{\"$chan\":\"%s\"},{\"$map\":[[1,\"x\"]]},"
+             "{\"$float32\":0.1}]\n",
+             uri);
     assert_string_equal(got, expect);
     free(got);
 
