@@ -412,9 +412,8 @@ static int s_flush_confirm(zchan_sender_t *s)
     }
 }
 
-int zchan_sender_flush(zchan_sender_t *s)
+static int s_flush_report(zchan_sender_t *s)
 {
-    assert(s);
     int rc = 0;
     if (s->hub_lost)
         rc = ZCHAN_ECLOSED;
@@ -436,6 +435,16 @@ int zchan_sender_flush(zchan_sender_t *s)
         s->unflushed = false;
     }
     return rc ? zchan__fail(rc) : 0;
+}
+
+int zchan_sender_flush(zchan_sender_t *s)
+{
+    assert(s);
+    if (!zchan__party_enter(&s->party))
+        return zchan__fail(ZCHAN_ECLOSED); // its context was shut down
+    int rc = s_flush_report(s);
+    zchan__party_exit(&s->party);
+    return rc;
 }
 
 void zchan_sender_destroy(zchan_sender_t **s_p)
