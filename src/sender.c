@@ -412,6 +412,8 @@ static int s_flush_confirm(zchan_sender_t *s)
     }
 }
 
+//  zchan_sender_flush without the context check: waits for the hub to confirm
+//  what s sent, and reports an attachment lost with sends unconfirmed.
 static int s_flush_report(zchan_sender_t *s)
 {
     int rc = 0;
