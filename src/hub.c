@@ -20,6 +20,14 @@
 
     Nothing here asserts on what a peer sent: bad frames are counted, logged
     at a limited rate, and dropped.
+
+    Resource limits (zchan_ctx_set_limit, copied into the hub at start and on
+    the pipe's LIMITS): channels, attachments, the largest capacity and
+    broadcast limit are refused with ELIMIT; the bytes of messages held, per
+    channel and in all, are counted where messages are queued and freed
+    (s_bytes_add, s_node_free, s_ring_pop). An anycast DATA over them is
+    dropped, counted lost and REFUSED to its sender; a broadcast ring drops
+    its oldest. Refusals are counted and logged at a limited rate.
 */
 #include "core.h"
 #include <stdlib.h>
@@ -35,19 +43,21 @@
 #define HUB_ATTACH_PER_CONN 64  // attachments one connection may hold at once
 #define HUB_CHECK_FIRST_MS 500 // a receiver quiet this long while it holds messages is checked
 #define HUB_CHECK_MAX_MS 5000  // checks of a quiet receiver back off to this interval
+#define HUB_MSG_OVERHEAD 64    // bytes a held message counts beyond its size (its zmq_msg_t or node)
+
+typedef struct chan chan_t;
 
 typedef struct node {
     struct node *next;
     zmq_msg_t payload;
     uint64_t sender; // handle of the sender, for its ack
+    chan_t *ch;      // whose held bytes it counts in (NULL: none)
 } node_t;
 
 typedef struct {
     node_t *head, *tail;
     size_t len;
 } fifo_t;
-
-typedef struct chan chan_t;
 
 typedef enum { ROLE_FREE = 0, ROLE_SENDER, ROLE_RECEIVER } role_t;
 
@@ -67,6 +77,7 @@ typedef struct {
     zmq_msg_t *ring;    // broadcast: messages waiting for credit
     size_t ring_cap, ring_head, ring_len;
     size_t ring_limit;  // broadcast: the receiver's limit, which ring_cap grows to
+    uint64_t ring_bytes; // broadcast: the bytes its ring holds (s_msg_cost)
     uint64_t dropped;   // broadcast: lost to the limit
     bool closed_sent;
     int fd;             // the peer's connection (ZMQ_SRCFD), -1 if unknown (inproc)
@@ -92,6 +103,8 @@ struct chan {
     zmq_msg_t latest;
     bool has_latest;
     uint64_t sent, delivered, dropped, lost;
+    uint64_t bytes;      // the bytes it holds: nodes, rings, latest (s_msg_cost)
+    uint64_t *hub_bytes; // ...and the hub's total, which they also count in
 };
 
 typedef struct zchan__hub {
@@ -117,6 +130,11 @@ typedef struct zchan__hub {
     zmq_msg_t *hdr_frame; // the header frame of the message being handled
     bool closing; // after CLOSEALL: no new channels
     zhashx_t *conns; // attachments per connection: routing id (hex) -> count
+    uint64_t limit[ZCHAN__NLIMITS]; // resource limits, by zchan_limit_t (ctx->limits)
+    uint64_t bytes;    // bytes all channels hold (s_msg_cost)
+    uint64_t refused;  // requests and messages refused over a limit
+    int64_t refuse_log_ms;
+    uint64_t refuse_unlogged;
 } hub_t;
 
 // ---------------------------------------------------------------------------
@@ -154,8 +172,57 @@ static node_t *s_fifo_pop(fifo_t *f)
     return n;
 }
 
+// ---------------------------------------------------------------------------
+// Resource limits: the bytes channels hold, and refusals
+
+//  What holding msg costs, in bytes, against the byte limits.
+static uint64_t s_msg_cost(zmq_msg_t *msg)
+{
+    return (uint64_t) zmq_msg_size(msg) + HUB_MSG_OVERHEAD;
+}
+
+//  true if ch (and the hub) may hold cost more bytes within their limits.
+static bool s_bytes_fit(const hub_t *hub, const chan_t *ch, uint64_t cost)
+{
+    return ch->bytes + cost <= hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES]
+           && hub->bytes + cost <= hub->limit[ZCHAN_LIMIT_QUEUED_BYTES];
+}
+
+static void s_bytes_add(chan_t *ch, uint64_t cost)
+{
+    ch->bytes += cost;
+    *ch->hub_bytes += cost;
+}
+
+static void s_bytes_sub(chan_t *ch, uint64_t cost)
+{
+    ch->bytes -= cost;
+    *ch->hub_bytes -= cost;
+}
+
+static const char *s_limit_names[ZCHAN__NLIMITS] = {"max-channels",        "max-attachments",
+                                                    "max-capacity",        "max-broadcast-limit",
+                                                    "max-channel-bytes",   "max-queued-bytes"};
+
+//  Counts a refusal over limit which, and logs it at a limited rate.
+static void s_refuse(hub_t *hub, const char *what, zchan_limit_t which)
+{
+    hub->refused++;
+    int64_t now = zchan__now_ms();
+    if (hub->refuse_log_ms == 0 || now - hub->refuse_log_ms >= 1000) {
+        zsys_warning("zchan hub: refused %s over a resource limit (%s %" PRIu64 "); %" PRIu64
+                     " refused in all, %" PRIu64 " not logged",
+                     what, s_limit_names[which], hub->limit[which], hub->refused, hub->refuse_unlogged);
+        hub->refuse_log_ms = now;
+        hub->refuse_unlogged = 0;
+    } else
+        hub->refuse_unlogged++;
+}
+
 static void s_node_free(node_t *n)
 {
+    if (n->ch)
+        s_bytes_sub(n->ch, s_msg_cost(&n->payload));
     zmq_msg_close(&n->payload);
     free(n);
 }
@@ -301,9 +368,24 @@ static void s_ring_clear(peer_t *p)
 {
     for (size_t i = 0; i < p->ring_len; i++)
         zmq_msg_close(&p->ring[(p->ring_head + i) % p->ring_cap]);
+    if (p->ch && p->ring_bytes)
+        s_bytes_sub(p->ch, p->ring_bytes);
+    p->ring_bytes = 0;
     free(p->ring);
     p->ring = NULL;
     p->ring_len = p->ring_cap = p->ring_head = p->ring_limit = 0;
+}
+
+//  Takes the oldest message out of p's ring, and its bytes out of the count.
+static void s_ring_pop(peer_t *p)
+{
+    zmq_msg_t *m = &p->ring[p->ring_head];
+    uint64_t cost = s_msg_cost(m);
+    p->ring_bytes -= cost;
+    s_bytes_sub(p->ch, cost);
+    zmq_msg_close(m);
+    p->ring_head = (p->ring_head + 1) % p->ring_cap;
+    p->ring_len--;
 }
 
 static void s_peer_free(hub_t *hub, uint32_t idx)
@@ -509,6 +591,8 @@ static void s_chan_destroy(void **item)
     if (!ch)
         return;
     s_fifo_clear(&ch->queue);
+    if (ch->has_latest)
+        s_bytes_sub(ch, s_msg_cost(&ch->latest));
     zmq_msg_close(&ch->latest);
     free(ch->recv);
     free(ch->send);
@@ -644,10 +728,31 @@ static void s_receiver_gone(hub_t *hub, chan_t *ch, uint32_t idx, bool requeue)
     s_peer_free(hub, idx);
 }
 
-static int s_ring_push(peer_t *p, chan_t *ch, zmq_msg_t *payload)
+static int s_ring_push(hub_t *hub, peer_t *p, chan_t *ch, zmq_msg_t *payload)
 {
     if (!p->ring) {
         return ZCHAN_ENOMEM;
+    }
+    //  The byte limits hold as the count limit does: the oldest go first,
+    //  counted dropped; a message larger than what is left is dropped itself.
+    uint64_t cost = s_msg_cost(payload);
+    if (!s_bytes_fit(hub, ch, cost)) {
+        zchan_limit_t which =
+            ch->bytes + cost > hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES] ? ZCHAN_LIMIT_CHANNEL_BYTES : ZCHAN_LIMIT_QUEUED_BYTES;
+        s_refuse(hub, "to keep a broadcast message for a receiver", which);
+        //  What the others hold stays: if the message does not fit even in
+        //  an empty ring, it is the one dropped.
+        if (ch->bytes - p->ring_bytes + cost > hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES]
+            || hub->bytes - p->ring_bytes + cost > hub->limit[ZCHAN_LIMIT_QUEUED_BYTES]) {
+            p->dropped++;
+            ch->dropped++;
+            return 0;
+        }
+        while (p->ring_len > 0 && !s_bytes_fit(hub, ch, cost)) {
+            s_ring_pop(p);
+            p->dropped++;
+            ch->dropped++;
+        }
     }
     if (p->ring_len == p->ring_cap && p->ring_cap < p->ring_limit) {
         //  Grow toward the limit, oldest first in the new ring. Out of
@@ -667,9 +772,7 @@ static int s_ring_push(peer_t *p, chan_t *ch, zmq_msg_t *payload)
         }
     }
     if (p->ring_len == p->ring_cap) {
-        zmq_msg_close(&p->ring[p->ring_head]);
-        p->ring_head = (p->ring_head + 1) % p->ring_cap;
-        p->ring_len--;
+        s_ring_pop(p);
         p->dropped++;
         ch->dropped++;
     }
@@ -677,6 +780,8 @@ static int s_ring_push(peer_t *p, chan_t *ch, zmq_msg_t *payload)
     zmq_msg_init(slot);
     zmq_msg_copy(slot, payload);
     p->ring_len++;
+    p->ring_bytes += cost;
+    s_bytes_add(ch, cost);
     return 0;
 }
 
@@ -689,9 +794,7 @@ static void s_broadcast_pump_peer(hub_t *hub, chan_t *ch, uint32_t idx)
             s_receiver_gone(hub, ch, idx, false);
             return;
         }
-        zmq_msg_close(m);
-        p->ring_head = (p->ring_head + 1) % p->ring_cap;
-        p->ring_len--;
+        s_ring_pop(p);
         p->avail--;
         ch->delivered++;
     }
@@ -716,14 +819,26 @@ static void s_broadcast_data(hub_t *hub, chan_t *ch, zmq_msg_t *payload)
             i--;
             continue;
         }
-        s_ring_push(p, ch, payload);
+        s_ring_push(hub, p, ch, payload);
         s_check_arm(hub);
     }
     if (ch->resend_latest) {
+        //  The latest message counts against the byte limits too; one that
+        //  does not fit is not kept, and a new receiver gets none.
+        if (ch->has_latest)
+            s_bytes_sub(ch, s_msg_cost(&ch->latest));
         zmq_msg_close(&ch->latest);
         zmq_msg_init(&ch->latest);
-        zmq_msg_copy(&ch->latest, payload);
-        ch->has_latest = true;
+        ch->has_latest = false;
+        uint64_t cost = s_msg_cost(payload);
+        if (s_bytes_fit(hub, ch, cost)) {
+            zmq_msg_copy(&ch->latest, payload);
+            s_bytes_add(ch, cost);
+            ch->has_latest = true;
+        } else
+            s_refuse(hub, "to keep a broadcast channel's latest message",
+                     ch->bytes + cost > hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES] ? ZCHAN_LIMIT_CHANNEL_BYTES
+                                                                              : ZCHAN_LIMIT_QUEUED_BYTES);
     }
 }
 
@@ -902,6 +1017,16 @@ static void s_on_create(hub_t *hub, uint64_t reqid)
         s_reply_status(hub, reqid, ZCHAN_ECLOSED);
         return;
     }
+    if (kind == ZCHAN_ANYCAST && capacity > hub->limit[ZCHAN_LIMIT_CAPACITY]) {
+        s_refuse(hub, "a channel's capacity", ZCHAN_LIMIT_CAPACITY);
+        s_reply_status(hub, reqid, ZCHAN_ELIMIT);
+        return;
+    }
+    if (zhashx_size(hub->chans) >= hub->limit[ZCHAN_LIMIT_CHANNELS]) {
+        s_refuse(hub, "a new channel", ZCHAN_LIMIT_CHANNELS);
+        s_reply_status(hub, reqid, ZCHAN_ELIMIT);
+        return;
+    }
     char key[ZCHAN__EP_MAX];
     memcpy(key, kp, klen);
     key[klen] = 0;
@@ -910,6 +1035,7 @@ static void s_on_create(hub_t *hub, uint64_t reqid)
         s_reply_status(hub, reqid, ZCHAN_ENOMEM);
         return;
     }
+    ch->hub_bytes = &hub->bytes;
     zhashx_insert(hub->chans, key, ch);
     s_reply_chan(hub, reqid, ch);
 }
@@ -988,6 +1114,17 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
         s_reply_status(hub, reqid, ZCHAN_EINVAL);
         return;
     }
+    if (receiver && ch->kind == ZCHAN_BROADCAST && limit > hub->limit[ZCHAN_LIMIT_BROADCAST_LIMIT]) {
+        s_refuse(hub, "a broadcast receiver's limit", ZCHAN_LIMIT_BROADCAST_LIMIT);
+        s_reply_status(hub, reqid, ZCHAN_ELIMIT);
+        return;
+    }
+    //  Live attachments: the peer table less its free slots.
+    if (hub->npeers - hub->nfree >= hub->limit[ZCHAN_LIMIT_ATTACHMENTS]) {
+        s_refuse(hub, "an attachment", ZCHAN_LIMIT_ATTACHMENTS);
+        s_reply_status(hub, reqid, ZCHAN_ELIMIT);
+        return;
+    }
     //  One zchan sender or receiver is one connection; a peer that attaches
     //  more than this on one connection is refused, so it cannot make the hub
     //  keep state for it without bound.
@@ -1022,7 +1159,7 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
                 s_idx_remove(ch->recv, &ch->nrecv, idx);
                 rc = ZCHAN_ENOMEM;
             } else if (ch->has_latest)
-                s_ring_push(p, ch, &ch->latest);
+                s_ring_push(hub, p, ch, &ch->latest);
         }
     } else
         rc = s_idx_add(&ch->send, &ch->nsend, &ch->send_cap, idx);
@@ -1032,6 +1169,28 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
         return;
     }
     s_reply_attach(hub, reqid, s_handle(hub, idx), ch, receiver ? ch->capacity : window);
+}
+
+//  Refuses an anycast message that would take its channel or the hub over a
+//  byte limit: it is dropped and counted lost, the sender gets its credit
+//  back (its ACK, as if accepted) and [REFUSED, ELIMIT] at once, so that its
+//  next send (a rendezvous send: this one) fails with ELIMIT.
+static void s_refuse_data(hub_t *hub, uint32_t idx, chan_t *ch, zmq_msg_t *payload)
+{
+    peer_t *sp = &hub->peers[idx];
+    uint64_t cost = s_msg_cost(payload);
+    s_refuse(hub, "an anycast message",
+             ch->bytes + cost > hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES] ? ZCHAN_LIMIT_CHANNEL_BYTES
+                                                                      : ZCHAN_LIMIT_QUEUED_BYTES);
+    ch->lost++;
+    sp->unaccepted--; // counted by the caller: it is not queued after all
+    zchan__out_t o;
+    zchan__out_init(&o, 2, ZCHAN__REFUSED);
+    zchan__out_u64(&o, ZCHAN_ELIMIT);
+    s_send_hdr(hub, sp, &o, false);
+    zchan__out_fini(&o);
+    sp->pending_ack++;
+    s_mark_dirty(hub, idx);
 }
 
 static void s_on_data(hub_t *hub, zmq_msg_t *payload)
@@ -1068,6 +1227,10 @@ static void s_on_data(hub_t *hub, zmq_msg_t *payload)
         if (sp->pending_ack)
             s_mark_dirty(hub, idx);
     }
+    if (ch->kind == ZCHAN_ANYCAST && !s_bytes_fit(hub, ch, s_msg_cost(payload))) {
+        s_refuse_data(hub, idx, ch, payload);
+        return;
+    }
     ch->sent++;
     if (ch->kind == ZCHAN_BROADCAST) {
         s_broadcast_data(hub, ch, payload);
@@ -1082,6 +1245,8 @@ static void s_on_data(hub_t *hub, zmq_msg_t *payload)
     zmq_msg_init(&n->payload);
     zmq_msg_move(&n->payload, payload);
     n->sender = handle;
+    n->ch = ch;
+    s_bytes_add(ch, s_msg_cost(&n->payload));
     s_fifo_push(&ch->queue, n);
     s_anycast_pump(hub, ch);
 }
@@ -1381,6 +1546,11 @@ static bool s_on_pipe(hub_t *hub)
         s_on_close_all(hub);
     else if (cmd && streq(cmd, "MONITOR") && arg)
         s_on_monitor(hub, arg);
+    else if (cmd && streq(cmd, "LIMITS")) {
+        //  The sender of LIMITS holds ctx->pipe_lock, which guards the limits.
+        memcpy(hub->limit, hub->ctx->limits, sizeof hub->limit);
+        zsock_send(hub->pipe, "i", 0);
+    }
     zstr_free(&cmd);
     zstr_free(&arg);
     return go_on;
@@ -1388,13 +1558,14 @@ static bool s_on_pipe(hub_t *hub)
 
 static void s_hub_free(hub_t *hub)
 {
-    zhashx_destroy(&hub->chans);
-    zhashx_destroy(&hub->conns);
+    //  Peers first: what they hold counts in their channels' bytes.
     for (size_t i = 0; i < hub->npeers; i++)
         if (hub->peers[i].role != ROLE_FREE) {
             s_fifo_clear(&hub->peers[i].inflight);
             s_ring_clear(&hub->peers[i]);
         }
+    zhashx_destroy(&hub->chans);
+    zhashx_destroy(&hub->conns);
     free(hub->peers);
     free(hub->free_idx);
     free(hub->dirty);
@@ -1411,6 +1582,8 @@ static int s_hub_init(hub_t *hub, zchan_ctx_t *ctx)
     hub->scan_at = -1;
     hub->now_ms = zchan__now_ms();
     hub->ctx = ctx;
+    //  Set before the hub starts, or (a threadless hub) by the caller's thread.
+    memcpy(hub->limit, ctx->limits, sizeof hub->limit);
     zchan__hdr_init(&hub->hdr);
     hub->chans = zhashx_new();
     hub->conns = zhashx_new();
@@ -1522,6 +1695,16 @@ void zchan__hub_feed(zchan__hub_t *hub, zmq_msg_t *frames, size_t n)
     }
 }
 
+uint64_t zchan__hub_refused(const zchan__hub_t *hub)
+{
+    return hub->refused;
+}
+
+uint64_t zchan__hub_bytes(const zchan__hub_t *hub)
+{
+    return hub->bytes;
+}
+
 void zchan__hub_destroy(zchan__hub_t **hub_p)
 {
     if (!hub_p || !*hub_p)
@@ -1610,6 +1793,30 @@ const char *zchan__hub_check(const zchan__hub_t *hub)
             }
         }
     }
+    //  The bytes held: every node, ring slot and latest message, counted once.
+    uint64_t all = 0;
+    for (const chan_t *ch = (const chan_t *) zhashx_first(hub->chans); ch;
+         ch = (const chan_t *) zhashx_next(hub->chans)) {
+        uint64_t held = ch->has_latest ? s_msg_cost((zmq_msg_t *) &ch->latest) : 0;
+        for (const node_t *n = ch->queue.head; n; n = n->next)
+            held += n->ch == ch ? s_msg_cost((zmq_msg_t *) &n->payload) : UINT64_MAX / 2;
+        for (size_t i = 0; i < ch->nrecv && ch->recv[i] < hub->npeers; i++) {
+            const peer_t *p = &hub->peers[ch->recv[i]];
+            uint64_t ring = 0;
+            for (const node_t *n = p->inflight.head; n; n = n->next)
+                held += n->ch == ch ? s_msg_cost((zmq_msg_t *) &n->payload) : UINT64_MAX / 2;
+            for (size_t k = 0; p->ring && k < p->ring_len; k++)
+                ring += s_msg_cost(&p->ring[(p->ring_head + k) % p->ring_cap]);
+            if (ring != p->ring_bytes)
+                return "a receiver's ring bytes";
+            held += ring;
+        }
+        if (held != ch->bytes || ch->hub_bytes != &hub->bytes || ch->bytes > hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES])
+            return "a channel's bytes";
+        all += held;
+    }
+    if (all != hub->bytes || hub->bytes > hub->limit[ZCHAN_LIMIT_QUEUED_BYTES])
+        return "the hub's bytes";
     for (const chan_t *ch = (const chan_t *) zhashx_first(hub->chans); ch;
          ch = (const chan_t *) zhashx_next(hub->chans)) {
         if (!ch->key[0] || strlen(ch->key) >= ZCHAN__EP_MAX)
