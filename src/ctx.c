@@ -1,7 +1,8 @@
 /*  ctx.c: the context. It owns a hub thread, shares the process-wide ZeroMQ
     context, keeps the process-wide registry of named channels, knows this
     host's and process's identities, and runs request/reply exchanges with
-    hubs.
+    hubs. Each transport gets a view of it (zchan__ctx_tview) for its own
+    state, made when the context is and freed when it shuts down.
 */
 #include "core.h"
 #include <errno.h>
@@ -678,8 +679,9 @@ void zchan__party_leave(zchan__party_t *p)
 
 //  Shuts ctx down, once: its parties die (each one's socket is closed now,
 //  or by the call in progress on it when that call ends), each logged as
-//  dangling; its hub stops; its request sockets close; the files it made in
-//  the runtime directory go. Its memory stays until its last reference goes.
+//  dangling; its hub stops; its request sockets close; its transports let go
+//  of what they hold for it (ipc: the files it made in the runtime directory
+//  go). Its memory stays until its last reference goes.
 static void s_ctx_shut(zchan_ctx_t *ctx, bool at_exit)
 {
     pthread_mutex_lock(&s_glock);
