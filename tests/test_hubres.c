@@ -28,6 +28,8 @@ static int64_t s_now_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+//  malloc'd bytes in use (0 under AddressSanitizer, whose allocator glibc's
+//  mallinfo2 does not see: the byte counts below are then not checked).
 static size_t s_heap(void)
 {
     struct mallinfo2 m = mallinfo2();
@@ -41,7 +43,8 @@ typedef struct {
     zchan_ctx_t *ctx;
     void *router, *dealer;
     zchan__hub_t *hub;
-    zchan__hdr_t hdr; // the last reply
+    zchan__hdr_t hdr; // the last reply...
+    zmq_msg_t reply;  // ...whose frame it points into
     uint64_t reqid;
     unsigned fed;     // messages fed so far
 } th_t;
@@ -80,6 +83,7 @@ static int th_setup(void **state)
     t->hub = zchan__hub_new(t->ctx, t->router);
     assert_non_null(t->hub);
     zchan__hdr_init(&t->hdr);
+    zmq_msg_init(&t->reply);
     t->reqid = 1000;
     *state = t;
     return 0;
@@ -92,6 +96,7 @@ static int th_teardown(void **state)
     zchan__hub_destroy(&t->hub);
     zsys_set_logstream(stderr);
     zchan__hdr_fini(&t->hdr);
+    zmq_msg_close(&t->reply);
     zmq_close(t->dealer);
     zmq_close(t->router);
     zchan_ctx_destroy(&t->ctx);
@@ -144,7 +149,10 @@ static uint64_t th_request(th_t *t, zchan__out_t *o)
         zmq_msg_init(&frames[1]);
         size_t n = 0;
         assert_int_equal(zchan__recv_frames(t->dealer, frames, 2, &n, 0), 0);
-        bool done = zchan__hdr_parse(&t->hdr, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) == 0
+        zmq_msg_close(&t->reply);
+        zmq_msg_init(&t->reply);
+        zmq_msg_move(&t->reply, &frames[0]); // t->hdr points into it
+        bool done = zchan__hdr_parse(&t->hdr, zmq_msg_data(&t->reply), zmq_msg_size(&t->reply)) == 0
                     && zchan__hdr_type(&t->hdr) == ZCHAN__REPLY;
         uint64_t reqid = 0;
         done = done && zchan__hdr_u64(&t->hdr, 1, &reqid) == 0 && reqid == t->reqid;
@@ -425,7 +433,7 @@ static void test_closed_queue_freed(void **state)
     free(payload);
     th_drain(t);
     size_t full = s_heap();
-    if (full < before + (size_t) N * SIZE / 10 * 9)
+    if (full > 0 && full < before + (size_t) N * SIZE / 10 * 9)
         fail_msg("the hub holds %zu bytes, expected %zu", full - before, (size_t) N * SIZE);
     zchan_stat_t st;
     assert_int_equal(th_stat(t, "big", &st), 0);
@@ -576,14 +584,15 @@ static uint64_t s_raw_request(void *sock, zchan__out_t *o, uint64_t reqid, uint6
         bool mine = rc == 0 && zchan__hdr_parse(&h, zmq_msg_data(&f[0]), zmq_msg_size(&f[0])) == 0
                     && zchan__hdr_u64(&h, 0, &type) == 0 && type == ZCHAN__REPLY
                     && zchan__hdr_u64(&h, 1, &rq) == 0 && rq == reqid;
-        zmq_msg_close(&f[0]);
-        zmq_msg_close(&f[1]);
         if (mine) {
             zchan__hdr_u64(&h, 2, &status);
             if (handle)
                 zchan__hdr_u64(&h, 3, handle);
-            break;
         }
+        zmq_msg_close(&f[0]);
+        zmq_msg_close(&f[1]);
+        if (mine)
+            break;
     }
     zchan__hdr_fini(&h);
     return status;
