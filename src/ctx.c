@@ -149,7 +149,10 @@ const char *zchan__proc_id(void)
             clock_gettime(CLOCK_REALTIME, &ts);
             r = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
         }
-        snprintf(proc, sizeof proc, "%s/%d/%016" PRIx64, zchan__host_id(), (int) pid, r);
+        //  At most 40 characters of the host identity (a boot id has 36), so
+        //  that the pid and the random part always fit, here and in the hub
+        //  identity made from this one (ctx_new).
+        snprintf(proc, sizeof proc, "%.40s/%d/%016" PRIx64, zchan__host_id(), (int) pid, r);
     }
     pthread_mutex_unlock(&s_glock);
     return proc;
