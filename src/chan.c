@@ -115,6 +115,31 @@ static zchan_t *s_exchange(zchan_ctx_t *ctx, const char *endpoint, const zchan__
     return ch;
 }
 
+#define S_UNNAMED_PREFIX "zc-" // an unnamed channel's name starts so
+
+static char s_unnamed_key[ZCHAN__EP_MAX]; // the key prefix of unnamed channels
+static size_t s_unnamed_len;
+
+static void s_unnamed_key_init(void)
+{
+    //  The key the in-process transport gives the name "zc-", which is all
+    //  unnamed keys have in common.
+    const zchan__transport_t *local = zchan__transport_local();
+    const zchan__tview_t none = {0};
+    zchan__target_t t;
+    if (local->parse_uri(&none, S_UNNAMED_PREFIX, &t) == 0) {
+        snprintf(s_unnamed_key, sizeof s_unnamed_key, "%s", t.key);
+        s_unnamed_len = strlen(s_unnamed_key);
+    }
+}
+
+bool zchan__key_unnamed(const char *key)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, s_unnamed_key_init);
+    return s_unnamed_len > 0 && strncmp(key, s_unnamed_key, s_unnamed_len) == 0;
+}
+
 //  Resolves uri (NULL: a fresh unnamed channel, a process-wide name of the
 //  in-process transport) into a target of transport *tr_p. EINVAL for a bad
 //  URI, ESYS if no random name can be had.
@@ -131,7 +156,7 @@ static int s_target(zchan_ctx_t *ctx, const char *uri, zchan__target_t *t, const
         int rc = zchan__random_bytes(r, sizeof r);
         if (rc != 0)
             return rc;
-        memcpy(name, "zc-", 3);
+        memcpy(name, S_UNNAMED_PREFIX, 3);
         for (size_t i = 0; i < sizeof r; i++) {
             name[3 + 2 * i] = "0123456789abcdef"[r[i] >> 4];
             name[4 + 2 * i] = "0123456789abcdef"[r[i] & 15];
@@ -196,7 +221,7 @@ static zchan_t *s_at_host(zchan_ctx_t *ctx, const zchan__transport_t *tr, const 
 static zchan_t *s_new(zchan_ctx_t *ctx, const char *uri, bool create, zchan_kind_t kind, size_t capacity,
                       bool resend)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     zchan__target_t t;
     const zchan__transport_t *tr = NULL;
     char full[ZCHAN__EP_MAX];
@@ -233,19 +258,19 @@ zchan_t *zchan_open(zchan_ctx_t *ctx, const char *uri)
 
 const char *zchan_uri(const zchan_t *ch)
 {
-    assert(ch);
+    zchan__assert(ch);
     return ch->uri;
 }
 
 const char *zchan_name(const zchan_t *ch)
 {
-    assert(ch);
+    zchan__assert(ch);
     return ch->name;
 }
 
 zchan_kind_t zchan_kind(const zchan_t *ch)
 {
-    assert(ch);
+    zchan__assert(ch);
     return ch->kind;
 }
 
@@ -291,7 +316,7 @@ static int s_stat_read(const msgpack_object *m, zchan_stat_t *st)
 
 int zchan_stat(zchan_t *ch, zchan_stat_t *st)
 {
-    assert(ch);
+    zchan__assert(ch);
     if (!st)
         return zchan__fail(ZCHAN_EINVAL);
     if (zchan__party_dead(&ch->party))
@@ -316,7 +341,7 @@ int zchan_stat(zchan_t *ch, zchan_stat_t *st)
 
 int zchan_close(zchan_t *ch)
 {
-    assert(ch);
+    zchan__assert(ch);
     if (zchan__party_dead(&ch->party))
         return zchan__fail(ZCHAN_ECLOSED);
     int saved_errno = zchan_errno();

@@ -244,6 +244,12 @@ int zchan__connect(zchan_ctx_t *ctx, void *sock, const char *endpoint, const cha
 // ---------------------------------------------------------------------------
 // Channel handles (chan.c)
 
+//  Whether key is the key of an unnamed channel (zchan_anycast_new or
+//  zchan_broadcast_new with a NULL uri): a process-wide name of the
+//  in-process transport, "zc-" and random hex digits. Such keys are never
+//  reused. Pure, never blocks.
+bool zchan__key_unnamed(const char *key);
+
 //  Makes a handle on the channel key hosted by the hub described by info,
 //  reached at endpoint. NULL (ENOMEM).
 zchan_t *zchan__chan_make(zchan_ctx_t *ctx, zchan_kind_t kind, const char *key, const char *name,
@@ -315,5 +321,8 @@ uint64_t zchan__hub_bytes(const zchan__hub_t *hub);
 //  Checks the hub's bookkeeping (peer table, queues, counts): NULL if it is
 //  consistent, else what is not.
 const char *zchan__hub_check(const zchan__hub_t *hub);
+//  What the hub holds, for tests: live channels (*chans), tombstones of
+//  closed channels it reclaimed (*tombs), and attachments (*attached).
+void zchan__hub_sizes(const zchan__hub_t *hub, size_t *chans, size_t *tombs, size_t *attached);
 
 #endif

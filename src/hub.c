@@ -44,6 +44,10 @@
 #define HUB_CHECK_FIRST_MS 500 // a receiver quiet this long while it holds messages is checked
 #define HUB_CHECK_MAX_MS 5000  // checks of a quiet receiver back off to this interval
 #define HUB_MSG_OVERHEAD 64    // bytes a held message counts beyond its size (its zmq_msg_t or node)
+#define HUB_SWEEP_MS HUB_CHECK_MAX_MS // every attachment's connection is checked this often
+#define HUB_TOMB_UNNAMED 4096  // tombstones of unnamed channels kept: the newest
+#define HUB_TOMB_NAMED 16384   // ...and of named channels
+#define HUB_UNNAMED_PREFIX "inproc://zc-" // the key of every unnamed channel (chan.c)
 
 typedef struct chan chan_t;
 
@@ -107,6 +111,18 @@ struct chan {
     uint64_t *hub_bytes; // ...and the hub's total, which they also count in
 };
 
+//  A tombstone: what is left of a closed channel once nobody is attached to
+//  it. Enough to answer for its key (closed: a late party is stopped at once)
+//  and to keep its counters for STAT; its queue, lists and key copy are gone.
+typedef struct tomb {
+    struct tomb *next; // the next newer tombstone of its class (named or unnamed)
+    size_t capacity;
+    uint64_t sent, delivered, dropped, lost;
+    zchan_kind_t kind;
+    bool unnamed;
+    char key[]; // also the key of hub->tombs
+} tomb_t;
+
 typedef struct zchan__hub {
     zchan_ctx_t *ctx;
     zsock_t *pipe;
@@ -135,6 +151,12 @@ typedef struct zchan__hub {
     uint64_t refused;  // requests and messages refused over a limit
     int64_t refuse_log_ms;
     uint64_t refuse_unlogged;
+    int64_t sweep_at; // when to check every attachment's connection, -1: none
+    bool sweep_retry; // the last sweep found one gone while input waited
+    zhashx_t *tombs;  // closed channels reclaimed: key -> tomb_t
+    //  Tombstones by class, [0] named and [1] unnamed, each listed oldest first.
+    tomb_t *tomb_old[2], *tomb_new[2];
+    size_t ntomb[2];
 } hub_t;
 
 // ---------------------------------------------------------------------------
@@ -685,12 +707,14 @@ static void s_anycast_pump(hub_t *hub, chan_t *ch)
     s_anycast_accept(hub, ch);
     s_anycast_deliver(hub, ch);
     if (ch->closed && ch->queue.len > 0) {
-        //  Messages returned after every receiver was told of the close can
-        //  reach nobody: count them rather than keep them forever.
+        //  Messages that no receiver can take any more reach nobody: those
+        //  returned after every receiver was told of the close, and those of
+        //  a channel closed with no receiver attached (one attaching later is
+        //  stopped at once). Count them rather than keep them forever.
         bool anyone = false;
         for (size_t i = 0; i < ch->nrecv && !anyone; i++)
             anyone = !hub->peers[ch->recv[i]].closed_sent;
-        if (!anyone && ch->nrecv > 0) {
+        if (!anyone) {
             ch->lost += ch->queue.len;
             zsys_warning("zchan hub: %zu messages of closed channel %s had no receiver left",
                          ch->queue.len, ch->key);
@@ -700,6 +724,14 @@ static void s_anycast_pump(hub_t *hub, chan_t *ch)
         }
     }
     s_anycast_finish_close(hub, ch);
+}
+
+//  Ends sender idx of ch (detached, or its connection is gone). What it sent
+//  stays queued; accepting it later acknowledges no one.
+static void s_sender_gone(hub_t *hub, chan_t *ch, uint32_t idx)
+{
+    s_idx_remove(ch->send, &ch->nsend, idx);
+    s_peer_free(hub, idx);
 }
 
 static void s_receiver_gone(hub_t *hub, chan_t *ch, uint32_t idx, bool requeue)
@@ -843,6 +875,75 @@ static void s_broadcast_data(hub_t *hub, chan_t *ch, zmq_msg_t *payload)
 }
 
 // ---------------------------------------------------------------------------
+// Closed channels are reclaimed
+//
+// Once a channel is closed and nobody is attached to it, nothing can reach it
+// any more: a party that attaches now is stopped at once, and what was still
+// queued has been counted lost (s_anycast_pump). The channel is then freed and
+// a tombstone keeps its key, kind, capacity and counters, so that CREATE and
+// OPEN still answer "closed", ATTACH stops the party at once and STAT reads
+// the counters. Tombstones are bounded, so that a hub that sees millions of
+// channels come and go keeps a bounded amount of memory for them: unnamed
+// channels (keys HUB_UNNAMED_PREFIX..., random and never reused) keep the
+// newest HUB_TOMB_UNNAMED, named ones the newest HUB_TOMB_NAMED. A key whose
+// tombstone went is unknown again: OPEN answers ENOTFOUND, and CREATE makes a
+// new channel under that name.
+
+static const size_t s_tomb_max[2] = {HUB_TOMB_NAMED, HUB_TOMB_UNNAMED};
+
+static void s_tomb_destroy(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static bool s_key_unnamed(const char *key)
+{
+    return strncmp(key, HUB_UNNAMED_PREFIX, sizeof HUB_UNNAMED_PREFIX - 1) == 0;
+}
+
+//  Replaces ch by its tombstone if it is closed and nobody is attached to it.
+//  Returns true if it did: ch is then freed. Out of memory, ch stays whole.
+static bool s_chan_reclaim(hub_t *hub, chan_t *ch)
+{
+    if (!ch->closed || ch->nsend > 0 || ch->nrecv > 0)
+        return false;
+    size_t klen = strlen(ch->key);
+    tomb_t *t = malloc(sizeof *t + klen + 1);
+    if (!t)
+        return false;
+    t->next = NULL;
+    t->capacity = ch->capacity;
+    t->kind = ch->kind;
+    t->unnamed = s_key_unnamed(ch->key);
+    //  The pump has counted the queue lost already; no receiver is left to
+    //  take any of it in any case.
+    t->sent = ch->sent;
+    t->delivered = ch->delivered;
+    t->dropped = ch->dropped;
+    t->lost = ch->lost + ch->queue.len;
+    memcpy(t->key, ch->key, klen + 1);
+    if (zhashx_insert(hub->tombs, t->key, t) != 0) {
+        free(t);
+        return false;
+    }
+    zhashx_delete(hub->chans, t->key); // frees ch
+    int c = t->unnamed;
+    if (hub->tomb_new[c])
+        hub->tomb_new[c]->next = t;
+    else
+        hub->tomb_old[c] = t;
+    hub->tomb_new[c] = t;
+    if (++hub->ntomb[c] > s_tomb_max[c]) {
+        tomb_t *old = hub->tomb_old[c];
+        hub->tomb_old[c] = old->next;
+        hub->ntomb[c]--;
+        zhashx_delete(hub->tombs, old->key); // frees old
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------------------
 // Receivers that die
 //
 // A receiver whose process dies never detaches. What the hub handed it would
@@ -870,8 +971,12 @@ static void s_conn_record(hub_t *hub, peer_t *p)
     if (p->fd >= 0 && fstat(p->fd, &st) == 0) {
         p->dev = st.st_dev;
         p->ino = st.st_ino;
-    } else
-        p->fd = -1;
+    } else if (p->fd >= 0) {
+        //  Closed before its message was read: no live socket has inode 0,
+        //  so the next check finds it gone.
+        p->dev = 0;
+        p->ino = 0;
+    }
 }
 
 //  true if p's connection is closed: its descriptor is shut, or now another.
@@ -897,6 +1002,24 @@ static void s_drop_gone(hub_t *hub, chan_t *ch, uint32_t idx)
     s_receiver_gone(hub, ch, idx, false);
 }
 
+//  Drops attachment idx, whose connection is gone: a receiver as one that
+//  died (what it held is counted lost), a sender as if it had detached. Then
+//  serves its channel, which may be reclaimed (freed).
+static void s_attachment_gone(hub_t *hub, uint32_t idx)
+{
+    peer_t *p = &hub->peers[idx];
+    chan_t *ch = p->ch;
+    if (p->role == ROLE_SENDER)
+        s_sender_gone(hub, ch, idx);
+    else if (p->inflight.len > 0 || p->ring_len > 0)
+        s_drop_gone(hub, ch, idx);
+    else
+        s_receiver_gone(hub, ch, idx, false); // it held nothing: no warning
+    if (ch->kind == ZCHAN_ANYCAST)
+        s_anycast_pump(hub, ch); // what it held no longer takes up the capacity
+    s_chan_reclaim(hub, ch);
+}
+
 //  Checks the receivers that hold messages and have been quiet long enough,
 //  and plans the next scan.
 static void s_check_scan(hub_t *hub)
@@ -909,10 +1032,7 @@ static void s_check_scan(hub_t *hub)
             continue;
         if (hub->now_ms >= p->check_at) {
             if (s_conn_gone(p)) {
-                chan_t *ch = p->ch;
-                s_drop_gone(hub, ch, (uint32_t) idx);
-                if (ch->kind == ZCHAN_ANYCAST)
-                    s_anycast_pump(hub, ch);
+                s_attachment_gone(hub, (uint32_t) idx);
                 continue;
             }
             p->check_gap = p->check_gap * 2 > HUB_CHECK_MAX_MS ? HUB_CHECK_MAX_MS : p->check_gap * 2;
@@ -924,6 +1044,47 @@ static void s_check_scan(hub_t *hub)
     //  A delivery during the scan may have armed it already.
     if (next >= 0 && (hub->scan_at < 0 || next < hub->scan_at))
         hub->scan_at = next;
+}
+
+//  Whether the router has messages not yet read.
+static bool s_input_waiting(hub_t *hub)
+{
+    int ev = 0;
+    return hub->router && zmq_getsockopt(hub->router, ZMQ_EVENTS, &ev, &(size_t){sizeof ev}) == 0
+           && (ev & ZMQ_POLLIN);
+}
+
+//  Checks the connection of every attachment that has one (ipc and tcp, not
+//  inproc), idle ones and senders included, drops those whose connection is
+//  gone, and plans the next sweep. ZeroMQ closes a connection's descriptor
+//  only after handing on what it read from it, so when one is found gone
+//  while input waits, the drop waits one short retry: what that peer sent
+//  before it went (a DETACH, DATA) is read first.
+static void s_sweep(hub_t *hub)
+{
+    hub->sweep_at = -1;
+    bool gone = false, any = false;
+    for (size_t idx = 0; idx < hub->npeers && !gone; idx++) {
+        const peer_t *p = &hub->peers[idx];
+        gone = p->role != ROLE_FREE && p->fd >= 0 && s_conn_gone(p);
+    }
+    if (gone && !hub->sweep_retry && s_input_waiting(hub)) {
+        hub->sweep_retry = true;
+        hub->sweep_at = hub->now_ms + HUB_CHECK_FIRST_MS;
+        return;
+    }
+    hub->sweep_retry = false;
+    for (size_t idx = 0; idx < hub->npeers; idx++) {
+        const peer_t *p = &hub->peers[idx];
+        if (p->role == ROLE_FREE || p->fd < 0)
+            continue;
+        if (gone && s_conn_gone(p))
+            s_attachment_gone(hub, (uint32_t) idx);
+        else
+            any = true;
+    }
+    if (any)
+        hub->sweep_at = hub->now_ms + HUB_SWEEP_MS;
 }
 
 static void s_chan_close(hub_t *hub, chan_t *ch)
@@ -954,25 +1115,38 @@ static void s_chan_close(hub_t *hub, chan_t *ch)
 // ---------------------------------------------------------------------------
 // Requests
 
+//  Copies the key of a request into key: false if it cannot be a key. Keys
+//  are C strings here: one with a zero byte would alias a shorter one.
+static bool s_key_copy(const char *p, size_t len, char key[ZCHAN__EP_MAX])
+{
+    if (len == 0 || len >= ZCHAN__EP_MAX || memchr(p, 0, len))
+        return false;
+    memcpy(key, p, len);
+    key[len] = 0;
+    return true;
+}
+
 static chan_t *s_lookup(hub_t *hub, const char *p, size_t len)
 {
     char key[ZCHAN__EP_MAX];
-    //  Keys are C strings here: one with a zero byte would alias a shorter one.
-    if (len == 0 || len >= sizeof key || memchr(p, 0, len))
-        return NULL;
-    memcpy(key, p, len);
-    key[len] = 0;
-    return (chan_t *) zhashx_lookup(hub->chans, key);
+    return s_key_copy(p, len, key) ? (chan_t *) zhashx_lookup(hub->chans, key) : NULL;
+}
+
+//  The tombstone of a reclaimed channel, or NULL.
+static tomb_t *s_lookup_tomb(hub_t *hub, const char *p, size_t len)
+{
+    char key[ZCHAN__EP_MAX];
+    return s_key_copy(p, len, key) ? (tomb_t *) zhashx_lookup(hub->tombs, key) : NULL;
 }
 
 //  [REPLY, reqid, status, kind, capacity, closed, info]
-static void s_reply_chan(hub_t *hub, uint64_t reqid, chan_t *ch)
+static void s_reply_chan(hub_t *hub, uint64_t reqid, zchan_kind_t kind, size_t capacity, bool closed)
 {
     zchan__out_t o;
     s_reply_init(&o, reqid, 0, 4);
-    zchan__out_u64(&o, ch->kind);
-    zchan__out_u64(&o, ch->capacity);
-    zchan__out_bool(&o, ch->closed);
+    zchan__out_u64(&o, kind);
+    zchan__out_u64(&o, capacity);
+    zchan__out_bool(&o, closed);
     pthread_mutex_lock(&hub->ctx->lock);
     zchan__hubinfo_pack(&o.pk, &hub->ctx->info);
     pthread_mutex_unlock(&hub->ctx->lock);
@@ -1009,7 +1183,16 @@ static void s_on_create(hub_t *hub, uint64_t reqid)
         if (ch->kind != (zchan_kind_t) kind)
             s_reply_status(hub, reqid, ZCHAN_EINVAL);
         else
-            s_reply_chan(hub, reqid, ch);
+            s_reply_chan(hub, reqid, ch->kind, ch->capacity, ch->closed);
+        return;
+    }
+    const tomb_t *t = s_lookup_tomb(hub, kp, klen);
+    if (t) {
+        //  Closed and reclaimed: the key stays taken, closed.
+        if (t->kind != (zchan_kind_t) kind)
+            s_reply_status(hub, reqid, ZCHAN_EINVAL);
+        else
+            s_reply_chan(hub, reqid, t->kind, t->capacity, true);
         return;
     }
     if (hub->closing) {
@@ -1037,23 +1220,25 @@ static void s_on_create(hub_t *hub, uint64_t reqid)
     }
     ch->hub_bytes = &hub->bytes;
     zhashx_insert(hub->chans, key, ch);
-    s_reply_chan(hub, reqid, ch);
+    s_reply_chan(hub, reqid, ch->kind, ch->capacity, ch->closed);
 }
 
-//  The channel a request names by key in field 2, or NULL once the request
-//  has been answered EPROTO (no key) or ENOTFOUND.
-static chan_t *s_request_chan(hub_t *hub, uint64_t reqid)
+//  The channel a request names by key in field 2 (*ch), or its tombstone
+//  (*t). false once the request has been answered EPROTO (no key) or
+//  ENOTFOUND (neither).
+static bool s_request_chan(hub_t *hub, uint64_t reqid, chan_t **ch, tomb_t **t)
 {
     const char *kp;
     size_t klen;
     if (zchan__hdr_str(&hub->hdr, 2, &kp, &klen)) {
         s_reply_status(hub, reqid, ZCHAN_EPROTO);
-        return NULL;
+        return false;
     }
-    chan_t *ch = s_lookup(hub, kp, klen);
-    if (!ch)
+    *ch = s_lookup(hub, kp, klen);
+    *t = *ch ? NULL : s_lookup_tomb(hub, kp, klen);
+    if (!*ch && !*t)
         s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
-    return ch;
+    return *ch || *t;
 }
 
 static void s_on_open(hub_t *hub, uint64_t reqid)
@@ -1062,29 +1247,39 @@ static void s_on_open(hub_t *hub, uint64_t reqid)
         s_reply_status(hub, reqid, ZCHAN_EPROTO);
         return;
     }
-    chan_t *ch = s_request_chan(hub, reqid);
+    chan_t *ch;
+    tomb_t *t;
+    if (!s_request_chan(hub, reqid, &ch, &t))
+        return;
     if (ch)
-        s_reply_chan(hub, reqid, ch);
+        s_reply_chan(hub, reqid, ch->kind, ch->capacity, ch->closed);
+    else
+        s_reply_chan(hub, reqid, t->kind, t->capacity, true);
 }
 
 static void s_on_close(hub_t *hub, uint64_t reqid)
 {
-    chan_t *ch = s_request_chan(hub, reqid);
-    if (!ch)
+    chan_t *ch;
+    tomb_t *t;
+    if (!s_request_chan(hub, reqid, &ch, &t))
         return;
-    s_chan_close(hub, ch);
+    if (ch) {
+        s_chan_close(hub, ch);
+        s_chan_reclaim(hub, ch);
+    }
     s_reply_status(hub, reqid, 0);
 }
 
 //  [REPLY, reqid, status, handle, kind, capacity or window, closed]
-static void s_reply_attach(hub_t *hub, uint64_t reqid, uint64_t handle, chan_t *ch, uint64_t n)
+static void s_reply_attach(hub_t *hub, uint64_t reqid, uint64_t handle, zchan_kind_t kind, uint64_t n,
+                           bool closed)
 {
     zchan__out_t o;
     s_reply_init(&o, reqid, 0, 4);
     zchan__out_u64(&o, handle);
-    zchan__out_u64(&o, ch->kind);
+    zchan__out_u64(&o, kind);
     zchan__out_u64(&o, n);
-    zchan__out_bool(&o, ch->closed);
+    zchan__out_bool(&o, closed);
     s_reply_send(hub, &o);
 }
 
@@ -1100,14 +1295,17 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
         return;
     }
     chan_t *ch = s_lookup(hub, kp, klen);
-    if (!ch) {
+    const tomb_t *t = ch ? NULL : s_lookup_tomb(hub, kp, klen);
+    if (!ch && !t) {
         s_reply_status(hub, reqid, ZCHAN_ENOTFOUND);
         return;
     }
-    uint64_t window = ch->kind == ZCHAN_BROADCAST ? 0 : zchan_sender_window(ch->capacity);
-    if (ch->closed) {
+    zchan_kind_t kind = ch ? ch->kind : t->kind;
+    size_t capacity = ch ? ch->capacity : t->capacity;
+    uint64_t window = kind == ZCHAN_BROADCAST ? 0 : zchan_sender_window(capacity);
+    if (!ch || ch->closed) {
         //  Nothing to keep: the party is stopped at once.
-        s_reply_attach(hub, reqid, 0, ch, receiver ? ch->capacity : window);
+        s_reply_attach(hub, reqid, 0, kind, receiver ? capacity : window, true);
         return;
     }
     if (receiver && ch->kind == ZCHAN_BROADCAST && (limit == 0 || limit > ((uint64_t) 1 << 24))) {
@@ -1168,7 +1366,9 @@ static void s_on_attach(hub_t *hub, uint64_t reqid, bool receiver)
         s_reply_status(hub, reqid, rc);
         return;
     }
-    s_reply_attach(hub, reqid, s_handle(hub, idx), ch, receiver ? ch->capacity : window);
+    if (p->fd >= 0 && hub->sweep_at < 0)
+        hub->sweep_at = hub->now_ms + HUB_SWEEP_MS; // its connection will be checked
+    s_reply_attach(hub, reqid, s_handle(hub, idx), ch->kind, receiver ? ch->capacity : window, false);
 }
 
 //  Refuses an anycast message that would take its channel or the hub over a
@@ -1285,6 +1485,7 @@ static void s_on_credit(hub_t *hub)
         s_anycast_pump(hub, ch);
     } else
         s_broadcast_pump_peer(hub, ch, idx);
+    s_chan_reclaim(hub, ch); // a delivery that failed may have dropped the last party
 }
 
 static void s_on_flush(hub_t *hub, uint64_t reqid)
@@ -1312,8 +1513,8 @@ static void s_on_detach(hub_t *hub, uint64_t reqid)
     uint32_t idx = s_peer_find(hub, handle, ROLE_SENDER);
     if (idx != UINT32_MAX) {
         chan_t *ch = hub->peers[idx].ch;
-        s_idx_remove(ch->send, &ch->nsend, idx);
-        s_peer_free(hub, idx);
+        s_sender_gone(hub, ch, idx);
+        s_chan_reclaim(hub, ch);
         s_reply_status(hub, reqid, 0);
         return;
     }
@@ -1329,6 +1530,7 @@ static void s_on_detach(hub_t *hub, uint64_t reqid)
     s_receiver_gone(hub, ch, idx, true);
     if (ch->kind == ZCHAN_ANYCAST)
         s_anycast_pump(hub, ch);
+    s_chan_reclaim(hub, ch);
     s_reply_status(hub, reqid, 0);
 }
 
@@ -1374,21 +1576,29 @@ static void s_on_cancel(hub_t *hub, uint64_t reqid)
 
 static void s_on_stat(hub_t *hub, uint64_t reqid)
 {
-    chan_t *ch = s_request_chan(hub, reqid);
-    if (!ch)
+    chan_t *ch;
+    tomb_t *t;
+    if (!s_request_chan(hub, reqid, &ch, &t))
         return;
-    size_t depth = ch->queue.len;
-    if (ch->kind == ZCHAN_BROADCAST)
-        for (size_t i = 0; i < ch->nrecv; i++)
-            depth = hub->peers[ch->recv[i]].ring_len > depth ? hub->peers[ch->recv[i]].ring_len : depth;
+    uint64_t vals[10];
+    if (ch) {
+        size_t depth = ch->queue.len;
+        if (ch->kind == ZCHAN_BROADCAST)
+            for (size_t i = 0; i < ch->nrecv; i++)
+                depth = hub->peers[ch->recv[i]].ring_len > depth ? hub->peers[ch->recv[i]].ring_len : depth;
+        uint64_t v[] = {ch->kind, ch->capacity, depth, ch->nsend, ch->nrecv,
+                        ch->sent, ch->delivered, ch->dropped, ch->lost, ch->closed};
+        memcpy(vals, v, sizeof vals);
+    } else {
+        uint64_t v[] = {t->kind, t->capacity, 0, 0, 0, t->sent, t->delivered, t->dropped, t->lost, 1};
+        memcpy(vals, v, sizeof vals);
+    }
     zchan__out_t o;
     s_reply_init(&o, reqid, 0, 1);
     msgpack_packer *pk = &o.pk;
     msgpack_pack_map(pk, 10);
     const char *names[] = {"kind", "capacity", "depth", "senders", "receivers",
                            "sent", "delivered", "dropped", "lost", "closed"};
-    uint64_t vals[] = {ch->kind, ch->capacity, depth, ch->nsend, ch->nrecv,
-                       ch->sent, ch->delivered, ch->dropped, ch->lost, ch->closed};
     for (size_t i = 0; i < 10; i++) {
         zchan__out_str(&o, names[i]);
         zchan__out_u64(&o, vals[i]);
@@ -1513,6 +1723,15 @@ static void s_on_close_all(hub_t *hub)
     hub->closing = true;
     for (chan_t *ch = (chan_t *) zhashx_first(hub->chans); ch; ch = (chan_t *) zhashx_next(hub->chans))
         s_chan_close(hub, ch);
+    //  Those nobody is attached to are reclaimed, out of the iteration.
+    size_t n = 0;
+    chan_t **done = malloc((zhashx_size(hub->chans) + 1) * sizeof *done);
+    for (chan_t *ch = (chan_t *) zhashx_first(hub->chans); ch && done; ch = (chan_t *) zhashx_next(hub->chans))
+        if (ch->nsend == 0 && ch->nrecv == 0)
+            done[n++] = ch;
+    for (size_t i = 0; i < n; i++)
+        s_chan_reclaim(hub, done[i]);
+    free(done);
     s_flush_acks(hub);
     int linger = 1000;
     zmq_setsockopt(hub->router, ZMQ_LINGER, &linger, sizeof linger);
@@ -1565,6 +1784,7 @@ static void s_hub_free(hub_t *hub)
             s_ring_clear(&hub->peers[i]);
         }
     zhashx_destroy(&hub->chans);
+    zhashx_destroy(&hub->tombs);
     zhashx_destroy(&hub->conns);
     free(hub->peers);
     free(hub->free_idx);
@@ -1580,17 +1800,37 @@ static int s_hub_init(hub_t *hub, zchan_ctx_t *ctx)
 {
     memset(hub, 0, sizeof *hub);
     hub->scan_at = -1;
+    hub->sweep_at = -1;
     hub->now_ms = zchan__now_ms();
     hub->ctx = ctx;
     //  Set before the hub starts, or (a threadless hub) by the caller's thread.
     memcpy(hub->limit, ctx->limits, sizeof hub->limit);
     zchan__hdr_init(&hub->hdr);
     hub->chans = zhashx_new();
+    hub->tombs = zhashx_new();
     hub->conns = zhashx_new();
-    if (!hub->chans || !hub->conns)
+    if (!hub->chans || !hub->tombs || !hub->conns)
         return -1;
     zhashx_set_destructor(hub->chans, s_chan_destroy);
+    //  A tombstone holds its own key.
+    zhashx_set_key_duplicator(hub->tombs, NULL);
+    zhashx_set_key_destructor(hub->tombs, NULL);
+    zhashx_set_destructor(hub->tombs, s_tomb_destroy);
     return 0;
+}
+
+//  Runs the checks that are due: of quiet receivers that hold messages, and
+//  the sweep of every attachment's connection.
+static void s_timers(hub_t *hub)
+{
+    if (hub->scan_at >= 0 && hub->now_ms >= hub->scan_at) {
+        s_check_scan(hub);
+        s_flush_acks(hub); // what went back may have been accepted
+    }
+    if (hub->sweep_at >= 0 && hub->now_ms >= hub->sweep_at) {
+        s_sweep(hub);
+        s_flush_acks(hub);
+    }
 }
 
 void zchan__hub_actor(zsock_t *pipe, void *args)
@@ -1641,10 +1881,7 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
                 break;
         }
         s_read_router(&hub);
-        if (hub.scan_at >= 0 && hub.now_ms >= hub.scan_at) {
-            s_check_scan(&hub);
-            s_flush_acks(&hub); // what went back may have been accepted
-        }
+        s_timers(&hub);
         //  Sending may have taken the router's wake-up: ask before sleeping.
         int ev = 0;
         if (zmq_getsockopt(hub.router, ZMQ_EVENTS, &ev, &(size_t){sizeof ev}) == 0 && (ev & ZMQ_POLLIN)) {
@@ -1654,8 +1891,11 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
             continue;
         }
         busy = 0;
-        //  Sleeps until a message comes or quiet receivers are due a check.
-        long timeout = hub.scan_at < 0 ? -1 : hub.scan_at > hub.now_ms ? (long) (hub.scan_at - hub.now_ms) : 0;
+        //  Sleeps until a message comes, or quiet receivers are due a check,
+        //  or connections a sweep.
+        int64_t wake = hub.scan_at < 0 || (hub.sweep_at >= 0 && hub.sweep_at < hub.scan_at) ? hub.sweep_at
+                                                                                            : hub.scan_at;
+        long timeout = wake < 0 ? -1 : wake > hub.now_ms ? (long) (wake - hub.now_ms) : 0;
         int prc = poll(pfds, 2, timeout > INT32_MAX ? INT32_MAX : (int) timeout);
         hub.now_ms = zchan__now_ms();
         if (prc < 0 && errno != EINTR) {
@@ -1689,10 +1929,7 @@ void zchan__hub_feed(zchan__hub_t *hub, zmq_msg_t *frames, size_t n)
     hub->now_ms = zchan__now_ms();
     s_dispatch(hub, frames, n);
     s_flush_acks(hub);
-    if (hub->scan_at >= 0 && hub->now_ms >= hub->scan_at) {
-        s_check_scan(hub);
-        s_flush_acks(hub);
-    }
+    s_timers(hub);
 }
 
 uint64_t zchan__hub_refused(const zchan__hub_t *hub)
@@ -1714,6 +1951,13 @@ void zchan__hub_destroy(zchan__hub_t **hub_p)
     s_hub_free(hub);
     free(hub);
     *hub_p = NULL;
+}
+
+void zchan__hub_sizes(const zchan__hub_t *hub, size_t *chans, size_t *tombs, size_t *attached)
+{
+    *chans = zhashx_size(hub->chans);
+    *tombs = zhashx_size(hub->tombs);
+    *attached = hub->npeers - hub->nfree;
 }
 
 //  Counts the nodes of f, checking its links. SIZE_MAX if they are broken.
@@ -1836,6 +2080,40 @@ const char *zchan__hub_check(const zchan__hub_t *hub)
                 return "channel's sender list";
         if (ch->kind == ZCHAN_BROADCAST ? (ch->queue.len || ch->used) : ch->used != ch->nacc + inflight)
             return "channel's used count";
+        //  A closed channel is reclaimed once nobody is attached, and keeps
+        //  no message that no receiver can take any more.
+        if (ch->closed && ch->nsend == 0 && ch->nrecv == 0)
+            return "a closed channel nobody is attached to";
+        bool anyone = false;
+        for (size_t i = 0; i < ch->nrecv && !anyone; i++)
+            anyone = !hub->peers[ch->recv[i]].closed_sent;
+        if (ch->closed && ch->queue.len > 0 && !anyone)
+            return "messages of a closed channel that no receiver can take";
+    }
+    //  Tombstones: one per reclaimed key, none for a live channel; each class
+    //  listed oldest first, within its bound.
+    size_t count[2] = {0, 0};
+    for (const tomb_t *t = (const tomb_t *) zhashx_first(hub->tombs); t;
+         t = (const tomb_t *) zhashx_next(hub->tombs)) {
+        if (!t->key[0] || strlen(t->key) >= ZCHAN__EP_MAX || (t->kind != ZCHAN_ANYCAST && t->kind != ZCHAN_BROADCAST)
+            || t->unnamed != s_key_unnamed(t->key))
+            return "tombstone";
+        if (zhashx_lookup(hub->chans, t->key))
+            return "a channel and its tombstone";
+        count[t->unnamed]++;
+    }
+    for (int c = 0; c < 2; c++) {
+        if (count[c] != hub->ntomb[c] || hub->ntomb[c] > s_tomb_max[c])
+            return "tombstone count";
+        size_t listed = 0;
+        const tomb_t *last = NULL;
+        for (const tomb_t *t = hub->tomb_old[c]; t; t = t->next) {
+            if (++listed > hub->ntomb[c] || t->unnamed != c || zhashx_lookup(hub->tombs, t->key) != t)
+                return "tombstone list";
+            last = t;
+        }
+        if (listed != hub->ntomb[c] || last != hub->tomb_new[c])
+            return "tombstone list";
     }
     return NULL;
 }

@@ -1,5 +1,6 @@
 /*  test_transport.c: the transport ops table, driven directly, without a
-    context or a hub (transports/transport.h).
+    context or a hub (transports/transport.h), but for the one case that
+    checks the core's view of an unnamed channel's key.
 
     - Every transport of the table: a scheme, ops the core relies on, and
       exactly one in-process transport, which names unnamed channels.
@@ -17,6 +18,7 @@
     second process's would.
 */
 #include "testutil.h"
+#include "core.h" // zchan__key_unnamed
 #include "transport.h"
 #include <errno.h>
 #include <stdio.h>
@@ -142,6 +144,31 @@ static void test_tcp(void **state)
     assert_int_equal(t->advertise("relay.example", "tcp://0.0.0.0:4000", out, sizeof out), 0);
     assert_string_equal(out, "tcp://relay.example:4000");
     assert_true(t->reachable("tcp://h:1", "elsewhere", "p"));
+}
+
+//  The key of an unnamed channel is what the in-process transport makes of
+//  its name; the core recognises it without naming a scheme.
+static void test_unnamed_key(void **state)
+{
+    (void) state;
+    zchan_ctx_t *ctx = zchan_ctx_new();
+    assert_non_null(ctx);
+    zchan_t *ch = zchan_anycast_new(ctx, NULL, 1);
+    assert_non_null(ch);
+    const zchan__transport_t *t = zchan__transport_for(zchan_uri(ch));
+    assert_ptr_equal(t, zchan__transport_local());
+    zchan__target_t tg;
+    zchan__tview_t v = {0};
+    const char *uri = zchan_uri(ch);
+    assert_int_equal(t->parse_uri(&v, uri + strlen(t->scheme) + 3, &tg), 0);
+    assert_true(zchan__key_unnamed(tg.key));
+    assert_string_equal(tg.name, zchan_name(ch));
+    assert_false(zchan__key_unnamed("inproc://jobs"));
+    assert_false(zchan__key_unnamed("ipc://zc-00"));
+    assert_false(zchan__key_unnamed("zc-00")); // "tcp://h:1/zc-00" names a channel on a hub
+    assert_true(zchan__key_unnamed("inproc://zc-00"));
+    zchan_destroy(&ch);
+    zchan_ctx_destroy(&ctx);
 }
 
 // ---------------------------------------------------------------------------
@@ -286,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_in_process),
         cmocka_unit_test(test_inproc),
         cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_unnamed_key),
         cmocka_unit_test_setup_teardown(test_ipc_runtime_dir_refused, s_setup_dir, s_teardown_dir),
         cmocka_unit_test_setup_teardown(test_ipc_host_name, s_setup_dir, s_teardown_dir),
         cmocka_unit_test_setup_teardown(test_ipc_named_hub, s_setup_dir, s_teardown_dir),

@@ -1,6 +1,5 @@
 /*  transports.c: the table of transports and what they share. */
 #include "transport.h"
-#include <assert.h>
 #include <string.h>
 
 extern const zchan__transport_t zchan__transport_inproc;
@@ -34,7 +33,7 @@ size_t zchan__transport_index(const zchan__transport_t *t)
     size_t i = 0;
     while (zchan__transports[i] && zchan__transports[i] != t)
         i++;
-    assert(zchan__transports[i]);
+    zchan__assert(zchan__transports[i]); // t is one of the table's
     return i;
 }
 
@@ -43,7 +42,7 @@ const zchan__transport_t *zchan__transport_local(void)
     for (size_t i = 0; zchan__transports[i]; i++)
         if (zchan__transports[i]->in_process)
             return zchan__transports[i];
-    assert(!"no in_process transport in the table");
+    zchan__assert(!"the table has an in_process transport");
     return NULL;
 }
 
