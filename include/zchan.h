@@ -56,7 +56,8 @@ typedef enum {
     ZCHAN_ETYPE,     // the message is not of the type asked for (it is consumed)
     ZCHAN_EPROTO,    // a peer sent bytes that are not zchan protocol
     ZCHAN_ENOMEM,
-    ZCHAN_ESYS // an operating-system or ZeroMQ failure; details in the log
+    ZCHAN_ESYS,  // an operating-system or ZeroMQ failure; details in the log
+    ZCHAN_ELIMIT // a hub's resource limit refused it (zchan_ctx_set_limit)
 } zchan_err_t;
 
 #define ZCHAN_ANYCAST_CAPACITY 10 // default anycast capacity, as frequenz-channels
@@ -113,7 +114,11 @@ const char *zchan_strerror(int err);
 //  $ZCHAN_CURVE_CERT, $ZCHAN_CURVE_ALLOW or $ZCHAN_CURVE_SERVER_KEY are set
 //  but unusable (see zchan_ctx_set_curve_server and _client).
 //  zchan disables czmq's default SIGINT/SIGTERM handler: a library must not
-//  take over its host program's signals.
+//  take over its host program's signals. zchan logs through czmq's zsys log,
+//  and the first context of a process points that log at stderr (czmq's own
+//  default is stdout) unless $ZSYS_LOGSTREAM is set; a program that wants
+//  another stream sets $ZSYS_LOGSTREAM or calls zsys_set_logstream after its
+//  first zchan_ctx_new.
 zchan_ctx_t *zchan_ctx_new(void);
 
 //  Stops the hub (its channels disappear; remote parties see timeouts) and
@@ -159,6 +164,50 @@ void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms);
 //  $ZCHAN_MAX_MSG_SIZE if set, else ZCHAN_DEFAULT_MAX_MSG_SIZE (64 MiB).
 //  Returns EINVAL for 0 or a value below -1.
 int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes);
+
+//  The resource limits of a hub, which keep one that serves untrusted peers
+//  (zchan-relay on tcp) alive. A request over a limit is refused with
+//  ZCHAN_ELIMIT; each refusal is counted and logged (at a limited rate) on
+//  stderr by the hub. See docs/ARCHITECTURE.md, "Resource limits".
+typedef enum {
+    ZCHAN_LIMIT_CHANNELS,        // channels hosted at once (closed ones count until they are freed)
+    ZCHAN_LIMIT_ATTACHMENTS,     // senders and receivers attached at once, all channels together
+    ZCHAN_LIMIT_CAPACITY,        // the largest anycast capacity a creator may ask for
+    ZCHAN_LIMIT_BROADCAST_LIMIT, // the largest per-receiver broadcast limit
+    ZCHAN_LIMIT_CHANNEL_BYTES,   // bytes of messages one channel may hold
+    ZCHAN_LIMIT_QUEUED_BYTES     // bytes of messages all channels may hold together
+} zchan_limit_t;
+
+//  The defaults of every hub, an application's own and zchan-relay's alike.
+#define ZCHAN_DEFAULT_MAX_CHANNELS 100000
+#define ZCHAN_DEFAULT_MAX_ATTACHMENTS 100000
+#define ZCHAN_DEFAULT_MAX_CAPACITY ((uint64_t) 1 << 20)
+#define ZCHAN_DEFAULT_MAX_BROADCAST_LIMIT ((uint64_t) 1 << 24)
+#define ZCHAN_DEFAULT_MAX_CHANNEL_BYTES ((uint64_t) 256 * 1024 * 1024)
+#define ZCHAN_DEFAULT_MAX_QUEUED_BYTES ((uint64_t) 1024 * 1024 * 1024)
+
+//  Sets one resource limit of this context's hub, for the requests and
+//  messages it handles from now on (what it already holds stays). Blocks for
+//  one exchange with the hub thread. Bytes held are the messages' sizes plus
+//  a fixed overhead each: anycast messages queued or handed to a receiver and
+//  not yet consumed, and each broadcast receiver's buffered messages.
+//  Refusals: creating a channel beyond ZCHAN_LIMIT_CHANNELS or with a
+//  capacity above ZCHAN_LIMIT_CAPACITY, attaching beyond
+//  ZCHAN_LIMIT_ATTACHMENTS or a broadcast receiver whose limit is above
+//  ZCHAN_LIMIT_BROADCAST_LIMIT: the request fails with ELIMIT. An anycast
+//  message that would take its channel or the hub over a byte limit is
+//  dropped and counted in zchan_stat's `lost`; its sender gets its credit
+//  back, and its next zchan_send fails once with ELIMIT (that message is
+//  not sent). A broadcast receiver's buffer drops its oldest messages
+//  (counted `dropped`) to stay within the byte limits. Returns EINVAL for
+//  an unknown limit, a value of 0, or a limit above the protocol's own
+//  bound (capacity 2^40, broadcast limit 2^24); ESYS if the hub does not
+//  answer.
+int zchan_ctx_set_limit(zchan_ctx_t *ctx, zchan_limit_t which, uint64_t value);
+
+//  Returns the value of one resource limit of this context's hub (its default
+//  until set); 0 for an unknown limit.
+uint64_t zchan_ctx_limit(zchan_ctx_t *ctx, zchan_limit_t which);
 
 //  The default ZeroMQ heartbeat interval; the default timeout is 5 intervals.
 #define ZCHAN_DEFAULT_HEARTBEAT_MS 1000
@@ -232,7 +281,9 @@ const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx);
 //  *_new creates the channel, or joins it if it exists with the same kind
 //  (EINVAL if it exists with the other kind). They block for one request to
 //  the hosting hub (ETIMEDOUT after the context's timeout). A hub that is
-//  shutting down (zchan-relay after SIGTERM) refuses new names with ECLOSED.
+//  shutting down (zchan-relay after SIGTERM) refuses new names with ECLOSED;
+//  one at its channel count, or asked for an anycast capacity above its
+//  largest, refuses with ELIMIT (zchan_ctx_set_limit).
 //  An unnamed channel's name is its capability (anyone who knows it can use
 //  the channel through any endpoint of its hub): ESYS (logged) if the kernel's
 //  random source fails.
@@ -303,7 +354,7 @@ void zchan_destroy(zchan_t **ch_p); // releases this handle only
 //  Creates a sender on ch and attaches it to the channel's hub (one request).
 //  A sender created after a close is made, and its sends fail with ECLOSED.
 //  NULL with ENOTFOUND if the hub no longer hosts the channel, ETIMEDOUT if the
-//  hub does not answer.
+//  hub does not answer, ELIMIT if the hub is at its attachment count.
 zchan_sender_t *zchan_sender_new(zchan_t *ch);
 
 //  Flushes and releases the sender: when it returns, everything the sender
@@ -311,12 +362,27 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch);
 //  answer from the hub, which is logged). Nulls *s_p.
 void zchan_sender_destroy(zchan_sender_t **s_p); // when it returns, all it sent has reached the channel
 
+//  Waits until the hub has handled everything this sender sent (one request;
+//  the context's timeout), and says whether all of it reached the channel
+//  since the sender was made or since the last flush that did not time out.
+//  Returns OK; ENOTFOUND if the hub lost the sender's attachment meanwhile,
+//  so that some of those messages did not reach the channel: the hub dropped
+//  the connection (a message over its maximum message size, see
+//  zchan_ctx_set_max_msg_size) or restarted (the sender attaches again at its
+//  next send); ECLOSED if the channel was closed and the hub no longer knows
+//  the sender, or if the sender stopped because its hub is gone
+//  (zchan_sender_hub_lost); ETIMEDOUT if the hub did not answer (nothing is
+//  known then: flush again). Messages sent to a channel after its close are
+//  counted lost by the hub (zchan_stat), not reported here.
+int zchan_sender_flush(zchan_sender_t *s);
+
 //  Creates a receiver on ch and attaches it (one request). From the moment it
 //  returns, a broadcast receiver gets every message sent. limit is the number
 //  of messages a broadcast receiver keeps while it does not read (0: the
 //  default, ZCHAN_BROADCAST_LIMIT); past it the oldest are dropped and counted.
 //  Anycast ignores limit. A receiver created after a close is stopped at once:
-//  its reads give ECLOSED.
+//  its reads give ECLOSED. NULL with ELIMIT if the hub is at its attachment
+//  count or limit is above its largest broadcast limit (zchan_ctx_set_limit).
 zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit);
 
 //  Releases the receiver. Graceful: the anycast messages it had been handed
@@ -333,6 +399,15 @@ uint64_t zchan_receiver_dropped(const zchan_receiver_t *r);
 //  Never blocks. 0 for a merged receiver or an adaptor.
 uint64_t zchan_sender_reattached(const zchan_sender_t *s);
 uint64_t zchan_receiver_reattached(const zchan_receiver_t *r);
+
+//  Returns true if the sender or receiver stopped because its hub was lost,
+//  not because its channel was closed: the hub stopped answering (see
+//  zchan_ctx_set_heartbeat), or it lost the attachment and finding the
+//  channel again failed. Its sends or reads give ECLOSED all the same; this
+//  tells the two apart. Never blocks. false for a merged receiver or an
+//  adaptor.
+bool zchan_sender_hub_lost(const zchan_sender_t *s);
+bool zchan_receiver_hub_lost(const zchan_receiver_t *r);
 
 // ---------------------------------------------------------------------------
 // Messages: build with msgpack-c's packer; read the decoded root object.
@@ -371,7 +446,9 @@ void zchan_msg_destroy(zchan_msg_t **msg_p);
 //  leaves it with the caller. Blocks while an anycast channel is full (and, at
 //  capacity 0, until a receiver takes the message); a broadcast send never
 //  blocks. ECLOSED after a close, ETIMEDOUT, EINVAL if the message does not
-//  hold exactly one value.
+//  hold exactly one value. ELIMIT, sending nothing, if the hub refused an
+//  earlier anycast message of this sender over its byte limits (dropped and
+//  counted lost there; reported once); at capacity 0, if it refused this one.
 int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms); // takes *msg_p on success
 
 //  Receives the next message into *msg_p (the caller destroys it). ECLOSED

@@ -124,7 +124,7 @@ static bool s_map_ready(zchan_receiver_t *r)
 //  ECLOSED) or is not a zchan error at all; those become EINVAL.
 static int s_map_error(int rc)
 {
-    return rc > ZCHAN_ECLOSED && rc <= ZCHAN_ESYS ? rc : ZCHAN_EINVAL;
+    return rc > ZCHAN_ECLOSED && rc <= ZCHAN_ELIMIT ? rc : ZCHAN_EINVAL;
 }
 
 static int s_map_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)

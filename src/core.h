@@ -26,6 +26,8 @@ typedef struct {
     char curve[ZCHAN__KEY_Z85]; // CURVE public key (Z85) its tcp endpoints require, "" if none
 } zchan__hubinfo_t;
 
+#define ZCHAN__NLIMITS 6 // the values of zchan_limit_t
+
 #define ZCHAN__REQ_POOL 8 // idle request sockets a context keeps
 
 //  A party of a context: a sender, a channel receiver or a channel handle.
@@ -51,6 +53,7 @@ struct zchan_ctx_t {
     zactor_t *hub;         // the hub thread
     pthread_mutex_t pipe_lock; // one exchange at a time on the hub's pipe
     int64_t max_msg_size;  // ZMQ_MAXMSGSIZE for the hub's later binds (under pipe_lock)
+    uint64_t limits[ZCHAN__NLIMITS]; // the hub's resource limits, by zchan_limit_t (under pipe_lock)
     struct zchan__curve *curve; // CURVE settings (curve.c); NULL only while ctx_new fails
     int hb_ivl_ms;         // ZeroMQ heartbeat interval of new sockets and binds, 0: none
     int hb_timeout_ms;     // ...and the silence after which a connection is dropped
@@ -303,6 +306,7 @@ typedef enum {
     ZCHAN__HUB_BIND = 1, // endpoint; replies "is": rc, the bound endpoint
     ZCHAN__HUB_CLOSEALL, // ""; replies "i8": 0, deliveries still pending
     ZCHAN__HUB_MONITOR,  // inproc endpoint, "" to stop; replies "i": rc
+    ZCHAN__HUB_LIMITS,   // ""; the hub copies ctx->limits; replies "i": 0
 } zchan__hub_cmd_t;
 
 //  The zactor body of a hub. args is the zchan_ctx_t.
@@ -319,6 +323,10 @@ zchan__hub_t *zchan__hub_new(zchan_ctx_t *ctx, void *router);
 //  left to the caller to close (a DATA payload may have been moved out).
 void zchan__hub_feed(zchan__hub_t *hub, zmq_msg_t *frames, size_t n);
 void zchan__hub_destroy(zchan__hub_t **hub_p);
+//  Counts of what the hub refused over its resource limits, and the bytes it
+//  holds (zchan_ctx_set_limit).
+uint64_t zchan__hub_refused(const zchan__hub_t *hub);
+uint64_t zchan__hub_bytes(const zchan__hub_t *hub);
 //  Checks the hub's bookkeeping (peer table, queues, counts): NULL if it is
 //  consistent, else what is not.
 const char *zchan__hub_check(const zchan__hub_t *hub);

@@ -240,7 +240,7 @@ int zchan__await_reply(void *sock, uint64_t reqid, int64_t deadline_ms, zchan__r
         if (prc == 0 && zchan__hdr_type(&reply->hdr) == ZCHAN__REPLY
             && zchan__hdr_u64(&reply->hdr, 1, &rid) == 0 && rid == reqid) {
             zmq_msg_close(&frames[1]);
-            if (zchan__hdr_u64(&reply->hdr, 2, &status) != 0 || status > ZCHAN_ESYS)
+            if (zchan__hdr_u64(&reply->hdr, 2, &status) != 0 || status > ZCHAN_ELIMIT)
                 return reply->status = zchan__fail(ZCHAN_EPROTO);
             reply->status = (int) status;
             return status ? zchan__fail((int) status) : 0;
@@ -888,7 +888,7 @@ static void s_at_exit(void)
 
 zchan_ctx_t *zchan_ctx_new(void)
 {
-    zchan__log_init();
+    zchan__log_to_stderr();
     zchan_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return zchan__fail_null(ZCHAN_ENOMEM);
@@ -915,6 +915,10 @@ zchan_ctx_t *zchan_ctx_new(void)
     ctx->max_msg_size = maxmsg && *maxmsg ? strtoll(maxmsg, NULL, 10) : ZCHAN_DEFAULT_MAX_MSG_SIZE;
     if (ctx->max_msg_size < -1 || ctx->max_msg_size == 0)
         ctx->max_msg_size = ZCHAN_DEFAULT_MAX_MSG_SIZE;
+    const uint64_t limits[ZCHAN__NLIMITS] = {ZCHAN_DEFAULT_MAX_CHANNELS,        ZCHAN_DEFAULT_MAX_ATTACHMENTS,
+                                             ZCHAN_DEFAULT_MAX_CAPACITY,        ZCHAN_DEFAULT_MAX_BROADCAST_LIMIT,
+                                             ZCHAN_DEFAULT_MAX_CHANNEL_BYTES,   ZCHAN_DEFAULT_MAX_QUEUED_BYTES};
+    memcpy(ctx->limits, limits, sizeof limits); // before the hub starts: it copies them
     const char *hb = getenv("ZCHAN_HEARTBEAT_MS"), *hbt = getenv("ZCHAN_HEARTBEAT_TIMEOUT_MS");
     ctx->hb_ivl_ms = hb && *hb ? atoi(hb) : ZCHAN_DEFAULT_HEARTBEAT_MS;
     ctx->hb_timeout_ms = hbt && *hbt ? atoi(hbt) : 0;
@@ -1030,6 +1034,36 @@ int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes)
     ctx->max_msg_size = bytes;
     pthread_mutex_unlock(&ctx->pipe_lock);
     return 0;
+}
+
+_Static_assert(ZCHAN__NLIMITS == ZCHAN_LIMIT_QUEUED_BYTES + 1, "ZCHAN__NLIMITS counts zchan_limit_t");
+
+int zchan_ctx_set_limit(zchan_ctx_t *ctx, zchan_limit_t which, uint64_t value)
+{
+    assert(ctx);
+    if ((unsigned) which >= ZCHAN__NLIMITS || value == 0
+        || (which == ZCHAN_LIMIT_CAPACITY && value > (uint64_t) 1 << 40)
+        || (which == ZCHAN_LIMIT_BROADCAST_LIMIT && value > (uint64_t) 1 << 24))
+        return zchan__fail(ZCHAN_EINVAL);
+    //  The hub copies the limits while it handles LIMITS, sent under pipe_lock.
+    pthread_mutex_lock(&ctx->pipe_lock);
+    ctx->limits[which] = value;
+    int rc = ZCHAN_ESYS;
+    if (zsock_send(ctx->hub, "is", ZCHAN__HUB_LIMITS, "") != 0 || zsock_recv(ctx->hub, "i", &rc) != 0)
+        rc = ZCHAN_ESYS;
+    pthread_mutex_unlock(&ctx->pipe_lock);
+    return rc ? zchan__fail(rc) : 0;
+}
+
+uint64_t zchan_ctx_limit(zchan_ctx_t *ctx, zchan_limit_t which)
+{
+    assert(ctx);
+    if ((unsigned) which >= ZCHAN__NLIMITS)
+        return 0;
+    pthread_mutex_lock(&ctx->pipe_lock);
+    uint64_t v = ctx->limits[which];
+    pthread_mutex_unlock(&ctx->pipe_lock);
+    return v;
 }
 
 int zchan_ctx_set_heartbeat(zchan_ctx_t *ctx, int interval_ms, int timeout_ms)

@@ -4,6 +4,7 @@
 #include "internal.h"
 #include <czmq.h>
 #include <errno.h>
+#include <stdlib.h>
 
 static _Thread_local int s_errno;
 
@@ -24,6 +25,7 @@ const char *zchan_strerror(int err)
     case ZCHAN_EPROTO: return "protocol error: bytes that are not zchan protocol";
     case ZCHAN_ENOMEM: return "out of memory";
     case ZCHAN_ESYS: return "system or ZeroMQ failure (see the log)";
+    case ZCHAN_ELIMIT: return "refused by a hub's resource limit";
     default: return "unknown zchan error";
     }
 }
@@ -73,4 +75,22 @@ static void s_log_setup(void)
 void zchan__log_init(void)
 {
     pthread_once(&s_log_once, s_log_setup);
+}
+
+static pthread_once_t s_stream_once = PTHREAD_ONCE_INIT;
+
+static void s_stream_setup(void)
+{
+    //  czmq logs to stdout unless told otherwise, which mixes the library's
+    //  log lines into a program's output (zchan recv | zchan send). czmq has
+    //  no getter for the stream: $ZSYS_LOGSTREAM is the one choice it lets
+    //  us see, and it wins.
+    if (!getenv("ZSYS_LOGSTREAM"))
+        zsys_set_logstream(stderr);
+}
+
+void zchan__log_to_stderr(void)
+{
+    zchan__log_init();
+    pthread_once(&s_stream_once, s_stream_setup);
 }

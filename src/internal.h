@@ -34,6 +34,11 @@ int zchan__zmq_error(const char *what);
 //  Prepares czmq logging (disables czmq's signal handler first). Idempotent.
 void zchan__log_init(void);
 
+//  As zchan__log_init, and, once per process, points czmq's log stream at
+//  stderr unless $ZSYS_LOGSTREAM chose one. Initialises czmq (zsys_init):
+//  call it where the ZeroMQ context is made anyway (zchan_ctx_new).
+void zchan__log_to_stderr(void);
+
 // ---------------------------------------------------------------------------
 // Time (src/clock.c)
 

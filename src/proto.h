@@ -35,6 +35,7 @@ enum {
     ZCHAN__CLOSED = 67,  // [67]: the channel is closed (after all deliveries, for receivers);
                          // [67, 1]: this connection has no such attachment here (ZCHAN__NOT_ATTACHED)
     ZCHAN__CLOSING = 68, // [68]: to receivers at the close: CLOSED follows once they have drained
+    ZCHAN__REFUSED = 69, // [69, status]: to a sender: the hub refused one of its messages (ELIMIT)
 };
 
 //  The reason field of [67, reason]: the hub does not know the attachment

@@ -42,6 +42,7 @@ typedef struct {
     int64_t heard_ms;    // when the hub was last heard from
     int64_t probe_ms;    // when an unanswered probe was sent, -1: none
     bool hub_lost;       // stopped because the hub did not answer a probe
+    bool gone;           // stopped because the hub was lost, not by a close
     zchan__hdr_t hdr;    // decodes the hub's headers (its zone is reused)
     bool detached;       // the hub does not know this attachment: attach again
     bool closing;        // the hub said the channel is closed (CLOSED follows)
@@ -218,6 +219,7 @@ static int s_wait(chan_recv_t *cr, int64_t deadline)
             zsys_warning("zchan: receiver: the hub at %s has not answered for %d ms; the receiver stops",
                          cr->endpoint, (int) (now - cr->heard_ms));
             cr->hub_lost = true;
+            cr->gone = true;
             r->stopped = true;
             return 0;
         }
@@ -460,6 +462,7 @@ static void s_rejoin(chan_recv_t *cr)
     if (rc != 0)
         zsys_warning("zchan: receiver of %s: cannot attach again at %s (%s); the receiver stops", cr->loc.key,
                      cr->endpoint, zchan_strerror(rc));
+    cr->gone = rc != 0;
     cr->hub_lost = true; // no DETACH to a hub that does not know us
     cr->head.stopped = true;
 }
@@ -470,6 +473,14 @@ uint64_t zchan_receiver_reattached(const zchan_receiver_t *r)
     if (r->ops != &s_chan_ops)
         return 0;
     return ((const chan_recv_t *) r)->reattached;
+}
+
+bool zchan_receiver_hub_lost(const zchan_receiver_t *r)
+{
+    assert(r);
+    if (r->ops != &s_chan_ops)
+        return false;
+    return ((const chan_recv_t *) r)->gone;
 }
 
 uint64_t zchan_receiver_dropped(const zchan_receiver_t *r)

@@ -55,6 +55,8 @@ struct zchan_sender_t {
     uint64_t probe_reqid; // the probe's request id, 0: none
     bool hub_lost;        // stopped because the hub was found gone
     bool detached;        // the hub does not know this attachment: attach again
+    int refused;          // the hub refused a message of it ([REFUSED, status]): the next send fails with that status
+    bool lost;            // an attachment was lost with sends unconfirmed (zchan_sender_flush)
     uint64_t reattached;  // how many times it did
     zchan__chanloc_t loc;   // ...where it finds its channel again
     char endpoint[ZCHAN__EP_MAX];
@@ -77,6 +79,8 @@ static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
         s->detached = true;
     else if (type == ZCHAN__CLOSED)
         atomic_store(&s->closed, true);
+    else if (type == ZCHAN__REFUSED && zchan__hdr_u64(h, 1, &n) == 0)
+        s->refused = n == ZCHAN_ELIMIT ? ZCHAN_ELIMIT : ZCHAN_EPROTO;
     else if (type == ZCHAN__REPLY && s->probe_reqid && zchan__hdr_u64(h, 1, &n) == 0 && n == s->probe_reqid) {
         uint64_t status = 0;
         s->probe_reqid = 0;
@@ -313,6 +317,9 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
 static void s_rejoin(zchan_sender_t *s)
 {
     s->detached = false;
+    if (s->unflushed)
+        s->lost = true; // what the old attachment had not confirmed may be gone
+
     bool closed = false;
     int rc = zchan__chan_rejoin(s->ctx, &s->loc, &closed);
     void *sock = NULL;
@@ -351,6 +358,12 @@ uint64_t zchan_sender_reattached(const zchan_sender_t *s)
     return s->reattached;
 }
 
+bool zchan_sender_hub_lost(const zchan_sender_t *s)
+{
+    assert(s);
+    return s->hub_lost;
+}
+
 //  Flush: when it returns 0, the hub has handled everything sent before.
 static int s_flush(zchan_sender_t *s, int type)
 {
@@ -367,6 +380,72 @@ static int s_flush(zchan_sender_t *s, int type)
     zchan__reply_fini(&r);
     if (rc == 0)
         s->unflushed = false;
+    return rc;
+}
+
+#define SENDER_FLUSH_RESEND_MS 500 // a FLUSH unanswered this long is sent again
+
+//  FLUSH, sent again (same request id) while unanswered: a request that was
+//  on a connection the hub dropped (a message over its maximum size) is lost
+//  with it, and the copy on the new connection gets the hub's answer for the
+//  attachment (ENOTFOUND). A duplicate's late reply is skipped as stale.
+static int s_flush_confirm(zchan_sender_t *s)
+{
+    uint64_t reqid = zchan__reqid();
+    int64_t deadline = zchan__deadline(s->ctx->timeout_ms);
+    while (true) {
+        zchan__out_t o;
+        zchan__out_init(&o, 3, ZCHAN__FLUSH);
+        zchan__out_u64(&o, reqid);
+        zchan__out_u64(&o, s->handle);
+        int rc = zchan__out_send(&o, s->sock, false, 0);
+        zchan__out_fini(&o);
+        if (rc != 0)
+            return rc;
+        int64_t now = zchan__now_ms(), until = now + SENDER_FLUSH_RESEND_MS;
+        zchan__reply_t r;
+        rc = zchan__await_reply(s->sock, reqid, deadline >= 0 && deadline < until ? deadline : until, &r,
+                                s_on_other, s);
+        zchan__reply_fini(&r);
+        if (rc != ZCHAN_ETIMEDOUT || (deadline >= 0 && zchan__now_ms() >= deadline))
+            return rc;
+    }
+}
+
+//  zchan_sender_flush without the context check: waits for the hub to confirm
+//  what s sent, and reports an attachment lost with sends unconfirmed.
+static int s_flush_report(zchan_sender_t *s)
+{
+    int rc = 0;
+    if (s->hub_lost)
+        rc = ZCHAN_ECLOSED;
+    else if (s->handle && !s->detached && s->unflushed) {
+        rc = s_flush_confirm(s);
+        if (rc == ZCHAN_ENOTFOUND && atomic_load(&s->closed))
+            rc = ZCHAN_ECLOSED; // the hub let go of a closed channel's sender
+        else if (rc == ZCHAN_ENOTFOUND) {
+            s->detached = true; // it attaches again at its next send
+            rc = 0;
+        }
+    }
+    if (rc == 0 && s->detached && s->unflushed)
+        s->lost = true;
+    if (rc == 0 && s->lost)
+        rc = ZCHAN_ENOTFOUND;
+    if (rc != ZCHAN_ETIMEDOUT && !s->hub_lost) {
+        s->lost = false;
+        s->unflushed = false;
+    }
+    return rc ? zchan__fail(rc) : 0;
+}
+
+int zchan_sender_flush(zchan_sender_t *s)
+{
+    assert(s);
+    if (!zchan__party_enter(&s->party))
+        return zchan__fail(ZCHAN_ECLOSED); // its context was shut down
+    int rc = s_flush_report(s);
+    zchan__party_exit(&s->party);
     return rc;
 }
 
@@ -470,6 +549,13 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
     }
     if (atomic_load(&s->closed))
         return zchan__fail(ZCHAN_ECLOSED);
+    if (s->refused) {
+        //  An earlier message was refused by the hub (and counted lost
+        //  there): this send reports it, once, and sends nothing.
+        int err = s->refused;
+        s->refused = 0;
+        return zchan__fail(err);
+    }
     zmq_msg_t payload;
     zmq_msg_init(&payload);
     //  A rendezvous send may be cancelled: keep the caller's copy until then.
@@ -486,7 +572,7 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
     if (s->rendezvous) {
         //  Complete only when a receiver has taken it.
         s->wait_ms = zchan__now_ms();
-        while (s->credit == 0 && !atomic_load(&s->closed) && !s->detached) {
+        while (s->credit == 0 && !atomic_load(&s->closed) && !s->detached && !s->refused) {
             rc = s_wait(s, deadline);
             if (rc == ZCHAN_ETIMEDOUT && s_cancel(s))
                 return zchan__fail(ZCHAN_ETIMEDOUT);
@@ -495,6 +581,12 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
         }
         if (s->hub_lost)
             return zchan__fail(ZCHAN_ECLOSED); // never taken: the hub is gone
+        if (s->refused) {
+            //  The hub refused this one: the caller keeps it.
+            rc = s->refused;
+            s->refused = 0;
+            return zchan__fail(rc);
+        }
         if (s->detached) {
             //  The hub that had it forgot it: it was never taken. Attach
             //  again for the next send; this one fails, keeping the message.

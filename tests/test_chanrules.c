@@ -9,7 +9,7 @@
     drop their oldest and count it (and grow to their limit), receiver credit
     and its cap, close then drain (anycast and broadcast, data after the
     close counted lost), resend_latest, hand-back at a graceful leave, a
-    receiver found gone, and a cancelled rendezvous send. After each step the
+    receiver found gone, a cancelled rendezvous send, and the byte limits. After each step the
     rules' own checker agrees with their counts.
 */
 #include "testutil.h"
@@ -31,6 +31,7 @@ typedef struct {
 typedef struct {
     fake_t fakes[NFAKE];
     char log[4096]; // what members were told, one line each
+    zchan__bytes_t budget;
 } env_t;
 
 static void s_log(env_t *env, const char *fmt, const char *name, const char *extra)
@@ -62,6 +63,12 @@ static zchan__member_t *f_sender(void *e, uint64_t token)
 static void f_ack(void *e, zchan__member_t *s) { s_log(e, "ack %s%s\n", ((fake_t *) s)->name, ""); }
 static void f_owed(void *e, zchan__member_t *s) { (void) e, (void) s; }
 static void f_holding(void *e, zchan__member_t *r) { (void) e, (void) r; }
+static void f_over_limit(void *e, const char *what, zchan_limit_t which)
+{
+    (void) what;
+    s_log(e, "over_limit %s%s\n", which == ZCHAN_LIMIT_CHANNEL_BYTES ? "channel" : "all", "");
+}
+static void f_refuse(void *e, zchan__member_t *s) { s_log(e, "refuse %s%s\n", ((fake_t *) s)->name, ""); }
 static bool f_gone(void *e, zchan__member_t *r) { (void) e; return ((fake_t *) r)->conn_gone; }
 static void f_close_sender(void *e, zchan__member_t *s) { s_log(e, "close_sender %s%s\n", ((fake_t *) s)->name, ""); }
 static void f_closing(void *e, zchan__member_t *r) { s_log(e, "closing %s%s\n", ((fake_t *) r)->name, ""); }
@@ -81,6 +88,8 @@ static const zchan__member_ops_t s_ops = {
     .ack = f_ack,
     .owed = f_owed,
     .holding = f_holding,
+    .over_limit = f_over_limit,
+    .refuse = f_refuse,
     .gone = f_gone,
     .close_sender = f_close_sender,
     .closing = f_closing,
@@ -93,7 +102,8 @@ static env_t s_env;
 static zchan__chan_t *s_chan(zchan_kind_t kind, size_t capacity, bool resend)
 {
     memset(&s_env, 0, sizeof s_env);
-    zchan__chan_t *ch = zchan__chan_new("inproc://rules", kind, capacity, resend, &s_ops, &s_env);
+    s_env.budget.chan_max = s_env.budget.all_max = UINT64_MAX / 2;
+    zchan__chan_t *ch = zchan__chan_new("inproc://rules", kind, capacity, resend, &s_env.budget, &s_ops, &s_env);
     assert_non_null(ch);
     return ch;
 }
@@ -139,6 +149,7 @@ static void s_end(zchan__chan_t *ch)
             zchan__member_fini(&s_env.fakes[i].m);
     zchan__chan_destroy(&ch);
     assert_null(ch);
+    assert_int_equal(s_env.budget.all, 0); // every byte counted was given back
 }
 
 // ---------------------------------------------------------------------------
@@ -440,6 +451,56 @@ static void test_cancel(void **state)
     s_end(ch);
 }
 
+#define COST(n) ((n) + ZCHAN__MSG_OVERHEAD)
+
+static void test_byte_limits(void **state)
+{
+    (void) state;
+    //  Anycast: a message over the channel's bytes is refused to its sender
+    //  (which still gets its credit back) and counted lost.
+    zchan__chan_t *ch = s_chan(ZCHAN_ANYCAST, 10, false);
+    s_env.budget.chan_max = 2 * COST(2);
+    zchan__member_t *s = s_join(ch, 0, "s1", false, 0);
+    assert_int_equal(s_send(ch, s, "m1"), 0);
+    assert_int_equal(s_send(ch, s, "m2"), 0);
+    assert_int_equal(s_send(ch, s, "m3"), ZCHAN_ELIMIT);
+    s_told(ch, "ack s1\nack s1\nover_limit channel\nrefuse s1\nack s1\n");
+    assert_int_equal(ch->lost, 1);
+    assert_int_equal(ch->sent, 2);
+    assert_int_equal(s->unaccepted, 0);
+    assert_int_equal(ch->bytes, 2 * COST(2));
+    assert_int_equal(s_env.budget.all, 2 * COST(2));
+    //  Consumed, the bytes are free again.
+    zchan__member_t *r = s_join(ch, 1, "r1", true, 0);
+    zchan__chan_credit(ch, r, 0, 10);
+    zchan__chan_credit(ch, r, 2, 0);
+    assert_int_equal(ch->bytes, 0);
+    s_told(ch, "deliver r1 m1 dropped=0\ndeliver r1 m2 dropped=0\n");
+    s_end(ch);
+
+    //  Broadcast: the ring drops its oldest to make room in bytes, and a
+    //  message that would not fit even in an empty ring is dropped itself.
+    ch = s_chan(ZCHAN_BROADCAST, 0, false);
+    s_env.budget.all_max = 2 * COST(2);
+    s = s_join(ch, 0, "s1", false, 0);
+    r = s_join(ch, 1, "r1", true, 10);
+    assert_int_equal(s_send(ch, s, "b1"), 0);
+    assert_int_equal(s_send(ch, s, "b2"), 0);
+    assert_int_equal(s_send(ch, s, "b3"), 0);
+    char big[2 * COST(2)];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    assert_int_equal(s_send(ch, s, big), 0); // over the limit on its own
+    s_told(ch, "over_limit all\nover_limit all\n");
+    assert_int_equal(r->ring.len, 2);
+    assert_int_equal(r->dropped, 2);
+    assert_int_equal(r->ring_bytes, 2 * COST(2));
+    zchan__chan_credit(ch, r, 0, 10);
+    s_told(ch, "deliver r1 b2 dropped=2\ndeliver r1 b3 dropped=2\n");
+    assert_int_equal(s_env.budget.all, 0);
+    s_end(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_hand_back),
         cmocka_unit_test(test_receiver_gone),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_byte_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -311,6 +311,7 @@ static void test_leftover_handles_are_inert(void **state)
     //  (here for up to 10 s).
     tu_assert_rc(zchan_send_int(tx, 8, 10000), ZCHAN_ECLOSED);
     assert_int_equal(zchan_errno(), ZCHAN_ECLOSED);
+    tu_assert_rc(zchan_sender_flush(tx), ZCHAN_ECLOSED);
     zchan_msg_t *msg = NULL;
     tu_assert_rc(zchan_recv(rx, &msg, 10000), ZCHAN_ECLOSED);
     assert_null(msg);

@@ -557,7 +557,9 @@ static void test_library_and_cli(void **state)
     assert_int_equal(s_cli(NULL, &got, "recv", uri, "-n", "1", "-t", "5000", NULL), 0);
     char expect[512];
     snprintf(expect, sizeof expect,
-             "[{\"$bin\":\"AQID\"},{\"$float\":\"nan\"},{\"$chan\":\"%s\"},{\"$map\":[[1,\"x\"]]},0.1]\n", uri);
+             "[{\"$bin\":\"AQID\"},{\"$float\":\"nan\"},{\"$chan\":\"%s\"},{\"$map\":[[1,\"x\"]]},"
+             "{\"$float32\":0.1}]\n",
+             uri);
     assert_string_equal(got, expect);
     free(got);
 
@@ -657,6 +659,113 @@ static void test_config_ipc_sighup(void **state)
         if (!strstr(h, opts[i]))
             fail_msg("zchan-relay --help does not mention %s", opts[i]);
     free(h);
+}
+
+//  Resource limits from the config file and the command line (which wins)
+//  reach the relay's hub: refusals are ELIMIT to the client, and logged.
+static void test_limits(void **state)
+{
+    (void) state;
+    char conf[PATH_MAX];
+    s_path(conf, sizeof conf, "limits.conf");
+    s_write_file(conf, "relay\n"
+                       "    max-channels = 2\n"
+                       "    max-channel-bytes = 4k\n"
+                       "    max-broadcast-limit = 100\n");
+    relay_t r;
+    s_relay_start(&r, NULL, "--config", conf, "--max-channels", "3", "--max-capacity", "50", NULL);
+    zchan_ctx_t *ctx = s_ctx();
+    char uri[256];
+    //  --max-capacity 50
+    s_uri(uri, sizeof uri, r.tcp, "a");
+    assert_null(zchan_anycast_new(ctx, uri, 51));
+    assert_int_equal(zchan_errno(), ZCHAN_ELIMIT);
+    zchan_t *a = zchan_anycast_new(ctx, uri, 50);
+    assert_non_null(a);
+    //  max-broadcast-limit = 100 (config)
+    s_uri(uri, sizeof uri, r.tcp, "b");
+    zchan_t *b = zchan_broadcast_new(ctx, uri, false);
+    assert_non_null(b);
+    assert_null(zchan_receiver_new(b, 101));
+    assert_int_equal(zchan_errno(), ZCHAN_ELIMIT);
+    zchan_receiver_t *br = zchan_receiver_new(b, 100);
+    assert_non_null(br);
+    //  --max-channels 3 wins over the config's 2.
+    s_uri(uri, sizeof uri, r.tcp, "c");
+    zchan_t *c = zchan_anycast_new(ctx, uri, 1);
+    assert_non_null(c);
+    s_uri(uri, sizeof uri, r.tcp, "d");
+    assert_null(zchan_anycast_new(ctx, uri, 1));
+    assert_int_equal(zchan_errno(), ZCHAN_ELIMIT);
+    //  max-channel-bytes = 4k (config): a sender with no receiver runs into it.
+    zchan_sender_t *s = zchan_sender_new(a);
+    assert_non_null(s);
+    int rc = ZCHAN_OK;
+    char text[201];
+    memset(text, 'x', 200);
+    text[200] = 0;
+    for (int i = 0; i < 200 && rc == ZCHAN_OK; i++)
+        rc = zchan_send_str(s, text, 5000);
+    tu_assert_rc(rc, ZCHAN_ELIMIT);
+    zchan_sender_destroy(&s);
+    zchan_stat_t st;
+    tu_assert_rc(zchan_stat(a, &st), ZCHAN_OK);
+    assert_true(st.lost >= 1);
+    assert_true(st.sent >= 1 && st.sent <= 4096 / 200);
+    //  SIGHUP reloads the limits from the config file.
+    s_write_file(conf, "relay\n"
+                       "    max-channels = 2\n"
+                       "    max-channel-bytes = 4k\n"
+                       "    max-broadcast-limit = 200\n");
+    kill(r.pid, SIGHUP);
+    int64_t deadline = s_now_ms() + 10000;
+    char *log = NULL;
+    while (true) {
+        log = s_slurp(r.log);
+        if (strstr(log, "max-broadcast-limit 200") || s_now_ms() > deadline)
+            break;
+        free(log);
+        s_sleep_ms(10);
+    }
+    assert_non_null(strstr(log, "max-broadcast-limit 200"));
+    free(log);
+    zchan_receiver_t *br2 = zchan_receiver_new(b, 200);
+    assert_non_null(br2);
+    zchan_receiver_destroy(&br2);
+    assert_null(zchan_receiver_new(b, 201));
+    assert_int_equal(zchan_errno(), ZCHAN_ELIMIT);
+    zchan_receiver_destroy(&br);
+    zchan_destroy(&a);
+    zchan_destroy(&b);
+    zchan_destroy(&c);
+    zchan_ctx_destroy(&ctx);
+    s_relay_stop(&r);
+    log = s_slurp(r.log);
+    if (!strstr(log, "limits: max-channels 3, max-attachments 100000, max-capacity 50, max-broadcast-limit 100, "
+                     "max-channel-bytes 4096, max-queued-bytes 1073741824"))
+        fail_msg("the relay did not log its limits:\n%s", log);
+    if (!strstr(log, "refused") || !strstr(log, "max-channel-bytes 4096"))
+        fail_msg("the relay did not log a refusal:\n%s", log);
+    free(log);
+
+    //  --help lists them; a bad value is a usage error.
+    char exe[PATH_MAX + 16], help[PATH_MAX];
+    snprintf(exe, sizeof exe, "%s/zchan-relay", s_bin);
+    s_path(help, sizeof help, "help");
+    char *argv[] = {exe, "--help", NULL};
+    assert_int_equal(s_wait(s_spawn(argv, NULL, help, NULL), 10000), 0);
+    char *h = s_slurp(help);
+    const char *opts[] = {"--max-channels", "--max-attachments", "--max-capacity", "--max-broadcast-limit",
+                          "--max-channel-bytes", "--max-queued-bytes", "max-queued-bytes = 1G"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (!strstr(h, opts[i]))
+            fail_msg("zchan-relay --help does not mention %s", opts[i]);
+    free(h);
+    char *argv2[] = {exe, "--bind", "tcp://127.0.0.1:0", "--max-channels", "0", NULL};
+    assert_int_equal(s_wait(s_spawn(argv2, NULL, NULL, NULL), 10000), 2);
+    s_write_file(conf, "relay\n    bind = tcp://127.0.0.1:0\n    max-capacity = lots\n");
+    char *argv3[] = {exe, "--config", conf, NULL};
+    assert_int_equal(s_wait(s_spawn(argv3, NULL, NULL, NULL), 10000), 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -1108,6 +1217,7 @@ int main(void)
         cmocka_unit_test_teardown(test_cli_errors, s_teardown),
         cmocka_unit_test_teardown(test_library_and_cli, s_teardown),
         cmocka_unit_test_teardown(test_config_ipc_sighup, s_teardown),
+        cmocka_unit_test_teardown(test_limits, s_teardown),
         cmocka_unit_test_teardown(test_garbage, s_teardown),
         cmocka_unit_test_teardown(test_sigterm, s_teardown),
         cmocka_unit_test_teardown(test_restart, s_teardown),

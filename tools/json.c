@@ -7,7 +7,7 @@
     has one exact JSON form.
 */
 #include "json.h"
-#include "proto.h" // zchan__msgpack_check
+#include "core.h" // zchan__ref_decode
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -227,18 +227,23 @@ static int s_pack_tag(reader_t *rd, const char *tag, const json_t *v, int depth)
         free(buf);
         return ZCJ_OK;
     }
-    if (strcmp(tag, "$float") == 0) {
+    if (strcmp(tag, "$float") == 0 || strcmp(tag, "$float32") == 0) {
         const char *s = json_is_string(v) ? json_string_value(v) : "";
+        double d;
         if (json_is_number(v))
-            msgpack_pack_double(rd->pk, json_number_value(v));
+            d = json_number_value(v);
         else if (strcmp(s, "nan") == 0)
-            msgpack_pack_double(rd->pk, NAN);
+            d = NAN;
         else if (strcmp(s, "inf") == 0)
-            msgpack_pack_double(rd->pk, INFINITY);
+            d = INFINITY;
         else if (strcmp(s, "-inf") == 0)
-            msgpack_pack_double(rd->pk, -INFINITY);
+            d = -INFINITY;
         else
-            return s_fail(rd, ZCJ_EJSON, "$float wants a number, \"nan\", \"inf\" or \"-inf\"");
+            return s_fail(rd, ZCJ_EJSON, "%s wants a number, \"nan\", \"inf\" or \"-inf\"", tag);
+        if (tag[6])
+            msgpack_pack_float(rd->pk, (float) d);
+        else
+            msgpack_pack_double(rd->pk, d);
         return ZCJ_OK;
     }
     if (strcmp(tag, "$map") == 0) {
@@ -433,16 +438,21 @@ static void s_write_str(FILE *out, const char *p, size_t n)
     fputc('"', out);
 }
 
+//  A float 64 prints as a JSON number, a float 32 as {"$float32": NUMBER};
+//  NaN and the infinities as strings in a tag object ($float, $float32).
 static void s_write_double(FILE *out, double d, bool f32)
 {
+    const char *tag = f32 ? "$float32" : "$float";
     if (isnan(d)) {
-        fputs("{\"$float\":\"nan\"}", out);
+        fprintf(out, "{\"%s\":\"nan\"}", tag);
         return;
     }
     if (isinf(d)) {
-        fputs(d > 0 ? "{\"$float\":\"inf\"}" : "{\"$float\":\"-inf\"}", out);
+        fprintf(out, "{\"%s\":\"%s\"}", tag, d > 0 ? "inf" : "-inf");
         return;
     }
+    if (f32)
+        fprintf(out, "{\"%s\":", tag);
     //  The shortest form that reads back as the same value.
     char buf[40];
     for (int prec = f32 ? 6 : 15; prec <= 17; prec++) {
@@ -454,33 +464,29 @@ static void s_write_double(FILE *out, double d, bool f32)
     fputs(buf, out);
     if (!strpbrk(buf, ".eE"))
         fputs(".0", out);
+    if (f32)
+        fputc('}', out);
 }
 
 static void s_write(FILE *out, const msgpack_object *o);
 
+//  A reference prints as {"$chan": URI} only when it is well-formed: what
+//  the library's decoder accepts (version, kind, key, name, uri, locators,
+//  CURVE key), with a UTF-8 URI. Anything else of the reference's ext type
+//  prints as $ext with its bytes, so that zchan send packs it back exactly.
 static void s_write_ref_or_ext(FILE *out, const msgpack_object *o)
 {
     const msgpack_object_ext *e = &o->via.ext;
     if (e->type == ZCJ_EXT_REF) {
-        //  [version, kind, key, name, uri, hubinfo]: print the URI.
-        msgpack_zone zone;
-        msgpack_object body;
-        size_t off = 0;
-        bool ok = false;
-        //  The body is a peer's bytes: check its declared lengths first.
-        if (zchan__msgpack_check(e->ptr, e->size) == 0 && msgpack_zone_init(&zone, 512)) {
-            if (msgpack_unpack(e->ptr, e->size, &off, &zone, &body) == MSGPACK_UNPACK_SUCCESS && off == e->size
-                && body.type == MSGPACK_OBJECT_ARRAY && body.via.array.size >= 5
-                && body.via.array.ptr[4].type == MSGPACK_OBJECT_STR
-                && s_utf8_valid((const unsigned char *) body.via.array.ptr[4].via.str.ptr,
-                                body.via.array.ptr[4].via.str.size)) {
-                fputs("{\"$chan\":", out);
-                s_write_str(out, body.via.array.ptr[4].via.str.ptr, body.via.array.ptr[4].via.str.size);
-                fputc('}', out);
-                ok = true;
-            }
-            msgpack_zone_destroy(&zone);
+        zchan__ref_t *ref = malloc(sizeof *ref);
+        bool ok = ref && zchan__ref_decode(e->ptr, e->size, ref) == 0
+                  && s_utf8_valid((const unsigned char *) ref->uri, strlen(ref->uri));
+        if (ok) {
+            fputs("{\"$chan\":", out);
+            s_write_str(out, ref->uri, strlen(ref->uri));
+            fputc('}', out);
         }
+        free(ref);
         if (ok)
             return;
     }

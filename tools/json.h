@@ -5,10 +5,12 @@
     str; arrays; objects to maps with str keys. What JSON cannot show is
     written as a one-key "tag" object, read back the same way:
 
-      {"$chan": "URI"}            a channel reference (ext 90), by its URI
+      {"$chan": "URI"}            a well-formed channel reference (ext 90), by
+                                  its URI (what the library's decoder accepts)
       {"$bin": "BASE64"}          msgpack bin
-      {"$ext": [TYPE, "BASE64"]}  msgpack ext other than a reference
+      {"$ext": [TYPE, "BASE64"]}  msgpack ext other than a well-formed reference
       {"$float": "nan"}           NaN, "inf" or "-inf" (also a number: a float64)
+      {"$float32": 0.1}           a float32 (also "nan", "inf", "-inf")
       {"$map": [[KEY, VALUE]...]} a map with a key that is not a string, or
                                   a key that starts with "$" or holds a
                                   NUL byte

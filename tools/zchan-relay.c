@@ -27,6 +27,7 @@
 #define RELAY_DRAIN_MS 3000
 #define RELAY_LOG_EVERY_MS 10000 // the most often a kind of peer trouble is logged
 #define RELAY_FLOOD_PER_S 500    // connections per second that count as a flood
+#define RELAY_NLIMITS 6          // the values of zchan_limit_t
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -65,6 +66,18 @@ static const char *s_usage =
     "  -h, --help               this text\n"
     "  -V, --version            the version\n"
     "\n"
+    "Resource limits (refusals are ZCHAN_ELIMIT to the peer, counted and logged;\n"
+    "counts and bytes take k, M or G suffixes; see docs/TOOLS.md):\n"
+    "      --max-channels N     channels hosted at once (default 100000)\n"
+    "      --max-attachments N  senders and receivers attached at once (default 100000)\n"
+    "      --max-capacity N     largest anycast capacity a client may create\n"
+    "                           (default 1048576)\n"
+    "      --max-broadcast-limit N  largest broadcast receiver limit (default 16777216)\n"
+    "      --max-channel-bytes BYTES  bytes of messages one channel may hold\n"
+    "                           (default 256M)\n"
+    "      --max-queued-bytes BYTES   bytes of messages all channels may hold\n"
+    "                           (default 1G)\n"
+    "\n"
     "Config file (ZPL; every key is optional, 'bind' may repeat):\n"
     "  relay\n"
     "      bind = tcp://0.0.0.0:7878\n"
@@ -77,14 +90,21 @@ static const char *s_usage =
     "      endpoint-file = /run/zchan-relay/endpoints\n"
     "      log-file = /var/log/zchan-relay.log\n"
     "      verbose = 1\n"
+    "      max-channels = 100000\n"
+    "      max-attachments = 100000\n"
+    "      max-capacity = 1048576\n"
+    "      max-broadcast-limit = 16777216\n"
+    "      max-channel-bytes = 256M\n"
+    "      max-queued-bytes = 1G\n"
     "Binds from the command line and from the file are all used.\n"
     "\n"
     "Signals:\n"
     "  SIGTERM, SIGINT  close every channel (receivers drain, then get\n"
     "                   ZCHAN_ECLOSED), refuse new ones, wait up to the drain\n"
     "                   timeout, exit 0. A second one exits at once.\n"
-    "  SIGHUP           reopen the log file; reload verbose, drain-timeout and\n"
-    "                   log-file from the config file (binds, advertise,\n"
+    "  SIGHUP           reopen the log file; reload verbose, drain-timeout,\n"
+    "                   log-file and the max-* limits from the config file\n"
+    "                   (new limits apply to what comes next; binds, advertise,\n"
     "                   max-msg-size and curve need a restart; the allowed-keys\n"
     "                   directory is reread whenever its files change)\n"
     "\n"
@@ -103,7 +123,19 @@ typedef struct {
     int64_t max_msg_size;
     int drain_ms;
     int verbose;
+    uint64_t limits[RELAY_NLIMITS]; // by zchan_limit_t; 0: not given
 } opts_t;
+
+//  The resource limits' option and config names, by zchan_limit_t, and the
+//  largest value each takes.
+static const struct {
+    const char *name;
+    uint64_t max;
+} s_limits[RELAY_NLIMITS] = {
+    {"max-channels", UINT32_MAX},          {"max-attachments", UINT32_MAX},
+    {"max-capacity", (uint64_t) 1 << 40}, {"max-broadcast-limit", (uint64_t) 1 << 24},
+    {"max-channel-bytes", INT64_MAX},      {"max-queued-bytes", INT64_MAX},
+};
 
 //  Settings given on the command line win over the config file: -1 / NULL
 //  means "not given".
@@ -170,6 +202,24 @@ static bool s_parse_size(const char *s, int64_t *out)
     return true;
 }
 
+//  Parses a resource limit: a positive count or size (k, M, G suffixes) up to
+//  the limit's largest value.
+static bool s_parse_limit(int which, const char *s, uint64_t *out)
+{
+    int64_t v;
+    if (!s_parse_size(s, &v) || v <= 0 || (uint64_t) v > s_limits[which].max)
+        return false;
+    *out = (uint64_t) v;
+    return true;
+}
+
+static int s_limit_error(int which, const char *value, bool config)
+{
+    fprintf(stderr, "zchan-relay: %s%s wants a positive number up to %" PRIu64 " (k, M, G suffixes), not '%s'"
+            " (see zchan-relay --help)\n", config ? "config: " : "--", s_limits[which].name, s_limits[which].max, value);
+    return EXIT_USAGE;
+}
+
 static bool s_parse_int(const char *s, int min, int *out)
 {
     char *end;
@@ -189,8 +239,14 @@ static void s_set_str(char **field, const char *value)
 
 static int s_parse_args(opts_t *o, int argc, char **argv)
 {
-    enum { OPT_CURVE_CERT = 256, OPT_CURVE_ALLOW };
+    enum { OPT_CURVE_CERT = 256, OPT_CURVE_ALLOW, OPT_LIMIT }; // OPT_LIMIT + zchan_limit_t
     static const struct option longs[] = {
+        {"max-channels", required_argument, NULL, OPT_LIMIT + ZCHAN_LIMIT_CHANNELS},
+        {"max-attachments", required_argument, NULL, OPT_LIMIT + ZCHAN_LIMIT_ATTACHMENTS},
+        {"max-capacity", required_argument, NULL, OPT_LIMIT + ZCHAN_LIMIT_CAPACITY},
+        {"max-broadcast-limit", required_argument, NULL, OPT_LIMIT + ZCHAN_LIMIT_BROADCAST_LIMIT},
+        {"max-channel-bytes", required_argument, NULL, OPT_LIMIT + ZCHAN_LIMIT_CHANNEL_BYTES},
+        {"max-queued-bytes", required_argument, NULL, OPT_LIMIT + ZCHAN_LIMIT_QUEUED_BYTES},
         {"curve-cert", required_argument, NULL, OPT_CURVE_CERT},
         {"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
         {"bind", required_argument, NULL, 'b'},          {"config", required_argument, NULL, 'c'},
@@ -203,6 +259,11 @@ static int s_parse_args(opts_t *o, int argc, char **argv)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":b:c:a:m:d:e:l:vhV", longs, NULL)) != -1) {
+        if (c >= OPT_LIMIT && c < OPT_LIMIT + RELAY_NLIMITS) {
+            if (!s_parse_limit(c - OPT_LIMIT, optarg, &o->limits[c - OPT_LIMIT]))
+                return s_limit_error(c - OPT_LIMIT, optarg, false);
+            continue;
+        }
         switch (c) {
         case 'b':
             if (s_add_bind(o, optarg) != 0)
@@ -251,7 +312,15 @@ static int s_load_config(opts_t *o, const char *path, bool reload)
         const char *name = zconfig_name(item), *value = zconfig_value(item);
         if (!value)
             value = "";
-        if (strcmp(name, "verbose") == 0) {
+        int which = -1;
+        for (int k = 0; k < RELAY_NLIMITS; k++)
+            if (strcmp(name, s_limits[k].name) == 0)
+                which = k;
+        if (which >= 0) {
+            //  Limits are reloaded too: the hub applies new ones to what comes next.
+            if (o->limits[which] == 0 && !s_parse_limit(which, value, &o->limits[which]))
+                rc = s_limit_error(which, value, true);
+        } else if (strcmp(name, "verbose") == 0) {
             if (o->verbose < 0)
                 o->verbose = atoi(value) != 0;
         } else if (strcmp(name, "drain-timeout") == 0) {
@@ -413,6 +482,7 @@ static int s_effective(relay_t *relay, opts_t *o, bool reload)
     o->max_msg_size = c->max_msg_size;
     o->drain_ms = c->drain_ms;
     o->verbose = c->verbose;
+    memcpy(o->limits, c->limits, sizeof o->limits);
     if (o->config && s_load_config(o, o->config, reload) != 0)
         return EXIT_USAGE;
     if (o->max_msg_size == INT64_MIN)
@@ -452,6 +522,25 @@ static int s_write_endpoints(relay_t *relay)
     return 0;
 }
 
+//  Gives the hub the limits in force (the defaults where none was given),
+//  and logs them.
+static int s_apply_limits(relay_t *relay)
+{
+    char text[512] = "";
+    size_t len = 0;
+    for (int k = 0; k < RELAY_NLIMITS; k++) {
+        uint64_t v = relay->opts.limits[k];
+        if (v && zchan_ctx_set_limit(relay->ctx, (zchan_limit_t) k, v) != 0) {
+            zsys_error("cannot set %s to %" PRIu64 ": %s", s_limits[k].name, v, zchan_strerror(zchan_errno()));
+            return -1;
+        }
+        len += (size_t) snprintf(text + len, len < sizeof text ? sizeof text - len : 0, "%s%s %" PRIu64,
+                                 k ? ", " : "", s_limits[k].name, zchan_ctx_limit(relay->ctx, (zchan_limit_t) k));
+    }
+    zsys_info("limits: %s", text);
+    return 0;
+}
+
 static int s_start(relay_t *relay)
 {
     opts_t *o = &relay->opts;
@@ -474,6 +563,8 @@ static int s_start(relay_t *relay)
         return EXIT_USAGE;
     }
     zchan_ctx_set_max_msg_size(relay->ctx, o->max_msg_size);
+    if (s_apply_limits(relay) != 0)
+        return EXIT_RUNTIME;
     //  CURVE before the first tcp bind: every tcp endpoint then requires it.
     if (o->curve_cert) {
         if (zchan_ctx_set_curve_server(relay->ctx, o->curve_cert, o->curve_allow) != 0) {
@@ -619,12 +710,19 @@ static void s_reload(relay_t *relay)
     opts_t *o = &relay->opts;
     o->verbose = fresh.verbose;
     o->drain_ms = fresh.drain_ms;
+    //  A limit no longer given goes back to its default.
+    static const uint64_t defaults[RELAY_NLIMITS] = {ZCHAN_DEFAULT_MAX_CHANNELS,      ZCHAN_DEFAULT_MAX_ATTACHMENTS,
+                                                     ZCHAN_DEFAULT_MAX_CAPACITY,      ZCHAN_DEFAULT_MAX_BROADCAST_LIMIT,
+                                                     ZCHAN_DEFAULT_MAX_CHANNEL_BYTES, ZCHAN_DEFAULT_MAX_QUEUED_BYTES};
+    for (int k = 0; k < RELAY_NLIMITS; k++)
+        o->limits[k] = fresh.limits[k] ? fresh.limits[k] : defaults[k];
     if (fresh.log_file && (!o->log_file || strcmp(fresh.log_file, o->log_file) != 0))
         s_set_str(&o->log_file, fresh.log_file);
     s_opts_free(&fresh);
     if (o->log_file && s_open_log(o->log_file) == 0)
         zsys_info("SIGHUP: log reopened");
     zsys_info("SIGHUP: settings reloaded (verbose %d, drain-timeout %d ms)", o->verbose, o->drain_ms);
+    s_apply_limits(relay);
 }
 
 //  Closes every channel and waits for receivers to drain, up to the drain

@@ -25,6 +25,8 @@ enum {
     EXIT_CLOSED = 6,
     EXIT_KIND = 7,
     EXIT_FAIL = 8,
+    EXIT_HUBLOST = 9,
+    EXIT_LOST = 10,
     EXIT_INTERRUPTED = 130,
 };
 
@@ -72,17 +74,20 @@ static const char *s_usage =
     "                      at; default $ZCHAN_CURVE_SERVER_KEY\n"
     "  -h, --help          this text\n"
     "\n"
-    "URI: tcp://HOST:PORT/NAME (the hub listening there, e.g. zchan-relay),\n"
-    "ipc://HUB/NAME (the hub bound at ipc://HUB on this host), ipc://NAME\n"
-    "(a host-wide name). NAME is 1 to 200 characters of [A-Za-z0-9._-].\n"
+    "URI: tcp://HOST:PORT/NAME (the hub listening there, e.g. zchan-relay; PORT\n"
+    "1 to 65535, HOST a name, an address or [IPv6], not *), ipc://HUB/NAME (the\n"
+    "hub bound at ipc://HUB on this host), ipc://NAME (a host-wide name). NAME\n"
+    "is 1 to 200 characters of [A-Za-z0-9._-]. inproc:// URIs name channels\n"
+    "inside one process, which the CLI cannot reach.\n"
     "\n"
     "JSON: null, booleans, integers (the int64 and uint64 ranges), reals,\n"
     "strings, arrays and objects map to the same msgpack values. Other values\n"
     "print as one-key objects, and are read back the same way:\n"
     "  {\"$chan\": \"URI\"}             a channel reference (sending one opens URI)\n"
     "  {\"$bin\": \"BASE64\"}           msgpack bin\n"
-    "  {\"$ext\": [TYPE, \"BASE64\"]}   msgpack ext\n"
-    "  {\"$float\": \"nan\"}            NaN, \"inf\", \"-inf\"\n"
+    "  {\"$ext\": [TYPE, \"BASE64\"]}   msgpack ext, a malformed reference included\n"
+    "  {\"$float\": \"nan\"}            NaN, \"inf\", \"-inf\" (float 64)\n"
+    "  {\"$float32\": 0.1}            a float 32 (also \"nan\", \"inf\", \"-inf\")\n"
     "  {\"$map\": [[KEY, VALUE], ...]} a map whose keys are not all strings,\n"
     "                                or with a key starting with $\n"
     "  {\"$strb64\": \"BASE64\"}        a msgpack str that is not UTF-8\n"
@@ -94,9 +99,13 @@ static const char *s_usage =
     "  3  bad URI\n"
     "  4  no such channel\n"
     "  5  timed out (the hub did not answer, or no message or room in time)\n"
-    "  6  the channel is closed (send)\n"
+    "  6  the channel is closed (send), or the hub is shutting down\n"
     "  7  the channel exists with the other kind\n"
-    "  8  other failure (system, protocol, memory)\n"
+    "  8  other failure (system, protocol, memory, ipc unavailable)\n"
+    "  9  the hub was lost: it stopped answering, or forgot this party and\n"
+    "     it could not attach again (recv, send)\n"
+    "  10 send: not every message reached the channel (the hub dropped the\n"
+    "     connection, e.g. for a message over its maximum message size)\n"
     "  130  interrupted (SIGINT or SIGTERM)\n";
 
 static volatile sig_atomic_t s_interrupted;
@@ -126,15 +135,27 @@ typedef struct {
 
 static int s_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-//  Prints "zchan: ..." on stderr and returns code.
+//  Prints "zchan: ..." as one line on stderr and returns code. Control
+//  characters (from a URI or an argument) are shown escaped, as \xNN.
 static int s_error(int code, const char *fmt, ...)
 {
+    char *text = NULL;
     va_list ap;
     va_start(ap, fmt);
-    fputs("zchan: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vasprintf(&text, fmt, ap);
     va_end(ap);
+    fputs("zchan: ", stderr);
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) text[i];
+        if (c < 0x20 || c == 0x7f)
+            fprintf(stderr, "\\x%02x", c);
+        else
+            fputc(c, stderr);
+    }
+    if (n < 0)
+        fputs(fmt, stderr); // out of memory: the bare message
+    fputc('\n', stderr);
+    free(text);
     return code;
 }
 
@@ -233,13 +254,33 @@ static int s_parse(cli_t *cli, int argc, char **argv)
     return EXIT_OK;
 }
 
+//  Whether rest is "NAME" or "HUB/NAME", the syntax of an ipc URI.
+static bool s_ipc_syntax(const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    if (!slash)
+        return zchan__name_valid(rest, strlen(rest));
+    return zchan__name_valid(rest, (size_t) (slash - rest)) && zchan__name_valid(slash + 1, strlen(slash + 1));
+}
+
 //  Checks the URI's syntax through its transport, so that EINVAL from the
-//  hub later means something else (the other kind).
+//  hub later means something else (the other kind). inproc is refused: it
+//  names a channel inside one process, and the CLI is a process of its own.
 static int s_check_uri(zchan_ctx_t *ctx, const char *uri)
 {
     const zchan__transport_t *t = zchan__transport_for(uri);
+    if (t && strcmp(t->scheme, "inproc") == 0)
+        return s_error(EXIT_URI, "'%s': an inproc:// channel lives inside one process, out of the CLI's reach "
+                                 "(use ipc:// or tcp://)", uri);
+    const char *rest = t ? uri + strlen(t->scheme) + 3 : "";
+    pthread_mutex_lock(&ctx->lock);
+    bool no_ipc = !ctx->ipc_dir[0];
+    pthread_mutex_unlock(&ctx->lock);
+    if (t && strcmp(t->scheme, "ipc") == 0 && no_ipc && s_ipc_syntax(rest))
+        return s_error(EXIT_FAIL, "'%s': ipc is unavailable: no usable runtime directory (see the log line "
+                                  "above; set $ZCHAN_IPC_DIR)", uri);
     zchan__target_t target;
-    if (!t || t->parse_uri(ctx, uri + strlen(t->scheme) + 3, &target) != 0)
+    if (!t || t->parse_uri(ctx, rest, &target) != 0)
         return s_error(EXIT_URI, "bad URI '%s' (want tcp://HOST:PORT/NAME, ipc://HUB/NAME or ipc://NAME)", uri);
     return EXIT_OK;
 }
@@ -259,6 +300,8 @@ static int s_channel(cli_t *cli, zchan_ctx_t *ctx, zchan_t **ch_p)
         ch = zchan_open(ctx, cli->uri);
     if (!ch) {
         int err = zchan_errno();
+        if (err == ZCHAN_EINVAL && !cli->kind)
+            return s_error(EXIT_URI, "%s: %s", cli->uri, zchan_strerror(err));
         if (err == ZCHAN_EINVAL)
             return s_error(EXIT_KIND, "%s exists as %s channel", cli->uri,
                            cli->kind == ZCHAN_ANYCAST ? "a broadcast" : "an anycast");
@@ -295,6 +338,8 @@ static int s_send_one(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms, co
     zchan_msg_destroy(msg_p);
     if (rc != 0 && s_interrupted)
         return EXIT_INTERRUPTED; // a signal ends the wait for room
+    if (rc == ZCHAN_ECLOSED && zchan_sender_hub_lost(s))
+        return s_error(EXIT_HUBLOST, "%s: the hub was lost (see the log line above)", uri);
     if (rc == ZCHAN_ECLOSED)
         return s_error(EXIT_CLOSED, "%s: channel closed", uri);
     if (rc != 0)
@@ -346,7 +391,22 @@ static int s_cmd_send(cli_t *cli, zchan_ctx_t *ctx)
     for (int i = 0; i < cli->nargs; i++)
         zchan_msg_destroy(&msgs[i]);
     free(msgs);
-    zchan_sender_destroy(&s); // waits until the channel has everything sent
+    //  A send returns once the message is on its way: only the hub's answer
+    //  to a flush says that it got there.
+    if (s && rc == EXIT_OK) {
+        int err = zchan_sender_flush(s);
+        if (err == ZCHAN_ENOTFOUND)
+            rc = s_error(EXIT_LOST, "%s: not every message reached the channel: the hub dropped the connection "
+                                    "(a message over its maximum message size?) or restarted", cli->uri);
+        else if (err == ZCHAN_ECLOSED && zchan_sender_hub_lost(s))
+            rc = s_error(EXIT_HUBLOST, "%s: the hub was lost before it confirmed the messages", cli->uri);
+        else if (err == ZCHAN_ECLOSED)
+            rc = s_error(EXIT_CLOSED, "%s: channel closed", cli->uri);
+        else if (err != 0)
+            rc = s_error(s_exit_for(err), "%s: cannot confirm that the messages reached the channel: %s",
+                         cli->uri, zchan_strerror(err));
+    }
+    zchan_sender_destroy(&s);
     zchan_destroy(&ch);
     return rc;
 }
@@ -386,7 +446,10 @@ static int s_cmd_recv(cli_t *cli, zchan_ctx_t *ctx)
             if (deadline >= 0 && zchan__now_ms() >= deadline)
                 rc = s_error(EXIT_TIMEOUT, "%s: no message within %d ms (%ld received)", cli->uri,
                              cli->timeout_ms, got);
-        } else if (err == ZCHAN_ECLOSED)
+        } else if (err == ZCHAN_ECLOSED && zchan_receiver_hub_lost(r))
+            rc = s_error(EXIT_HUBLOST, "%s: the hub was lost (%ld received; see the log line above)", cli->uri,
+                         got);
+        else if (err == ZCHAN_ECLOSED)
             break; // closed and drained
         else if (err == ZCHAN_EPROTO)
             s_error(0, "%s: skipped a message that is not one msgpack value", cli->uri);
@@ -474,11 +537,20 @@ static int s_cmd_stat(cli_t *cli, zchan_ctx_t *ctx)
 }
 
 //  zchan keygen PATH: a new CURVE certificate, its secret file private.
+//  czmq's log (the library's too) goes to stderr: stdout is for values only.
+//  $ZSYS_LOGSTREAM, czmq's own setting, wins.
+static void s_log_setup(void)
+{
+    zsys_handler_set(NULL);
+    if (!getenv("ZSYS_LOGSTREAM"))
+        zsys_set_logstream(stderr);
+}
+
 static int s_keygen(int argc, char **argv)
 {
     if (argc != 3 || argv[2][0] == '-')
         return s_error(EXIT_USAGE, "keygen wants one PATH (see zchan --help)");
-    zsys_handler_set(NULL);
+    s_log_setup();
     zcert_t *cert = zcert_new();
     if (!cert)
         return s_error(EXIT_FAIL, "keygen: cannot make a key pair");
@@ -542,6 +614,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    s_log_setup();
     zchan_ctx_t *ctx = zchan_ctx_new();
     if (!ctx)
         return s_error(EXIT_FAIL, "cannot start: %s", zchan_strerror(zchan_errno()));

@@ -28,20 +28,27 @@ static bool s_hostport(const char *s, size_t len, size_t *colon)
             return false;
     if (c[1] != '*' && atol(c + 1) > 65535)
         return false;
+    //  A host holds no ':' unless it is a bracketed IPv6 address:
+    //  "h:1:2" is not a host and a port.
+    bool v6 = s[0] == '[' && c[-1] == ']';
     for (const char *p = s; p < c; p++)
-        if (*p == '/' || *p == ' ')
+        if (*p == '/' || *p == ' ' || (unsigned char) *p < 0x20 || *p == 0x7f || (*p == ':' && !v6)
+            || ((*p == '[' || *p == ']') && !v6))
             return false;
     *colon = (size_t) (c - s);
     return true;
 }
 
-//  "HOST:PORT/NAME" -> name NAME on hub "tcp://HOST:PORT". EINVAL otherwise.
+//  "HOST:PORT/NAME" -> name NAME on hub "tcp://HOST:PORT". EINVAL otherwise,
+//  and for what only a bind can take: a wildcard host ("*") or port ("*",
+//  0), since a URI names a hub to connect to.
 static int s_parse_uri(zchan_ctx_t *ctx, const char *rest, zchan__target_t *t)
 {
     (void) ctx;
     const char *slash = strchr(rest, '/');
     size_t colon;
     if (!slash || !s_hostport(rest, (size_t) (slash - rest), &colon) || rest[colon + 1] == '*'
+        || atol(rest + colon + 1) == 0 || (colon == 1 && rest[0] == '*')
         || !zchan__name_valid(slash + 1, strlen(slash + 1)))
         return ZCHAN_EINVAL;
     t->where = ZCHAN__AT_HUB;

@@ -6,8 +6,66 @@
 #include <stdlib.h>
 #include <string.h>
 
+// ---------------------------------------------------------------------------
+// The bytes held
+
+uint64_t zchan__msg_cost(const zmq_msg_t *msg)
+{
+    return (uint64_t) zmq_msg_size((zmq_msg_t *) msg) + ZCHAN__MSG_OVERHEAD;
+}
+
+//  true if ch (and its budget) may hold cost more bytes within their limits.
+static bool s_bytes_fit(const zchan__chan_t *ch, uint64_t cost)
+{
+    return ch->bytes + cost <= ch->budget->chan_max && ch->budget->all + cost <= ch->budget->all_max;
+}
+
+//  The limit that cost more bytes in ch would break.
+static zchan_limit_t s_over(const zchan__chan_t *ch, uint64_t cost)
+{
+    return ch->bytes + cost > ch->budget->chan_max ? ZCHAN_LIMIT_CHANNEL_BYTES : ZCHAN_LIMIT_QUEUED_BYTES;
+}
+
+static void s_bytes_add(zchan__chan_t *ch, uint64_t cost)
+{
+    ch->bytes += cost;
+    ch->budget->all += cost;
+}
+
+static void s_bytes_sub(zchan__chan_t *ch, uint64_t cost)
+{
+    ch->bytes -= cost;
+    ch->budget->all -= cost;
+}
+
+//  Frees node n of ch, and its bytes.
+static void s_node_free(zchan__chan_t *ch, zchan__node_t *n)
+{
+    s_bytes_sub(ch, zchan__msg_cost(&n->payload));
+    zchan__node_free(n);
+}
+
+static void s_fifo_clear(zchan__chan_t *ch, zchan__fifo_t *f)
+{
+    zchan__node_t *n;
+    while ((n = zchan__fifo_pop(f)))
+        s_node_free(ch, n);
+}
+
+//  Takes the oldest message out of r's ring, and its bytes out of the count.
+static void s_ring_pop(zchan__chan_t *ch, zchan__member_t *r)
+{
+    uint64_t cost = zchan__msg_cost(zchan__ring_at(&r->ring, 0));
+    r->ring_bytes -= cost;
+    s_bytes_sub(ch, cost);
+    zchan__ring_pop(&r->ring);
+}
+
+// ---------------------------------------------------------------------------
+// A channel and its members
+
 zchan__chan_t *zchan__chan_new(const char *key, zchan_kind_t kind, size_t capacity, bool resend_latest,
-                               const zchan__member_ops_t *ops, void *env)
+                               zchan__bytes_t *budget, const zchan__member_ops_t *ops, void *env)
 {
     zchan__chan_t *ch = calloc(1, sizeof *ch);
     if (!ch)
@@ -20,6 +78,7 @@ zchan__chan_t *zchan__chan_new(const char *key, zchan_kind_t kind, size_t capaci
     ch->kind = kind;
     ch->capacity = capacity;
     ch->resend_latest = resend_latest;
+    ch->budget = budget;
     ch->ops = ops;
     ch->env = env;
     zmq_msg_init(&ch->latest);
@@ -31,7 +90,9 @@ void zchan__chan_destroy(zchan__chan_t **ch_p)
     zchan__chan_t *ch = *ch_p;
     if (!ch)
         return;
-    zchan__fifo_clear(&ch->queue);
+    s_fifo_clear(ch, &ch->queue);
+    if (ch->has_latest)
+        s_bytes_sub(ch, zchan__msg_cost(&ch->latest));
     zmq_msg_close(&ch->latest);
     zchan__vec_fini(&ch->recv);
     zchan__vec_fini(&ch->send);
@@ -42,7 +103,12 @@ void zchan__chan_destroy(zchan__chan_t **ch_p)
 
 void zchan__member_fini(zchan__member_t *m)
 {
-    zchan__fifo_clear(&m->inflight);
+    if (m->ch) {
+        s_fifo_clear(m->ch, &m->inflight);
+        s_bytes_sub(m->ch, m->ring_bytes);
+    } else
+        zchan__fifo_clear(&m->inflight);
+    m->ring_bytes = 0;
     zchan__ring_fini(&m->ring);
 }
 
@@ -80,7 +146,7 @@ static void s_receiver_gone(zchan__chan_t *ch, zchan__member_t *r, bool requeue)
         } else {
             ch->lost += r->inflight.len;
             ch->used -= r->inflight.len;
-            zchan__fifo_clear(&r->inflight);
+            s_fifo_clear(ch, &r->inflight);
         }
         free(tmp);
     }
@@ -193,7 +259,7 @@ static void s_anycast_pump(zchan__chan_t *ch)
             ch->lost += ch->queue.len;
             zsys_warning("zchan hub: %zu messages of closed channel %s had no receiver left",
                          ch->queue.len, ch->key);
-            zchan__fifo_clear(&ch->queue);
+            s_fifo_clear(ch, &ch->queue);
             ch->used -= ch->nacc; // the accepted ones counted in used
             ch->nacc = 0;
         }
@@ -205,7 +271,7 @@ static void s_anycast_pump(zchan__chan_t *ch)
 static void s_consumed(zchan__chan_t *ch, zchan__member_t *r, uint64_t count)
 {
     while (count-- > 0 && r->inflight.len > 0) {
-        zchan__node_free(zchan__fifo_pop(&r->inflight));
+        s_node_free(ch, zchan__fifo_pop(&r->inflight));
         ch->used--;
     }
 }
@@ -217,12 +283,33 @@ static void s_ring_push(zchan__chan_t *ch, zchan__member_t *r, zmq_msg_t *payloa
 {
     if (!r->ring.slot)
         return;
+    //  The byte limits hold as the count limit does: the oldest go first,
+    //  counted dropped; a message larger than what is left is dropped itself.
+    uint64_t cost = zchan__msg_cost(payload);
+    if (!s_bytes_fit(ch, cost)) {
+        ch->ops->over_limit(ch->env, "to keep a broadcast message for a receiver", s_over(ch, cost));
+        //  What the others hold stays: if the message does not fit even in
+        //  an empty ring, it is the one dropped.
+        if (ch->bytes - r->ring_bytes + cost > ch->budget->chan_max
+            || ch->budget->all - r->ring_bytes + cost > ch->budget->all_max) {
+            r->dropped++;
+            ch->dropped++;
+            return;
+        }
+        while (r->ring.len > 0 && !s_bytes_fit(ch, cost)) {
+            s_ring_pop(ch, r);
+            r->dropped++;
+            ch->dropped++;
+        }
+    }
     if (!zchan__ring_make_room(&r->ring)) {
-        zchan__ring_pop(&r->ring);
+        s_ring_pop(ch, r);
         r->dropped++;
         ch->dropped++;
     }
     zchan__ring_push(&r->ring, payload);
+    r->ring_bytes += cost;
+    s_bytes_add(ch, cost);
 }
 
 //  Hands receiver r what its credit allows from its ring; tells it of the
@@ -234,7 +321,7 @@ static void s_broadcast_pump(zchan__chan_t *ch, zchan__member_t *r)
             s_receiver_gone(ch, r, false);
             return;
         }
-        zchan__ring_pop(&r->ring);
+        s_ring_pop(ch, r);
         r->avail--;
         ch->delivered++;
     }
@@ -262,10 +349,20 @@ static void s_broadcast_data(zchan__chan_t *ch, zmq_msg_t *payload)
         ch->ops->holding(ch->env, r);
     }
     if (ch->resend_latest) {
+        //  The latest message counts against the byte limits too; one that
+        //  does not fit is not kept, and a new receiver gets none.
+        if (ch->has_latest)
+            s_bytes_sub(ch, zchan__msg_cost(&ch->latest));
         zmq_msg_close(&ch->latest);
         zmq_msg_init(&ch->latest);
-        zmq_msg_copy(&ch->latest, payload);
-        ch->has_latest = true;
+        ch->has_latest = false;
+        uint64_t cost = zchan__msg_cost(payload);
+        if (s_bytes_fit(ch, cost)) {
+            zmq_msg_copy(&ch->latest, payload);
+            s_bytes_add(ch, cost);
+            ch->has_latest = true;
+        } else
+            ch->ops->over_limit(ch->env, "to keep a broadcast channel's latest message", s_over(ch, cost));
     }
 }
 
@@ -333,6 +430,18 @@ int zchan__chan_data(zchan__chan_t *ch, zchan__member_t *s, zmq_msg_t *payload)
             return ZCHAN_EPROTO;
         s->unaccepted++;
         ch->ops->owed(ch->env, s);
+        uint64_t cost = zchan__msg_cost(payload);
+        if (!s_bytes_fit(ch, cost)) {
+            //  Dropped and counted lost; the sender gets its credit back (its
+            //  ACK, as if accepted) and [REFUSED, ELIMIT] at once, so that
+            //  its next send (a rendezvous send: this one) fails with ELIMIT.
+            ch->ops->over_limit(ch->env, "an anycast message", s_over(ch, cost));
+            ch->lost++;
+            s->unaccepted--;
+            ch->ops->refuse(ch->env, s);
+            ch->ops->ack(ch->env, s);
+            return ZCHAN_ELIMIT;
+        }
     }
     ch->sent++;
     if (ch->kind == ZCHAN_BROADCAST) {
@@ -345,6 +454,7 @@ int zchan__chan_data(zchan__chan_t *ch, zchan__member_t *s, zmq_msg_t *payload)
         zsys_error("zchan hub: out of memory; a message on %s was lost", ch->key);
         return ZCHAN_ENOMEM;
     }
+    s_bytes_add(ch, zchan__msg_cost(&n->payload));
     zchan__fifo_push(&ch->queue, n);
     s_anycast_pump(ch);
     return 0;
@@ -370,7 +480,7 @@ bool zchan__chan_cancel(zchan__chan_t *ch, zchan__member_t *s)
         zchan__node_t *next = n->next;
         if (i >= ch->nacc && n->sender == s->token) {
             zchan__fifo_unlink(&ch->queue, prev, n);
-            zchan__node_free(n);
+            s_node_free(ch, n);
             if (s->unaccepted > 0)
                 s->unaccepted--;
             cancelled = true;
@@ -440,6 +550,11 @@ const char *zchan__member_check(const zchan__member_t *m)
         if (zchan__fifo_count(&m->inflight) != m->inflight.len)
             return "inflight list";
         const zchan__ring_t *r = &m->ring;
+        uint64_t ring = 0;
+        for (size_t k = 0; r->slot && k < r->len; k++)
+            ring += zchan__msg_cost(zchan__ring_at(r, k));
+        if (ring != m->ring_bytes)
+            return "a receiver's ring bytes";
         if (ch->kind == ZCHAN_BROADCAST
                 ? (!r->slot || r->cap == 0 || r->len > r->cap || r->head >= r->cap || r->cap > r->limit
                    || m->inflight.len)
@@ -466,13 +581,22 @@ const char *zchan__chan_check(const zchan__chan_t *ch)
         return "channel key";
     if (zchan__fifo_count(&ch->queue) != ch->queue.len || ch->nacc > ch->queue.len)
         return "channel queue";
+    //  The bytes held: every node, ring slot and latest message, counted once.
+    uint64_t held = ch->has_latest ? zchan__msg_cost(&ch->latest) : 0;
+    for (const zchan__node_t *n = ch->queue.head; n; n = n->next)
+        held += zchan__msg_cost(&n->payload);
     size_t inflight = 0;
     for (size_t i = 0; i < ch->recv.n; i++) {
         const zchan__member_t *r = s_recv(ch, i);
         if (!r->receiver || r->ch != ch)
             return "channel's receiver list";
         inflight += r->inflight.len;
+        for (const zchan__node_t *n = r->inflight.head; n; n = n->next)
+            held += zchan__msg_cost(&n->payload);
+        held += r->ring_bytes;
     }
+    if (held != ch->bytes || ch->bytes > ch->budget->chan_max)
+        return "a channel's bytes";
     for (size_t i = 0; i < ch->send.n; i++) {
         const zchan__member_t *s = (const zchan__member_t *) ch->send.v[i];
         if (s->receiver || s->ch != ch)

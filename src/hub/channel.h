@@ -22,6 +22,15 @@
     failed delivery, or zchan__chan_lost) loses what it held: counted lost,
     never handed twice.
 
+    Resource limits: the bytes of messages held (queued, handed and not
+    consumed, in rings, the latest), per channel and over all the channels
+    that share a zchan__bytes_t, are counted where messages are kept and
+    freed. An anycast message over them is dropped, counted lost and refused
+    to its sender (ops->refuse; it still gets its credit back); a broadcast
+    ring drops its oldest to make room, or the message itself if it would
+    not fit even in an empty ring; a latest message that does not fit is not
+    kept. Each refusal is reported (ops->over_limit).
+
     Not thread-safe: one thread at a time per channel and its members. Every
     call may call back into ops, and may release members (ops->release).
 */
@@ -33,6 +42,18 @@
 #include "zchan.h"
 
 #define ZCHAN__RING_FIRST 16 // a broadcast ring's first size; it doubles up to the limit
+#define ZCHAN__MSG_OVERHEAD 64 // bytes a held message counts beyond its size (its zmq_msg_t or node)
+
+//  The byte limits a hub's channels share, and what they hold in all. The
+//  owner sets the limits; the rules count.
+typedef struct {
+    uint64_t chan_max; // the most one channel may hold (ZCHAN_LIMIT_CHANNEL_BYTES)
+    uint64_t all_max;  // ...and all of them together (ZCHAN_LIMIT_QUEUED_BYTES)
+    uint64_t all;      // what they hold
+} zchan__bytes_t;
+
+//  What holding msg costs against the byte limits: its size and the overhead.
+uint64_t zchan__msg_cost(const zmq_msg_t *msg);
 
 //  Read by the hub's handlers and checker; written by channel.c only.
 struct zchan__chan {
@@ -50,17 +71,22 @@ struct zchan__chan {
     zmq_msg_t latest;
     bool has_latest;
     uint64_t sent, delivered, dropped, lost;
+    uint64_t bytes;         // the bytes it holds: nodes, rings, latest
+    zchan__bytes_t *budget; // its limits, and the total it also counts in
     const zchan__member_ops_t *ops;
     void *env; // passed to every op
 };
 
-//  A new open channel; key is copied. NULL if out of memory.
+//  A new open channel; key is copied. Its bytes count against budget (the
+//  caller's, shared by its channels, outliving them). NULL if out of memory.
 zchan__chan_t *zchan__chan_new(const char *key, zchan_kind_t kind, size_t capacity, bool resend_latest,
-                               const zchan__member_ops_t *ops, void *env);
-//  Frees ch, what it queues and its lists. Members still joined are not
-//  released: their owner frees them (zchan__member_fini).
+                               zchan__bytes_t *budget, const zchan__member_ops_t *ops, void *env);
+//  Frees ch, what it queues and its lists, and takes their bytes out of the
+//  budget. Members still joined are not released: their owner frees them
+//  first (zchan__member_fini).
 void zchan__chan_destroy(zchan__chan_t **ch_p);
-//  Frees what member m holds (inflight, ring) without telling anyone.
+//  Frees what member m holds (inflight, ring) without telling anyone, and
+//  takes its bytes out of its channel's count.
 void zchan__member_fini(zchan__member_t *m);
 
 //  Joins m (zeroed by its owner, token set) to open channel ch as a sender
@@ -78,8 +104,9 @@ void zchan__chan_lost(zchan__chan_t *ch, zchan__member_t *r);
 //  Sender s sends payload (an anycast one is moved into the queue; a
 //  broadcast one copied into each ring). 0 taken; ZCHAN_ECLOSED the channel
 //  is closed (counted lost); ZCHAN_EPROTO beyond the sender's credit
-//  (dropped, not counted: the sender ignores its credit); ZCHAN_ENOMEM
-//  (counted lost, logged).
+//  (dropped, not counted: the sender ignores its credit); ZCHAN_ELIMIT an
+//  anycast message over a byte limit (counted lost, refused to s);
+//  ZCHAN_ENOMEM (counted lost, logged).
 int zchan__chan_data(zchan__chan_t *ch, zchan__member_t *s, zmq_msg_t *payload);
 //  Receiver r reports consumed messages consumed (anycast) and grants grant
 //  more credit (its credit is capped at ZCHAN_WINDOW_MAX); the channel then

@@ -71,10 +71,21 @@ static void s_on_create(hub_t *hub, const hub_req_t *rq)
         zchan__hub_reply_status(hub, rq, ZCHAN_ECLOSED);
         return;
     }
+    if (kind == ZCHAN_ANYCAST && capacity > hub->limit[ZCHAN_LIMIT_CAPACITY]) {
+        zchan__hub_refuse(hub, "a channel's capacity", ZCHAN_LIMIT_CAPACITY);
+        zchan__hub_reply_status(hub, rq, ZCHAN_ELIMIT);
+        return;
+    }
+    if (zhashx_size(hub->chans) >= hub->limit[ZCHAN_LIMIT_CHANNELS]) {
+        zchan__hub_refuse(hub, "a new channel", ZCHAN_LIMIT_CHANNELS);
+        zchan__hub_reply_status(hub, rq, ZCHAN_ELIMIT);
+        return;
+    }
     char key[ZCHAN__EP_MAX];
     memcpy(key, kp, klen);
     key[klen] = 0;
-    ch = zchan__chan_new(key, (zchan_kind_t) kind, (size_t) capacity, resend, &zchan__hub_member_ops, hub);
+    ch = zchan__chan_new(key, (zchan_kind_t) kind, (size_t) capacity, resend, &hub->budget,
+                         &zchan__hub_member_ops, hub);
     if (!ch) {
         zchan__hub_reply_status(hub, rq, ZCHAN_ENOMEM);
         return;
@@ -155,6 +166,17 @@ static void s_on_attach(hub_t *hub, const hub_req_t *rq, bool receiver)
     }
     if (receiver && ch->kind == ZCHAN_BROADCAST && (limit == 0 || limit > ((uint64_t) 1 << 24))) {
         zchan__hub_reply_status(hub, rq, ZCHAN_EINVAL);
+        return;
+    }
+    if (receiver && ch->kind == ZCHAN_BROADCAST && limit > hub->limit[ZCHAN_LIMIT_BROADCAST_LIMIT]) {
+        zchan__hub_refuse(hub, "a broadcast receiver's limit", ZCHAN_LIMIT_BROADCAST_LIMIT);
+        zchan__hub_reply_status(hub, rq, ZCHAN_ELIMIT);
+        return;
+    }
+    //  Live attachments: the peer table less its free slots.
+    if (hub->npeers - hub->free.n >= hub->limit[ZCHAN_LIMIT_ATTACHMENTS]) {
+        zchan__hub_refuse(hub, "an attachment", ZCHAN_LIMIT_ATTACHMENTS);
+        zchan__hub_reply_status(hub, rq, ZCHAN_ELIMIT);
         return;
     }
     //  One zchan sender or receiver is one connection; a peer that attaches

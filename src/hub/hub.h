@@ -19,6 +19,13 @@
 
     Nothing here asserts on what a peer sent: bad frames are counted, logged
     at a limited rate, and dropped.
+
+    Resource limits (zchan_ctx_set_limit, copied into the hub at start and on
+    the pipe's ZCHAN__HUB_LIMITS): channels, attachments, the largest
+    capacity and broadcast limit are refused with ELIMIT (handlers.c); the
+    bytes of messages held, per channel and in all, are the rules' to count
+    (channel.c, zchan__bytes_t). Refusals are counted and logged at a limited
+    rate (out.c).
 */
 #ifndef ZCHAN_HUB_HUB_H_INCLUDED
 #define ZCHAN_HUB_HUB_H_INCLUDED
@@ -83,6 +90,11 @@ struct zchan__hub {
     int64_t scan_at; // when to check quiet receivers that hold messages, -1: none
     bool closing;    // after CLOSEALL: no new channels
     zhashx_t *conns; // attachments per connection: routing id (hex) -> count
+    uint64_t limit[ZCHAN__NLIMITS]; // resource limits, by zchan_limit_t (ctx->limits)
+    zchan__bytes_t budget; // the byte limits of its channels, and what they hold
+    uint64_t refused;      // requests and messages refused over a limit
+    int64_t refuse_log_ms;
+    uint64_t refuse_unlogged;
 };
 typedef struct zchan__hub hub_t;
 
@@ -132,6 +144,8 @@ void zchan__peers_fini(hub_t *hub);
 extern const zchan__member_ops_t zchan__hub_member_ops;
 //  Counts a bad message and logs it at a limited rate.
 void zchan__hub_proto_error(hub_t *hub, const char *what);
+//  Counts a refusal over limit which, and logs it at a limited rate.
+void zchan__hub_refuse(hub_t *hub, const char *what, zchan_limit_t which);
 //  [CLOSED, NOT_ATTACHED] to the sender of rq.
 void zchan__hub_send_not_attached(hub_t *hub, const hub_req_t *rq);
 //  The credit owed to sender p, now; then the ACKs due at the end of a burst.
@@ -156,5 +170,8 @@ uint64_t zchan__hub_close_all_chans(hub_t *hub);
 //  -1 if out of memory (the hub can still be freed). And its end.
 int zchan__hub_init(hub_t *hub, zchan_ctx_t *ctx);
 void zchan__hub_fini(hub_t *hub);
+//  Copies ctx->limits into the hub (the caller holds ctx->pipe_lock, or the
+//  hub has not started).
+void zchan__hub_set_limits(hub_t *hub);
 
 #endif

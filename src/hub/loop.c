@@ -22,6 +22,8 @@ int zchan__hub_init(hub_t *hub, zchan_ctx_t *ctx)
     hub->scan_at = -1;
     hub->now_ms = zchan__now_ms();
     hub->ctx = ctx;
+    //  Set before the hub starts, or (a threadless hub) by the caller's thread.
+    zchan__hub_set_limits(hub);
     zchan__hdr_init(&hub->hdr);
     hub->chans = zhashx_new();
     hub->conns = zhashx_new();
@@ -31,13 +33,21 @@ int zchan__hub_init(hub_t *hub, zchan_ctx_t *ctx)
     return 0;
 }
 
+void zchan__hub_set_limits(hub_t *hub)
+{
+    memcpy(hub->limit, hub->ctx->limits, sizeof hub->limit);
+    hub->budget.chan_max = hub->limit[ZCHAN_LIMIT_CHANNEL_BYTES];
+    hub->budget.all_max = hub->limit[ZCHAN_LIMIT_QUEUED_BYTES];
+}
+
 void zchan__hub_fini(hub_t *hub)
 {
-    zhashx_destroy(&hub->chans);
-    zhashx_destroy(&hub->conns);
+    //  Members first: what they hold counts in their channels' bytes.
     for (size_t i = 0; i < hub->npeers; i++)
         if (hub->peers[i]->role != ROLE_FREE)
             zchan__member_fini(&hub->peers[i]->m);
+    zhashx_destroy(&hub->chans);
+    zhashx_destroy(&hub->conns);
     zchan__peers_fini(hub);
     zchan__hdr_fini(&hub->hdr);
     if (hub->router)
@@ -157,6 +167,11 @@ static bool s_on_pipe(hub_t *hub)
         case ZCHAN__HUB_MONITOR:
             if (arg)
                 s_on_monitor(hub, arg);
+            break;
+        case ZCHAN__HUB_LIMITS:
+            //  The sender of LIMITS holds ctx->pipe_lock, which guards the limits.
+            zchan__hub_set_limits(hub);
+            zsock_send(hub->pipe, "i", 0);
             break;
         default: zsys_error("zchan hub: unknown pipe command %s", cmd);
         }

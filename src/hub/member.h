@@ -16,6 +16,7 @@
 
 #include "fifo.h"
 #include "ring.h"
+#include "zchan.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,6 +32,7 @@ typedef struct zchan__member {
     uint64_t avail;        // messages it may still be handed (its credit)
     zchan__fifo_t inflight; // anycast: handed, not reported consumed
     zchan__ring_t ring;    // broadcast: messages waiting for credit
+    uint64_t ring_bytes;   // broadcast: the bytes its ring holds (zchan__msg_cost)
     uint64_t dropped;      // broadcast: lost to the ring's limit
     bool closed_sent;      // told CLOSED: it gets nothing more
 } zchan__member_t;
@@ -49,6 +51,11 @@ typedef struct zchan__member_ops {
     //  Receiver r keeps messages waiting (its ring): it should be checked
     //  for being alive if it stays quiet.
     void (*holding)(void *env, zchan__member_t *r);
+    //  Something was refused over a resource limit (which): counted, logged.
+    void (*over_limit)(void *env, const char *what, zchan_limit_t which);
+    //  A message of sender s was refused over a byte limit and dropped:
+    //  s is told at once ([REFUSED, ELIMIT]), so that its next send fails.
+    void (*refuse)(void *env, zchan__member_t *s);
     //  Whether receiver r's connection is known to be gone.
     bool (*gone)(void *env, zchan__member_t *r);
     //  The channel was closed: sender s gets the credit it is owed, then

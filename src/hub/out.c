@@ -23,6 +23,24 @@ void zchan__hub_proto_error(hub_t *hub, const char *what)
         hub->unlogged++;
 }
 
+static const char *s_limit_names[ZCHAN__NLIMITS] = {"max-channels",        "max-attachments",
+                                                    "max-capacity",        "max-broadcast-limit",
+                                                    "max-channel-bytes",   "max-queued-bytes"};
+
+void zchan__hub_refuse(hub_t *hub, const char *what, zchan_limit_t which)
+{
+    hub->refused++;
+    int64_t now = zchan__now_ms();
+    if (hub->refuse_log_ms == 0 || now - hub->refuse_log_ms >= 1000) {
+        zsys_warning("zchan hub: refused %s over a resource limit (%s %" PRIu64 "); %" PRIu64
+                     " refused in all, %" PRIu64 " not logged",
+                     what, s_limit_names[which], hub->limit[which], hub->refused, hub->refuse_unlogged);
+        hub->refuse_log_ms = now;
+        hub->refuse_unlogged = 0;
+    } else
+        hub->refuse_unlogged++;
+}
+
 //  Sends a routing frame rid, then o's header. 0, or -1 (peer gone or its
 //  pipe full).
 static int s_send_hdr(hub_t *hub, const uint8_t *rid, size_t rid_len, zchan__out_t *o, bool more)
@@ -165,6 +183,21 @@ static void s_holding(void *env, zchan__member_t *r)
     zchan__peer_arm(env);
 }
 
+static void s_over_limit(void *env, const char *what, zchan_limit_t which)
+{
+    zchan__hub_refuse(env, what, which);
+}
+
+//  [REFUSED, ELIMIT] to sender s.
+static void s_refuse(void *env, zchan__member_t *s)
+{
+    zchan__out_t o;
+    zchan__out_init(&o, 2, ZCHAN__REFUSED);
+    zchan__out_u64(&o, ZCHAN_ELIMIT);
+    s_send_peer(env, hub_peer_of(s), &o, false);
+    zchan__out_fini(&o);
+}
+
 static bool s_gone(void *env, zchan__member_t *r)
 {
     (void) env;
@@ -204,6 +237,8 @@ const zchan__member_ops_t zchan__hub_member_ops = {
     .ack = s_ack,
     .owed = s_owed,
     .holding = s_holding,
+    .over_limit = s_over_limit,
+    .refuse = s_refuse,
     .gone = s_gone,
     .close_sender = s_close_sender,
     .closing = s_closing,

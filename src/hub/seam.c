@@ -39,6 +39,16 @@ void zchan__hub_destroy(zchan__hub_t **hub_p)
     *hub_p = NULL;
 }
 
+uint64_t zchan__hub_refused(const zchan__hub_t *hub)
+{
+    return hub->refused;
+}
+
+uint64_t zchan__hub_bytes(const zchan__hub_t *hub)
+{
+    return hub->budget.all;
+}
+
 const char *zchan__hub_check(const zchan__hub_t *hub)
 {
     if (hub->npeers > hub->peers_cap || hub->free.n > hub->npeers || hub->dirty.n != 0)
@@ -80,9 +90,13 @@ const char *zchan__hub_check(const zchan__hub_t *hub)
         if (bad)
             return bad;
     }
+    uint64_t all = 0;
     for (const zchan__chan_t *ch = zhashx_first(hub->chans); ch; ch = zhashx_next(hub->chans)) {
         if (strlen(ch->key) >= ZCHAN__EP_MAX)
             return "channel key";
+        if (ch->budget != &hub->budget)
+            return "a channel's bytes";
+        all += ch->bytes;
         for (size_t i = 0; i < ch->recv.n + ch->send.n; i++) {
             const peer_t *p = i < ch->recv.n ? ch->recv.v[i] : ch->send.v[i - ch->recv.n];
             if (p->idx >= hub->npeers || hub->peers[p->idx] != p || p->role == ROLE_FREE)
@@ -92,5 +106,7 @@ const char *zchan__hub_check(const zchan__hub_t *hub)
         if (bad)
             return bad;
     }
+    if (all != hub->budget.all || hub->budget.all > hub->budget.all_max)
+        return "the hub's bytes";
     return NULL;
 }
