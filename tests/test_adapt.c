@@ -570,9 +570,17 @@ static void test_event_wakes_select(void **state)
     zchan_event_t *ev2 = zchan_event_new();
     zchan_receiver_t *r2 = zchan_event_receiver(ev2);
     tu_assert_rc(zchan_select_add_receiver(sel, r2), ZCHAN_OK);
+    //  It sleeps: the wait lasts its whole timeout (a wait that returns at
+    //  once fails here) and the process uses little CPU meanwhile (one that
+    //  spins for 200 ms uses about that much, or on a loaded machine at the
+    //  very least its share of it, more than the bound).
     int64_t cpu0 = s_cpu_us();
+    int64_t w0 = zchan__now_us();
     assert_null(zchan_select_wait(sel, 200));
-    assert_between(s_cpu_us() - cpu0, 0, 100 * 1000);
+    int64_t waited = zchan__now_us() - w0, cpu = s_cpu_us() - cpu0;
+    assert_int_equal(zchan_errno(), ZCHAN_ETIMEDOUT);
+    assert_between(waited, 200 * 1000 - 1000, 2000 * 1000);
+    assert_between(cpu, 0, 20 * 1000);
     zchan_select_destroy(&sel);
     zchan_receiver_destroy(&r2);
     zchan_event_destroy(&ev2);
@@ -967,9 +975,15 @@ static void test_pipe_skips_and_idles(void **state)
     s_chan_t c = s_chan_new(fx, 10);
     zchan_latest_t *l = zchan_latest_new(c.r);
     c.r = NULL;
+    //  The wait lasts its whole timeout (a wait that returns at once fails
+    //  here), and meanwhile the idle pipe's and cache's threads, and the
+    //  waiting one, use little CPU (spinning for 300 ms uses far more).
     int64_t cpu0 = s_cpu_us();
+    int64_t w0 = zchan__now_us();
     tu_assert_rc(zchan_pipe_wait(p, 300), ZCHAN_ETIMEDOUT);
-    assert_between(s_cpu_us() - cpu0, 0, 100 * 1000);
+    int64_t waited = zchan__now_us() - w0, cpu = s_cpu_us() - cpu0;
+    assert_between(waited, 300 * 1000 - 1000, 3000 * 1000);
+    assert_between(cpu, 0, 30 * 1000);
     int64_t t0 = zchan__now_ms();
     zchan_pipe_destroy(&p);
     zchan_latest_destroy(&l);

@@ -344,9 +344,22 @@ static void test_sender_killed(void **state)
 //    never slows the sender or the other receivers. Bound: it keeps its
 //    limit L, the oldest dropped: got == L and dropped == N - L, reported by
 //    zchan_receiver_dropped and in STAT dropped. The fast ones get all N.
+//    And the sender's N sends (with its final flush) take less than
+//    BS_SEND_BOUND_MS: see there.
 
 #define BS_COUNT 5000
 #define BS_LIMIT 50
+//  How long the sender may take for its BS_COUNT sends and the flush of its
+//  destroy, times mp_slow. They take about 100 ms on an idle machine, and up
+//  to about 250 ms in the sanitizer build on a loaded one. A sender that
+//  waited for the slow receiver would never finish here: that receiver reads
+//  only after the sender said SENT, so each send would wait out its timeout
+//  (mp_recv_ms, 30 s) and fail. One held up by it for a while, say for about
+//  a heartbeat timeout (2 s here) once its ring is full, still delivers
+//  everything to the fast ones and passes every other check of this test;
+//  this bound catches it. 1.5 s is 6 times the slowest normal time seen and
+//  15 times the usual one.
+#define BS_SEND_BOUND_MS 1500
 
 static void test_slow_broadcast(void **state)
 {
@@ -374,8 +387,9 @@ static void test_slow_broadcast(void **state)
     p_expect(slow, "READY");
     j.id = 1;
     kid_t *send = p_spawn("sender", role_sender, &j);
+    p_expect(send, "READY"); // its context made and its sender attached: not timed
     int64_t t0 = mp_now_ms();
-    p_go(&send, 1);
+    p_say(send, "GO");
     //  The sender finishes while the slow receiver has read nothing.
     p_expect(send, "SENT");
     long send_ms = (long) (mp_now_ms() - t0);
@@ -407,9 +421,14 @@ static void test_slow_broadcast(void **state)
         assert_true(mp_bit(&sres, (size_t) seq));
     assert_int_equal(st.dropped, BS_COUNT - BS_LIMIT);
     assert_int_equal(st.sent, BS_COUNT);
-    print_message("slow broadcast receiver: the sender sent %d in %ld ms while it read nothing; it got %ld, dropped "
-                  "%llu (STAT dropped %llu); the fast ones got %ld and %ld\n",
-                  BS_COUNT, send_ms, sres.got, sres.dropped, st.dropped, fres[0].got, fres[1].got);
+    print_message("slow broadcast receiver: the sender sent %d in %ld ms (bound %ld) while it read nothing; it got "
+                  "%ld, dropped %llu (STAT dropped %llu); the fast ones got %ld and %ld\n",
+                  BS_COUNT, send_ms, (long) BS_SEND_BOUND_MS * mp_slow, sres.got, sres.dropped, st.dropped,
+                  fres[0].got, fres[1].got);
+    //  Never slowed by the slow receiver (BS_SEND_BOUND_MS says why this bound).
+    if (send_ms > (long) BS_SEND_BOUND_MS * mp_slow)
+        fail_msg("the sender took %ld ms for %d broadcast sends with a slow receiver, bound %ld ms", send_ms,
+                 BS_COUNT, (long) BS_SEND_BOUND_MS * mp_slow);
 }
 
 // ---------------------------------------------------------------------------
@@ -453,11 +472,18 @@ static int child_hd_party(const job_t *job)
     C_CHECK(rc == ZCHAN_ETIMEDOUT || rc == ZCHAN_ECLOSED);
     C_CHECK(send_ms < HD_TIMEOUT_MS + slack);
     //  r1 granted credit and holds what the hub handed it: drain that first.
+    //  The receive that ends the drain is the timed one that the bound is
+    //  about: timed_ms is its own time, recv_ms the drain's with it.
     t0 = mp_now_ms();
+    int64_t t_timed = t0;
     zchan_msg_t *m = NULL;
-    while ((rc = zchan_recv(r1, &m, HD_TIMEOUT_MS)) == ZCHAN_OK)
+    while ((rc = zchan_recv(r1, &m, HD_TIMEOUT_MS)) == ZCHAN_OK) {
         zchan_msg_destroy(&m);
+        t_timed = mp_now_ms();
+    }
     long recv_ms = (long) (mp_now_ms() - t0);
+    long timed_ms = (long) (mp_now_ms() - t_timed);
+    int timed_rc = rc;
     C_CHECK(rc == ZCHAN_ETIMEDOUT || rc == ZCHAN_ECLOSED);
     //  r2 never read: waits forever, and must stop.
     t0 = mp_now_ms();
@@ -474,7 +500,7 @@ static int child_hd_party(const job_t *job)
     zchan_destroy(&ch);
     long destroy_ms = (long) (mp_now_ms() - t0);
     C_CHECK(destroy_ms < 3 * HD_TIMEOUT_MS + slack);
-    c_say("DONE %d %ld %ld %ld %ld", rc, send_ms, recv_ms, forever_ms, destroy_ms);
+    c_say("DONE %d %ld %ld %d %ld %ld %ld", rc, send_ms, recv_ms, timed_rc, timed_ms, forever_ms, destroy_ms);
     zchan_ctx_destroy(&ctx);
     return 0;
 }
@@ -497,12 +523,30 @@ static void test_host_dies(void **state)
     p_say(party, "GO");
     const char *done = p_expect(party, "DONE");
     p_exit0(party);
-    int rc;
-    long send_ms, recv_ms, forever_ms, destroy_ms;
-    assert_int_equal(sscanf(done, "%d %ld %ld %ld %ld", &rc, &send_ms, &recv_ms, &forever_ms, &destroy_ms), 5);
-    print_message("host killed: blocked send ended in %ld ms, timed recv in %ld ms (timeout %d), recv(-1) got "
-                  "ECLOSED in %ld ms (bound %d + slack), teardown %ld ms\n",
-                  send_ms, recv_ms, HD_TIMEOUT_MS, forever_ms, 2 * FAULT_HB_TIMEOUT_MS, destroy_ms);
+    int rc, timed_rc;
+    long send_ms, recv_ms, timed_ms, forever_ms, destroy_ms;
+    assert_int_equal(sscanf(done, "%d %ld %ld %d %ld %ld %ld", &rc, &send_ms, &recv_ms, &timed_rc, &timed_ms,
+                            &forever_ms, &destroy_ms),
+                     7);
+    print_message("host killed: blocked send ended in %ld ms, timed recv (%s) in %ld ms (timeout %d; drain with it "
+                  "%ld ms), recv(-1) got ECLOSED in %ld ms (bound %d + slack), teardown %ld ms\n",
+                  send_ms, zchan_strerror(timed_rc), timed_ms, HD_TIMEOUT_MS, recv_ms, forever_ms,
+                  2 * FAULT_HB_TIMEOUT_MS, destroy_ms);
+    //  The timed receive on the dead host ends within its timeout (plus
+    //  slack for a loaded machine), whether it times out or finds the hub
+    //  gone. One that times out has waited its whole timeout: the same clock
+    //  in the same milliseconds as the library's deadline.
+    const long slack = 1500L * mp_slow;
+    assert_true(timed_rc == ZCHAN_ETIMEDOUT || timed_rc == ZCHAN_ECLOSED);
+    if (timed_rc == ZCHAN_ETIMEDOUT && timed_ms < HD_TIMEOUT_MS)
+        fail_msg("the timed recv gave ETIMEDOUT after %ld ms, before its timeout of %d ms", timed_ms, HD_TIMEOUT_MS);
+    if (timed_ms > HD_TIMEOUT_MS + slack)
+        fail_msg("the timed recv (timeout %d ms) took %ld ms to end, bound %ld", HD_TIMEOUT_MS, timed_ms,
+                 HD_TIMEOUT_MS + slack);
+    //  What it drained before was already in its socket: the whole drain
+    //  stays within the same bound.
+    if (recv_ms > HD_TIMEOUT_MS + slack)
+        fail_msg("draining r1 and its timed recv took %ld ms, bound %ld", recv_ms, HD_TIMEOUT_MS + slack);
 }
 
 // ---------------------------------------------------------------------------

@@ -1512,7 +1512,7 @@ static void test_garbage(void **state)
 //  Numbers that are well-formed but extreme, payloads that are not msgpack,
 //  and a sender that ignores its credit.
 //  One connection may hold at most 64 attachments at once (PROTOCOL.md,
-//  section 9): the next is refused with EINVAL, and the hub serves on.
+//  section 6): the next is refused with EINVAL, and the hub serves on.
 static void test_attach_cap(void **state)
 {
     fx_t *fx = (fx_t *) *state;

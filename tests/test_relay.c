@@ -16,11 +16,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1109,6 +1111,8 @@ typedef struct {
     int timeout_ms;
     int rc;
     int64_t elapsed;
+    int64_t ended;       // s_now_ms() when the receive returned
+    atomic_int tid;      // the thread's id, set right before it calls zchan_recv
 } blocked_t;
 
 static void *s_blocked_recv(void *arg)
@@ -1116,10 +1120,47 @@ static void *s_blocked_recv(void *arg)
     blocked_t *b = (blocked_t *) arg;
     int64_t t0 = s_now_ms();
     zchan_msg_t *msg = NULL;
+    atomic_store(&b->tid, (int) syscall(SYS_gettid));
     b->rc = zchan_recv(b->rx, &msg, b->timeout_ms);
-    b->elapsed = s_now_ms() - t0;
+    b->ended = s_now_ms();
+    b->elapsed = b->ended - t0;
     zchan_msg_destroy(&msg);
     return NULL;
+}
+
+//  The scheduler state of thread tid of this process ('R' running, 'S'
+//  sleeping, ...), from /proc/self/task/TID/stat; 0 if unreadable.
+static char s_thread_state(int tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    //  "TID (COMM) STATE ...": COMM may hold spaces or parentheses.
+    const char *close = strrchr(buf, ')');
+    return close && close[1] == ' ' ? close[2] : 0;
+}
+
+//  Returns once b's thread is blocked inside zchan_recv. There is no
+//  handshake from inside the call, so: the thread publishes its id right
+//  before the call, and once it has, the first time it is seen asleep ('S')
+//  it is inside the call's blocking receive. Nothing else between the
+//  publication and the receive sleeps: the receiver's credit goes out with
+//  ZMQ_DONTWAIT, and the wait for the hub is the only blocking step. A
+//  thread merely preempted on its way there shows 'R', not 'S'.
+static void s_wait_blocked(blocked_t *b)
+{
+    int64_t t0 = s_now_ms();
+    int tid;
+    while ((tid = atomic_load(&b->tid)) == 0 || s_thread_state(tid) != 'S') {
+        if (s_now_ms() - t0 > 10000)
+            fail_msg("the receiving thread did not block in zchan_recv within 10 s");
+        s_sleep_ms(1);
+    }
 }
 
 //  The relay dies (SIGKILL) and restarts on the same port while clients
@@ -1151,10 +1192,12 @@ static void test_restart(void **state)
     pid_t cli = s_cli_bg(out, "recv", uri, "-t", "3000", NULL);
     s_wait_receivers(ctx, uri, 2);
     blocked_t b = {.rx = rx, .timeout_ms = 3000};
+    atomic_init(&b.tid, 0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, s_blocked_recv, &b), 0);
-    s_sleep_ms(100); // let it block (it ends at its timeout either way)
+    s_wait_blocked(&b); // blocked in its receive when the relay dies
 
+    int64_t killed = s_now_ms();
     kill(r.pid, SIGKILL);
     assert_int_equal(s_wait(r.pid, 5000), 128 + SIGKILL);
     unlink(r.epfile);
@@ -1164,6 +1207,7 @@ static void test_restart(void **state)
 
     pthread_join(th, NULL);
     assert_true(b.rc == ZCHAN_ETIMEDOUT || b.rc == ZCHAN_ECLOSED);
+    assert_true(b.ended >= killed); // it was still blocked when the relay died
     assert_true(b.elapsed < 3000 + 1500);
     int crc = s_wait(cli, 8000);
     assert_true(crc == 5 || crc == 0);

@@ -8,7 +8,9 @@
 */
 #include "internal.h"
 #include "testutil.h"
+#include <czmq.h> // only to capture the library's log (zsys_set_logstream)
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #define MS 1000 // microseconds per millisecond
@@ -50,16 +52,43 @@ static void test_timer_invalid(void **state)
     assert_null(zchan_timer_new(1000, (zchan_missed_t) 42));
     assert_int_equal(zchan_errno(), ZCHAN_EINVAL);
 
-    zchan_timer_t *t = zchan_timer_new(1000, ZCHAN_TRIGGER_ALL_MISSED);
-    assert_non_null(t);
     //  Bad numbers in calls that return nothing are logged, not fatal: a
     //  negative tolerance counts as 0, a negative reset keeps the interval.
+    //  The log is captured to check the two warnings.
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    zsys_set_logstream(log);
+    const int64_t iv = 200 * MS;
+    zchan_timer_t *t = zchan_timer_new(iv, ZCHAN_SKIP_MISSED_AND_DRIFT);
+    assert_non_null(t);
     zchan_timer_set_tolerance(t, -5);
+    //  The reset keeps the 200 ms interval: the next tick is 200 ms from now.
+    int64_t before = zchan__now_us();
     zchan_timer_reset(t, -1);
+    int64_t after = zchan__now_us();
+    int64_t tick = zchan__timer_next_us(t);
+    assert_between(tick, before + iv, after + iv);
+    //  Tolerance 0: a tick taken 5 ms late restarts the grid from the moment
+    //  it was taken. (The default tolerance, 20 ms, would keep the grid: the
+    //  next tick would be tick + iv.)
+    s_stall_until(tick + 5 * MS);
     int64_t drift = -1;
-    assert_int_equal(zchan_timer_wait(t, &drift, 2000), ZCHAN_OK);
-    assert_true(drift >= 0);
+    before = zchan__now_us();
+    assert_int_equal(zchan_timer_wait(t, &drift, 0), ZCHAN_OK);
+    after = zchan__now_us();
+    assert_between(drift, before - tick, after - tick);
+    assert_true(drift >= 5 * MS);
+    assert_between(zchan__timer_next_us(t), before + iv, after + iv);
     zchan_timer_destroy(&t);
+    zsys_set_logstream(stderr);
+    char text[1024];
+    rewind(log);
+    size_t n = fread(text, 1, sizeof text - 1, log);
+    text[n] = 0;
+    fclose(log);
+    if (!strstr(text, "timer tolerance -5 us is negative; using 0")
+        || !strstr(text, "timer reset to a negative interval (-1 us); keeping the interval"))
+        fail_msg("the two warnings were not logged; the log was:\n%s", text);
     assert_null(t);
     zchan_timer_destroy(&t);
     zchan_timer_destroy(NULL);
@@ -117,16 +146,23 @@ static void test_timer_timeouts(void **state)
     zchan_timer_destroy(&t);
 }
 
-//  Waiting sleeps: a 150 ms wait costs almost no CPU.
+//  Waiting sleeps: a 150 ms wait lasts until the tick (a wait that returns
+//  at once fails here) and costs almost no CPU (one that spins for 150 ms
+//  uses about that much, or on a loaded machine at least its share of it).
 static void test_timer_wait_no_spin(void **state)
 {
     (void) state;
     zchan_timer_t *t = zchan_timer_new(150 * MS, ZCHAN_TRIGGER_ALL_MISSED);
     assert_non_null(t);
+    int64_t tick = zchan__timer_next_us(t);
     int64_t cpu0 = s_cpu_us();
+    int64_t w0 = zchan__now_us();
     tu_assert_rc(zchan_timer_wait(t, NULL, -1), 0);
+    int64_t woke = zchan__now_us();
     int64_t cpu = s_cpu_us() - cpu0;
-    assert_between(cpu, 0, 30 * MS);
+    assert_true(woke >= tick);
+    assert_between(woke - w0, 140 * MS, 1000 * MS);
+    assert_between(cpu, 0, 15 * MS);
     zchan_timer_destroy(&t);
 }
 

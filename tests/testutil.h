@@ -16,6 +16,11 @@ void tu_cleanup_dir(void);
 //  Returns a TCP port on 127.0.0.1 that was free a moment ago.
 int tu_free_port(void);
 
+//  The exit code of a test program that could not test what it is for in this
+//  environment (e.g. no network namespaces). tests/CMakeLists.txt gives it as
+//  the test's SKIP_RETURN_CODE, so ctest reports it skipped, never passed.
+#define TU_SKIP 77
+
 //  Asserts that a zchan call returned `expected`, printing both names.
 #define tu_assert_rc(call, expected)                                                    \
     do {                                                                                \
