@@ -341,6 +341,10 @@ int zchan_stat(zchan_t *ch, zchan_stat_t *st);
 //  before it by the calling thread through senders of this context are
 //  delivered first. Afterwards senders fail with ECLOSED, and receivers drain
 //  what was sent before the close, then get ECLOSED. Closing twice is OK.
+//  Messages that no receiver can take (none is attached) are counted lost.
+//  Once no sender or receiver is attached, the hub frees the channel and
+//  keeps its name closed; it forgets an unnamed channel after 4096 newer
+//  ones, and then later calls on it give ENOTFOUND.
 //  Blocks for one request to the hub; ETIMEDOUT if the hub does not answer.
 int zchan_close(zchan_t *ch); // closes the channel for every party (ChannelPy's close_all).
 

@@ -330,5 +330,8 @@ uint64_t zchan__hub_bytes(const zchan__hub_t *hub);
 //  Checks the hub's bookkeeping (peer table, queues, counts): NULL if it is
 //  consistent, else what is not.
 const char *zchan__hub_check(const zchan__hub_t *hub);
+//  What the hub holds, for tests: live channels (*chans), tombstones of
+//  closed channels it reclaimed (*tombs), and attachments (*attached).
+void zchan__hub_sizes(const zchan__hub_t *hub, size_t *chans, size_t *tombs, size_t *attached);
 
 #endif

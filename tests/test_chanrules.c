@@ -408,7 +408,7 @@ static void test_receiver_gone(void **state)
     assert_int_equal(s_send(ch, s, "m2"), 0);
     s_told(ch, "ack s1\ndeliver r1 m1 dropped=0\nack s1\ndeliver r1 m2 dropped=0\n");
     //  Found gone: what it held is lost, never handed twice.
-    zchan__chan_lost(ch, r1);
+    zchan__chan_gone(ch, r1);
     s_told(ch, "release r1\n");
     assert_int_equal(ch->lost, 2);
     assert_int_equal(ch->used, 0);
@@ -427,6 +427,35 @@ static void test_receiver_gone(void **state)
     assert_int_equal(ch->lost, 3);
     assert_int_equal(ch->recv.n, 0);
     (void) r2;
+    s_end(ch);
+}
+
+static void test_gone_and_unreachable(void **state)
+{
+    (void) state;
+    zchan__chan_t *ch = s_chan(ZCHAN_ANYCAST, 10, false);
+    zchan__member_t *s1 = s_join(ch, 0, "s1", false, 0);
+    zchan__member_t *s2 = s_join(ch, 1, "s2", false, 0);
+    zchan__member_t *r = s_join(ch, 2, "r1", true, 0);
+    assert_int_equal(s_send(ch, s1, "m1"), 0);
+    assert_int_equal(s_send(ch, s1, "m2"), 0);
+    s_told(ch, "ack s1\nack s1\n");
+    //  A sender whose connection is gone leaves; what it sent stays.
+    zchan__chan_gone(ch, s1);
+    s_told(ch, "release s1\n");
+    assert_int_equal(ch->queue.len, 2);
+    //  So does a receiver that held nothing, without a loss.
+    zchan__chan_gone(ch, r);
+    s_told(ch, "release r1\n");
+    assert_int_equal(ch->lost, 0);
+    //  Closed with no receiver attached, the queue can reach nobody: it is
+    //  counted lost rather than kept.
+    zchan__chan_close(ch);
+    s_told(ch, "close_sender s2\n");
+    assert_int_equal(ch->queue.len, 0);
+    assert_int_equal(ch->lost, 2);
+    assert_int_equal(ch->used, 0);
+    (void) s2;
     s_end(ch);
 }
 
@@ -514,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_resend_latest),
         cmocka_unit_test(test_hand_back),
         cmocka_unit_test(test_receiver_gone),
+        cmocka_unit_test(test_gone_and_unreachable),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_byte_limits),
     };

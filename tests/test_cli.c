@@ -10,6 +10,7 @@
 #include "core.h" // zchan__transport_for, parse_uri
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -438,6 +439,25 @@ static void test_send_over_max_size(void **state)
     r = s_cli(NULL, "recv", "-n", "1", "-t", "5000", uri, NULL);
     assert_int_equal(r.rc, 0);
     s_run_free(&r);
+    //  The senders whose connection the relay dropped are not left counted:
+    //  the hub drops an attachment whose connection is gone (within about
+    //  5 s; the deadline is generous).
+    zchan_ctx_t *ctx = s_ctx();
+    zchan_t *ch = zchan_open(ctx, uri);
+    assert_non_null(ch);
+    zchan_stat_t st;
+    int64_t deadline = zchan__now_ms() + 30000;
+    do {
+        tu_assert_rc(zchan_stat(ch, &st), ZCHAN_OK);
+        if (st.senders == 0 && st.receivers == 0)
+            break;
+        usleep(100 * 1000); // polling the hub's counters: there is no event to wait on
+    } while (zchan__now_ms() < deadline);
+    if (st.senders != 0 || st.receivers != 0)
+        fail_msg("the relay still counts %" PRIu64 " senders and %" PRIu64 " receivers", (uint64_t) st.senders,
+                 (uint64_t) st.receivers);
+    zchan_destroy(&ch);
+    zchan_ctx_destroy(&ctx);
 }
 
 //  zchan_sender_flush in the library: OK when the hub has it all, ENOTFOUND

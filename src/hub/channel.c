@@ -250,12 +250,14 @@ static void s_anycast_pump(zchan__chan_t *ch)
     s_anycast_accept(ch);
     s_anycast_deliver(ch);
     if (ch->closed && ch->queue.len > 0) {
-        //  Messages returned after every receiver was told of the close can
-        //  reach nobody: count them rather than keep them forever.
+        //  Messages that no receiver can take any more reach nobody: those
+        //  returned after every receiver was told of the close, and those of
+        //  a channel closed with no receiver attached (one attaching later is
+        //  stopped at once). Count them rather than keep them forever.
         bool anyone = false;
         for (size_t i = 0; i < ch->recv.n && !anyone; i++)
             anyone = !s_recv(ch, i)->closed_sent;
-        if (!anyone && ch->recv.n > 0) {
+        if (!anyone) {
             ch->lost += ch->queue.len;
             zsys_warning("zchan hub: %zu messages of closed channel %s had no receiver left",
                          ch->queue.len, ch->key);
@@ -409,11 +411,18 @@ void zchan__chan_leave(zchan__chan_t *ch, zchan__member_t *m, uint64_t consumed)
         s_anycast_pump(ch);
 }
 
-void zchan__chan_lost(zchan__chan_t *ch, zchan__member_t *r)
+void zchan__chan_gone(zchan__chan_t *ch, zchan__member_t *m)
 {
-    s_drop_gone(ch, r);
+    if (!m->receiver) {
+        zchan__vec_remove(&ch->send, m);
+        m->ch = NULL;
+        ch->ops->release(ch->env, m);
+    } else if (m->inflight.len > 0 || m->ring.len > 0)
+        s_drop_gone(ch, m);
+    else
+        s_receiver_gone(ch, m, false); // it held nothing: no warning
     if (ch->kind == ZCHAN_ANYCAST)
-        s_anycast_pump(ch);
+        s_anycast_pump(ch); // what it held no longer takes up the capacity
 }
 
 int zchan__chan_data(zchan__chan_t *ch, zchan__member_t *s, zmq_msg_t *payload)
@@ -604,5 +613,11 @@ const char *zchan__chan_check(const zchan__chan_t *ch)
     }
     if (ch->kind == ZCHAN_BROADCAST ? (ch->queue.len || ch->used) : ch->used != ch->nacc + inflight)
         return "channel's used count";
+    //  A closed channel keeps no message that no receiver can take any more.
+    bool anyone = false;
+    for (size_t i = 0; i < ch->recv.n && !anyone; i++)
+        anyone = !s_recv(ch, i)->closed_sent;
+    if (ch->closed && ch->queue.len > 0 && !anyone)
+        return "messages of a closed channel that no receiver can take";
     return NULL;
 }

@@ -18,7 +18,8 @@
 
     Close: senders are told at once (ops->close_sender), receivers get
     CLOSING at once and CLOSED once drained (ops->closed); data after the
-    close is counted lost. A receiver found gone (ops->gone at close, or a
+    close is counted lost, and so are messages of a closed channel that no
+    receiver can take any more. A receiver found gone (ops->gone at close, or a
     failed delivery, or zchan__chan_lost) loses what it held: counted lost,
     never handed twice.
 
@@ -97,9 +98,10 @@ int zchan__chan_join(zchan__chan_t *ch, zchan__member_t *m, bool receiver, size_
 //  m leaves gracefully. A receiver first reports consumed messages consumed
 //  (anycast), then hands back the rest at the front of the queue. Releases m.
 void zchan__chan_leave(zchan__chan_t *ch, zchan__member_t *m, uint64_t consumed);
-//  Receiver r is found gone: what it held is counted lost (logged), and r
-//  released; the channel then serves the others.
-void zchan__chan_lost(zchan__chan_t *ch, zchan__member_t *r);
+//  m's connection is gone: a sender leaves as if it had detached; a
+//  receiver is dropped, what it held counted lost (and logged, if anything).
+//  m is released; the channel then serves the others.
+void zchan__chan_gone(zchan__chan_t *ch, zchan__member_t *m);
 
 //  Sender s sends payload (an anycast one is moved into the queue; a
 //  broadcast one copied into each ring). 0 taken; ZCHAN_ECLOSED the channel

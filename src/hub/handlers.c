@@ -8,25 +8,14 @@
 #include "hub.h"
 #include <string.h>
 
-static zchan__chan_t *s_lookup(hub_t *hub, const char *p, size_t len)
-{
-    char key[ZCHAN__EP_MAX];
-    //  Keys are C strings here: one with a zero byte would alias a shorter one.
-    if (len == 0 || len >= sizeof key || memchr(p, 0, len))
-        return NULL;
-    memcpy(key, p, len);
-    key[len] = 0;
-    return (zchan__chan_t *) zhashx_lookup(hub->chans, key);
-}
-
 //  [REPLY, reqid, status, kind, capacity, closed, info]
-static void s_reply_chan(hub_t *hub, const hub_req_t *rq, zchan__chan_t *ch)
+static void s_reply_chan(hub_t *hub, const hub_req_t *rq, zchan_kind_t kind, size_t capacity, bool closed)
 {
     zchan__out_t o;
     zchan__hub_reply_init(&o, rq, 0, 4);
-    zchan__out_u64(&o, ch->kind);
-    zchan__out_u64(&o, ch->capacity);
-    zchan__out_bool(&o, ch->closed);
+    zchan__out_u64(&o, kind);
+    zchan__out_u64(&o, capacity);
+    zchan__out_bool(&o, closed);
     pthread_mutex_lock(&hub->ctx->lock);
     zchan__hubinfo_pack(&o.pk, &hub->ctx->info);
     pthread_mutex_unlock(&hub->ctx->lock);
@@ -58,12 +47,21 @@ static void s_on_create(hub_t *hub, const hub_req_t *rq)
         zchan__hub_reply_status(hub, rq, ZCHAN_EINVAL);
         return;
     }
-    zchan__chan_t *ch = s_lookup(hub, kp, klen);
+    zchan__chan_t *ch = zchan__chans_lookup(hub, kp, klen);
     if (ch) {
         if (ch->kind != (zchan_kind_t) kind)
             zchan__hub_reply_status(hub, rq, ZCHAN_EINVAL);
         else
-            s_reply_chan(hub, rq, ch);
+            s_reply_chan(hub, rq, ch->kind, ch->capacity, ch->closed);
+        return;
+    }
+    const hub_tomb_t *t = zchan__chans_tomb(hub, kp, klen);
+    if (t) {
+        //  Closed and reclaimed: the key stays taken, closed.
+        if (t->kind != (zchan_kind_t) kind)
+            zchan__hub_reply_status(hub, rq, ZCHAN_EINVAL);
+        else
+            s_reply_chan(hub, rq, t->kind, t->capacity, true);
         return;
     }
     if (hub->closing) {
@@ -91,23 +89,25 @@ static void s_on_create(hub_t *hub, const hub_req_t *rq)
         return;
     }
     zhashx_insert(hub->chans, key, ch);
-    s_reply_chan(hub, rq, ch);
+    s_reply_chan(hub, rq, ch->kind, ch->capacity, ch->closed);
 }
 
-//  The channel a request names by key in field 2, or NULL once the request
-//  has been answered EPROTO (no key) or ENOTFOUND.
-static zchan__chan_t *s_request_chan(hub_t *hub, const hub_req_t *rq)
+//  The channel a request names by key in field 2 (*ch), or its tombstone
+//  (*t). false once the request has been answered EPROTO (no key) or
+//  ENOTFOUND (neither).
+static bool s_request_chan(hub_t *hub, const hub_req_t *rq, zchan__chan_t **ch, hub_tomb_t **t)
 {
     const char *kp;
     size_t klen;
     if (zchan__hdr_str(rq->hdr, 2, &kp, &klen)) {
         zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
-        return NULL;
+        return false;
     }
-    zchan__chan_t *ch = s_lookup(hub, kp, klen);
-    if (!ch)
+    *ch = zchan__chans_lookup(hub, kp, klen);
+    *t = *ch ? NULL : zchan__chans_tomb(hub, kp, klen);
+    if (!*ch && !*t)
         zchan__hub_reply_status(hub, rq, ZCHAN_ENOTFOUND);
-    return ch;
+    return *ch || *t;
 }
 
 static void s_on_open(hub_t *hub, const hub_req_t *rq)
@@ -116,29 +116,39 @@ static void s_on_open(hub_t *hub, const hub_req_t *rq)
         zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
         return;
     }
-    zchan__chan_t *ch = s_request_chan(hub, rq);
+    zchan__chan_t *ch;
+    hub_tomb_t *t;
+    if (!s_request_chan(hub, rq, &ch, &t))
+        return;
     if (ch)
-        s_reply_chan(hub, rq, ch);
+        s_reply_chan(hub, rq, ch->kind, ch->capacity, ch->closed);
+    else
+        s_reply_chan(hub, rq, t->kind, t->capacity, true);
 }
 
 static void s_on_close(hub_t *hub, const hub_req_t *rq)
 {
-    zchan__chan_t *ch = s_request_chan(hub, rq);
-    if (!ch)
+    zchan__chan_t *ch;
+    hub_tomb_t *t;
+    if (!s_request_chan(hub, rq, &ch, &t))
         return;
-    zchan__chan_close(ch);
+    if (ch) {
+        zchan__chan_close(ch);
+        zchan__chans_reclaim(hub, ch);
+    }
     zchan__hub_reply_status(hub, rq, 0);
 }
 
 //  [REPLY, reqid, status, handle, kind, capacity or window, closed]
-static void s_reply_attach(hub_t *hub, const hub_req_t *rq, uint64_t handle, zchan__chan_t *ch, uint64_t n)
+static void s_reply_attach(hub_t *hub, const hub_req_t *rq, uint64_t handle, zchan_kind_t kind, uint64_t n,
+                           bool closed)
 {
     zchan__out_t o;
     zchan__hub_reply_init(&o, rq, 0, 4);
     zchan__out_u64(&o, handle);
-    zchan__out_u64(&o, ch->kind);
+    zchan__out_u64(&o, kind);
     zchan__out_u64(&o, n);
-    zchan__out_bool(&o, ch->closed);
+    zchan__out_bool(&o, closed);
     zchan__hub_reply_send(hub, rq, &o);
 }
 
@@ -153,15 +163,18 @@ static void s_on_attach(hub_t *hub, const hub_req_t *rq, bool receiver)
         zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
         return;
     }
-    zchan__chan_t *ch = s_lookup(hub, kp, klen);
-    if (!ch) {
+    zchan__chan_t *ch = zchan__chans_lookup(hub, kp, klen);
+    const hub_tomb_t *t = ch ? NULL : zchan__chans_tomb(hub, kp, klen);
+    if (!ch && !t) {
         zchan__hub_reply_status(hub, rq, ZCHAN_ENOTFOUND);
         return;
     }
-    uint64_t window = ch->kind == ZCHAN_BROADCAST ? 0 : zchan_sender_window(ch->capacity);
-    if (ch->closed) {
+    zchan_kind_t kind = ch ? ch->kind : t->kind;
+    size_t capacity = ch ? ch->capacity : t->capacity;
+    uint64_t window = kind == ZCHAN_BROADCAST ? 0 : zchan_sender_window(capacity);
+    if (!ch || ch->closed) {
         //  Nothing to keep: the party is stopped at once.
-        s_reply_attach(hub, rq, 0, ch, receiver ? ch->capacity : window);
+        s_reply_attach(hub, rq, 0, kind, receiver ? capacity : window, true);
         return;
     }
     if (receiver && ch->kind == ZCHAN_BROADCAST && (limit == 0 || limit > ((uint64_t) 1 << 24))) {
@@ -203,7 +216,8 @@ static void s_on_attach(hub_t *hub, const hub_req_t *rq, bool receiver)
         zchan__hub_reply_status(hub, rq, rc);
         return;
     }
-    s_reply_attach(hub, rq, p->m.token, ch, receiver ? ch->capacity : window);
+    zchan__peers_arm_sweep(hub, p);
+    s_reply_attach(hub, rq, p->m.token, ch->kind, receiver ? ch->capacity : window, false);
 }
 
 static void s_on_data(hub_t *hub, const hub_req_t *rq)
@@ -240,7 +254,9 @@ static void s_on_credit(hub_t *hub, const hub_req_t *rq)
         return;
     }
     zchan__peer_heard(hub, p);
-    zchan__chan_credit(p->m.ch, &p->m, consumed, grant);
+    zchan__chan_t *ch = p->m.ch;
+    zchan__chan_credit(ch, &p->m, consumed, grant);
+    zchan__chans_reclaim(hub, ch); // a delivery that failed may have dropped the last member
 }
 
 static void s_on_flush(hub_t *hub, const hub_req_t *rq)
@@ -272,7 +288,9 @@ static void s_on_detach(hub_t *hub, const hub_req_t *rq)
         return;
     }
     //  A receiver hands back what it did not consume; p is released.
-    zchan__chan_leave(p->m.ch, &p->m, consumed);
+    zchan__chan_t *ch = p->m.ch;
+    zchan__chan_leave(ch, &p->m, consumed);
+    zchan__chans_reclaim(hub, ch);
     zchan__hub_reply_status(hub, rq, 0);
 }
 
@@ -298,17 +316,25 @@ static void s_on_cancel(hub_t *hub, const hub_req_t *rq)
 
 static void s_on_stat(hub_t *hub, const hub_req_t *rq)
 {
-    zchan__chan_t *ch = s_request_chan(hub, rq);
-    if (!ch)
+    zchan__chan_t *ch;
+    hub_tomb_t *t;
+    if (!s_request_chan(hub, rq, &ch, &t))
         return;
+    uint64_t vals[10];
+    if (ch) {
+        uint64_t v[] = {ch->kind, ch->capacity, zchan__chan_depth(ch), ch->send.n, ch->recv.n,
+                        ch->sent, ch->delivered, ch->dropped, ch->lost, ch->closed};
+        memcpy(vals, v, sizeof vals);
+    } else {
+        uint64_t v[] = {t->kind, t->capacity, 0, 0, 0, t->sent, t->delivered, t->dropped, t->lost, 1};
+        memcpy(vals, v, sizeof vals);
+    }
     zchan__out_t o;
     zchan__hub_reply_init(&o, rq, 0, 1);
     msgpack_packer *pk = &o.pk;
     msgpack_pack_map(pk, 10);
     const char *names[] = {"kind", "capacity", "depth", "senders", "receivers",
                            "sent", "delivered", "dropped", "lost", "closed"};
-    uint64_t vals[] = {ch->kind, ch->capacity, zchan__chan_depth(ch), ch->send.n, ch->recv.n,
-                       ch->sent, ch->delivered, ch->dropped, ch->lost, ch->closed};
     for (size_t i = 0; i < 10; i++) {
         zchan__out_str(&o, names[i]);
         zchan__out_u64(&o, vals[i]);

@@ -9,8 +9,9 @@
     id of every message. All channel state is this thread's; the only lock
     it takes is ctx->lock, to read the context's hub info for a reply.
 
-        loop.c      the actor: poll loop, read bursts, pipe commands
+        loop.c      the actor: poll loop, read bursts, pipe commands, timers
         handlers.c  one handler per request, given an explicit request value
+        chans.c     the channels by key, and tombstones of reclaimed ones
         channel.c   the channel's rules (no sockets), via member.h's ops
         out.c       what the hub sends; the member ops for remote members
         peers.c     the peer table, attachments per connection, liveness
@@ -39,6 +40,10 @@
 #define HUB_ATTACH_PER_CONN 64  // attachments one connection may hold at once
 #define HUB_CHECK_FIRST_MS 500  // a receiver quiet this long while it holds messages is checked
 #define HUB_CHECK_MAX_MS 5000   // checks of a quiet receiver back off to this interval
+#define HUB_SWEEP_MS HUB_CHECK_MAX_MS // every attachment's connection is checked this often
+#define HUB_TOMB_UNNAMED 4096   // tombstones of unnamed channels kept: the newest
+#define HUB_TOMB_NAMED 16384    // ...and of named channels
+#define HUB_UNNAMED_PREFIX "inproc://zc-" // the key of every unnamed channel (chan.c)
 
 typedef enum { ROLE_FREE = 0, ROLE_SENDER, ROLE_RECEIVER } role_t;
 
@@ -63,6 +68,18 @@ typedef struct {
     int64_t check_gap; // the interval of its checks, doubling
 } peer_t;
 
+//  A tombstone: what is left of a closed channel once nobody is attached to
+//  it (chans.c). Enough to answer for its key (closed: a late party is
+//  stopped at once) and to keep its counters for STAT.
+typedef struct hub_tomb {
+    struct hub_tomb *next; // the next newer tombstone of its class (named or unnamed)
+    size_t capacity;
+    uint64_t sent, delivered, dropped, lost;
+    zchan_kind_t kind;
+    bool unnamed;
+    char key[]; // also the key of hub->tombs
+} hub_tomb_t;
+
 //  The message being handled: who sent it, its parsed header, its frames.
 typedef struct {
     const uint8_t *rid; // the routing id of its connection
@@ -78,6 +95,10 @@ struct zchan__hub {
     zsock_t *pipe;
     void *router;
     zhashx_t *chans;  // key -> zchan__chan_t
+    zhashx_t *tombs;  // closed channels reclaimed: key -> hub_tomb_t
+    //  Tombstones by class, [0] named and [1] unnamed, each listed oldest first.
+    hub_tomb_t *tomb_old[2], *tomb_new[2];
+    size_t ntomb[2];
     peer_t **peers;   // the peer table, by slot
     size_t npeers, peers_cap;
     zchan__vec_t free;  // peers of free slots
@@ -88,6 +109,8 @@ struct zchan__hub {
     uint64_t unlogged;
     int64_t now_ms;  // the time of the current poll wake-up
     int64_t scan_at; // when to check quiet receivers that hold messages, -1: none
+    int64_t sweep_at; // when to check every attachment's connection, -1: none
+    bool sweep_retry; // the last sweep found one gone while input waited
     bool closing;    // after CLOSEALL: no new channels
     zhashx_t *conns; // attachments per connection: routing id (hex) -> count
     uint64_t limit[ZCHAN__NLIMITS]; // resource limits, by zchan_limit_t (ctx->limits)
@@ -129,6 +152,11 @@ void zchan__peer_heard(hub_t *hub, peer_t *p);
 void zchan__peer_arm(hub_t *hub);
 //  true if p's connection is closed: its descriptor is shut, or now another.
 bool zchan__peer_gone(const peer_t *p);
+//  Plans a sweep of every attachment's connection, if none is planned and
+//  p has a connection to check.
+void zchan__peers_arm_sweep(hub_t *hub, const peer_t *p);
+//  Whether any attachment's connection is gone.
+bool zchan__peers_any_gone(const hub_t *hub);
 //  Scans the receivers that hold messages and have been quiet long enough:
 //  returns the next one from *pos found gone (the caller tells its channel,
 //  then calls again), or NULL once done (the next scan is then planned).
@@ -136,6 +164,22 @@ bool zchan__peer_gone(const peer_t *p);
 peer_t *zchan__peers_scan(hub_t *hub, size_t *pos, int64_t *next);
 //  Frees the table (members must be finished by the caller).
 void zchan__peers_fini(hub_t *hub);
+
+// ---------------------------------------------------------------------------
+// chans.c: the channels by key, and tombstones
+
+//  Makes and frees the tables: 0, or -1 if out of memory.
+int zchan__chans_init(hub_t *hub);
+void zchan__chans_fini(hub_t *hub);
+//  The live channel, or the tombstone, of the key p (len bytes); NULL if
+//  none (or p cannot be a key).
+zchan__chan_t *zchan__chans_lookup(hub_t *hub, const char *p, size_t len);
+hub_tomb_t *zchan__chans_tomb(hub_t *hub, const char *p, size_t len);
+//  Replaces ch by its tombstone if it is closed and nobody is attached to
+//  it. true if it did: ch is then freed. Out of memory, ch stays whole.
+bool zchan__chans_reclaim(hub_t *hub, zchan__chan_t *ch);
+//  Checks the tombstones: NULL if consistent, else what is not.
+const char *zchan__chans_check(const hub_t *hub);
 
 // ---------------------------------------------------------------------------
 // out.c: what the hub sends
@@ -161,7 +205,11 @@ void zchan__hub_reply_status(hub_t *hub, const hub_req_t *rq, int status);
 
 //  Handles one message (frames: routing id, header, payload for DATA).
 void zchan__hub_dispatch(hub_t *hub, zmq_msg_t *frames, size_t n);
-//  Checks quiet receivers that hold messages, if due; tells their channels.
+//  Member p's connection is gone: tells its channel (which drops it), and
+//  reclaims the channel if that was its last member.
+void zchan__hub_member_gone(hub_t *hub, peer_t *p);
+//  Checks quiet receivers that hold messages, and sweeps every attachment's
+//  connection, when due; tells the channels of those found gone.
 void zchan__hub_timers(hub_t *hub);
 //  Closes every channel and refuses new ones (CLOSEALL). Returns what is
 //  still pending (zchan__chan_pending over all channels).

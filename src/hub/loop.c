@@ -11,25 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void s_chan_destroy(void **item)
-{
-    zchan__chan_destroy((zchan__chan_t **) item);
-}
-
 int zchan__hub_init(hub_t *hub, zchan_ctx_t *ctx)
 {
     memset(hub, 0, sizeof *hub);
     hub->scan_at = -1;
+    hub->sweep_at = -1;
     hub->now_ms = zchan__now_ms();
     hub->ctx = ctx;
     //  Set before the hub starts, or (a threadless hub) by the caller's thread.
     zchan__hub_set_limits(hub);
     zchan__hdr_init(&hub->hdr);
-    hub->chans = zhashx_new();
     hub->conns = zhashx_new();
-    if (!hub->chans || !hub->conns)
+    if (zchan__chans_init(hub) != 0 || !hub->conns)
         return -1;
-    zhashx_set_destructor(hub->chans, s_chan_destroy);
     return 0;
 }
 
@@ -46,7 +40,7 @@ void zchan__hub_fini(hub_t *hub)
     for (size_t i = 0; i < hub->npeers; i++)
         if (hub->peers[i]->role != ROLE_FREE)
             zchan__member_fini(&hub->peers[i]->m);
-    zhashx_destroy(&hub->chans);
+    zchan__chans_fini(hub);
     zhashx_destroy(&hub->conns);
     zchan__peers_fini(hub);
     zchan__hdr_fini(&hub->hdr);
@@ -54,17 +48,72 @@ void zchan__hub_fini(hub_t *hub)
         zmq_close(hub->router);
 }
 
-void zchan__hub_timers(hub_t *hub)
+void zchan__hub_member_gone(hub_t *hub, peer_t *p)
 {
-    if (hub->scan_at < 0 || hub->now_ms < hub->scan_at)
-        return;
+    zchan__chan_t *ch = p->m.ch;
+    zchan__chan_gone(ch, &p->m); // p is released
+    zchan__chans_reclaim(hub, ch);
+}
+
+//  Checks the receivers that hold messages and have been quiet long enough,
+//  drops those found gone, and plans the next scan.
+static void s_check_scan(hub_t *hub)
+{
     hub->scan_at = -1;
     size_t pos = 0;
     int64_t next = -1;
     peer_t *p;
     while ((p = zchan__peers_scan(hub, &pos, &next)))
-        zchan__chan_lost(p->m.ch, &p->m); // p is released
-    zchan__hub_flush_acks(hub); // what went back may have been accepted
+        zchan__hub_member_gone(hub, p);
+}
+
+//  Whether the router has messages not yet read.
+static bool s_input_waiting(hub_t *hub)
+{
+    int ev = 0;
+    return hub->router && zmq_getsockopt(hub->router, ZMQ_EVENTS, &ev, &(size_t){sizeof ev}) == 0
+           && (ev & ZMQ_POLLIN);
+}
+
+//  Checks the connection of every attachment that has one (ipc and tcp, not
+//  inproc), idle ones and senders included, drops those whose connection is
+//  gone, and plans the next sweep. ZeroMQ closes a connection's descriptor
+//  only after handing on what it read from it, so when one is found gone
+//  while input waits, the drop waits one short retry: what that peer sent
+//  before it went (a DETACH, DATA) is read first.
+static void s_sweep(hub_t *hub)
+{
+    hub->sweep_at = -1;
+    bool gone = zchan__peers_any_gone(hub), any = false;
+    if (gone && !hub->sweep_retry && s_input_waiting(hub)) {
+        hub->sweep_retry = true;
+        hub->sweep_at = hub->now_ms + HUB_CHECK_FIRST_MS;
+        return;
+    }
+    hub->sweep_retry = false;
+    for (size_t idx = 0; idx < hub->npeers; idx++) {
+        peer_t *p = hub->peers[idx];
+        if (p->role == ROLE_FREE || p->fd < 0)
+            continue;
+        if (gone && zchan__peer_gone(p))
+            zchan__hub_member_gone(hub, p);
+        else
+            any = true;
+    }
+    if (any)
+        hub->sweep_at = hub->now_ms + HUB_SWEEP_MS;
+}
+
+void zchan__hub_timers(hub_t *hub)
+{
+    if (hub->scan_at >= 0 && hub->now_ms >= hub->scan_at) {
+        s_check_scan(hub);
+        zchan__hub_flush_acks(hub); // what went back may have been accepted
+    }
+    if (hub->sweep_at >= 0 && hub->now_ms >= hub->sweep_at) {
+        s_sweep(hub);
+        zchan__hub_flush_acks(hub);
+    }
 }
 
 uint64_t zchan__hub_close_all_chans(hub_t *hub)
@@ -72,6 +121,15 @@ uint64_t zchan__hub_close_all_chans(hub_t *hub)
     hub->closing = true;
     for (zchan__chan_t *ch = zhashx_first(hub->chans); ch; ch = zhashx_next(hub->chans))
         zchan__chan_close(ch);
+    //  Those nobody is attached to are reclaimed, out of the iteration.
+    size_t n = 0;
+    zchan__chan_t **done = malloc((zhashx_size(hub->chans) + 1) * sizeof *done);
+    for (zchan__chan_t *ch = zhashx_first(hub->chans); ch && done; ch = zhashx_next(hub->chans))
+        if (ch->send.n == 0 && ch->recv.n == 0)
+            done[n++] = ch;
+    for (size_t i = 0; i < n; i++)
+        zchan__chans_reclaim(hub, done[i]);
+    free(done);
     zchan__hub_flush_acks(hub);
     uint64_t pending = 0;
     for (zchan__chan_t *ch = zhashx_first(hub->chans); ch; ch = zhashx_next(hub->chans))
@@ -239,8 +297,11 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
             continue;
         }
         busy = 0;
-        //  Sleeps until a message comes or quiet receivers are due a check.
-        long timeout = hub.scan_at < 0 ? -1 : hub.scan_at > hub.now_ms ? (long) (hub.scan_at - hub.now_ms) : 0;
+        //  Sleeps until a message comes, or quiet receivers are due a check,
+        //  or connections a sweep.
+        int64_t wake = hub.scan_at < 0 || (hub.sweep_at >= 0 && hub.sweep_at < hub.scan_at) ? hub.sweep_at
+                                                                                            : hub.scan_at;
+        long timeout = wake < 0 ? -1 : wake > hub.now_ms ? (long) (wake - hub.now_ms) : 0;
         int prc = poll(pfds, 2, timeout > INT32_MAX ? INT32_MAX : (int) timeout);
         hub.now_ms = zchan__now_ms();
         if (prc < 0 && errno != EINTR) {

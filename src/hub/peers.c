@@ -92,8 +92,12 @@ static void s_conn_record(const hub_req_t *rq, peer_t *p)
     if (p->fd >= 0 && fstat(p->fd, &st) == 0) {
         p->dev = st.st_dev;
         p->ino = st.st_ino;
-    } else
-        p->fd = -1;
+    } else if (p->fd >= 0) {
+        //  Closed before its message was read: no live socket has inode 0,
+        //  so the next check finds it gone.
+        p->dev = 0;
+        p->ino = 0;
+    }
 }
 
 peer_t *zchan__peer_new(hub_t *hub, const hub_req_t *rq, role_t role)
@@ -162,6 +166,22 @@ bool zchan__peer_gone(const peer_t *p)
     if (p->fd < 0)
         return false;
     return fstat(p->fd, &st) != 0 || st.st_dev != p->dev || st.st_ino != p->ino;
+}
+
+void zchan__peers_arm_sweep(hub_t *hub, const peer_t *p)
+{
+    if (p->fd >= 0 && hub->sweep_at < 0)
+        hub->sweep_at = hub->now_ms + HUB_SWEEP_MS; // its connection will be checked
+}
+
+bool zchan__peers_any_gone(const hub_t *hub)
+{
+    for (size_t idx = 0; idx < hub->npeers; idx++) {
+        const peer_t *p = hub->peers[idx];
+        if (p->role != ROLE_FREE && p->fd >= 0 && zchan__peer_gone(p))
+            return true;
+    }
+    return false;
 }
 
 peer_t *zchan__peers_scan(hub_t *hub, size_t *pos, int64_t *next)

@@ -49,6 +49,13 @@ uint64_t zchan__hub_bytes(const zchan__hub_t *hub)
     return hub->budget.all;
 }
 
+void zchan__hub_sizes(const zchan__hub_t *hub, size_t *chans, size_t *tombs, size_t *attached)
+{
+    *chans = zhashx_size(hub->chans);
+    *tombs = zhashx_size(hub->tombs);
+    *attached = hub->npeers - hub->free.n;
+}
+
 const char *zchan__hub_check(const zchan__hub_t *hub)
 {
     if (hub->npeers > hub->peers_cap || hub->free.n > hub->npeers || hub->dirty.n != 0)
@@ -105,7 +112,13 @@ const char *zchan__hub_check(const zchan__hub_t *hub)
         const char *bad = zchan__chan_check(ch);
         if (bad)
             return bad;
+        //  A closed channel is reclaimed once nobody is attached.
+        if (ch->closed && ch->send.n == 0 && ch->recv.n == 0)
+            return "a closed channel nobody is attached to";
     }
+    const char *bad = zchan__chans_check(hub);
+    if (bad)
+        return bad;
     if (all != hub->budget.all || hub->budget.all > hub->budget.all_max)
         return "the hub's bytes";
     return NULL;
