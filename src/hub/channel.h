@@ -126,7 +126,7 @@ uint64_t zchan__chan_pending(const zchan__chan_t *ch);
 //  Messages waiting: the queue (anycast) or the fullest ring (broadcast).
 size_t zchan__chan_depth(const zchan__chan_t *ch);
 //  Checks ch's bookkeeping, and that of a member joined to it: NULL if
-//  consistent, else what is not. For checkers.
+//  consistent, else what is not. For checkers (chancheck.c).
 const char *zchan__chan_check(const zchan__chan_t *ch);
 const char *zchan__member_check(const zchan__member_t *m);
 

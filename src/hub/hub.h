@@ -13,6 +13,7 @@
         handlers.c  one handler per request, given an explicit request value
         chans.c     the channels by key, and tombstones of reclaimed ones
         channel.c   the channel's rules (no sockets), via member.h's ops
+        chancheck.c the checker of a channel's bookkeeping
         out.c       what the hub sends; the member ops for remote members
         peers.c     the peer table, attachments per connection, liveness
         seam.c      the threadless hub for tests and fuzzers, its checker
