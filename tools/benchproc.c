@@ -225,6 +225,18 @@ static int s_rm_entry(const char *path, const struct stat *sb, int flag, struct 
     return 0;
 }
 
+int make_tmpdir(const char *prog)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_tmpdir, sizeof g_tmpdir, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prog);
+    if (!mkdtemp(g_tmpdir)) {
+        fprintf(stderr, "%s: mkdtemp %s: %s\n", prog, g_tmpdir, strerror(errno));
+        return -1;
+    }
+    setenv("ZCHAN_IPC_DIR", g_tmpdir, 1);
+    return 0;
+}
+
 void rm_tmpdir(void)
 {
     if (g_tmpdir[0])

@@ -79,6 +79,10 @@ bool parse_long(const char *s, long min, long max, long *out);
 //  Worker processes the signal handler kills: add or remove one.
 void pid_track(pid_t pid, bool add);
 
+//  Makes g_tmpdir, $TMPDIR/PROG-XXXXXX (/tmp without $TMPDIR), and sets
+//  ZCHAN_IPC_DIR to it. 0, or -1 (reported on stderr, named by prog).
+int make_tmpdir(const char *prog);
+
 //  Removes g_tmpdir and everything in it, if set, and clears it.
 void rm_tmpdir(void);
 

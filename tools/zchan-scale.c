@@ -1256,13 +1256,8 @@ int main(int argc, char **argv)
         return 2;
     long nofile = raise_nofile();
 
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_tmpdir, sizeof g_tmpdir, "%s/zchan-scale-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_tmpdir)) {
-        fprintf(stderr, "zchan-scale: mkdtemp %s: %s\n", g_tmpdir, strerror(errno));
+    if (make_tmpdir("zchan-scale") != 0)
         return 2;
-    }
-    setenv("ZCHAN_IPC_DIR", g_tmpdir, 1);
 
     int rc = 0;
     env_t e = {.o = &o};
