@@ -115,9 +115,36 @@ static zchan_t *s_exchange(zchan_ctx_t *ctx, const char *endpoint, const zchan__
     return ch;
 }
 
-//  Resolves uri (NULL: a fresh unnamed channel) into a target. EINVAL for a
-//  bad URI, ESYS if no random name can be had.
-static int s_target(zchan_ctx_t *ctx, const char *uri, zchan__target_t *t, char *full, size_t n)
+#define S_UNNAMED_PREFIX "zc-" // an unnamed channel's name starts so
+
+static char s_unnamed_key[ZCHAN__EP_MAX]; // the key prefix of unnamed channels
+static size_t s_unnamed_len;
+
+static void s_unnamed_key_init(void)
+{
+    //  The key the in-process transport gives the name "zc-", which is all
+    //  unnamed keys have in common.
+    const zchan__transport_t *local = zchan__transport_local();
+    const zchan__tview_t none = {0};
+    zchan__target_t t;
+    if (local->parse_uri(&none, S_UNNAMED_PREFIX, &t) == 0) {
+        snprintf(s_unnamed_key, sizeof s_unnamed_key, "%s", t.key);
+        s_unnamed_len = strlen(s_unnamed_key);
+    }
+}
+
+bool zchan__key_unnamed(const char *key)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, s_unnamed_key_init);
+    return s_unnamed_len > 0 && strncmp(key, s_unnamed_key, s_unnamed_len) == 0;
+}
+
+//  Resolves uri (NULL: a fresh unnamed channel, a process-wide name of the
+//  in-process transport) into a target of transport *tr_p. EINVAL for a bad
+//  URI, ESYS if no random name can be had.
+static int s_target(zchan_ctx_t *ctx, const char *uri, zchan__target_t *t, const zchan__transport_t **tr_p,
+                    char *full, size_t n)
 {
     memset(t, 0, sizeof *t);
     if (!uri) {
@@ -125,25 +152,27 @@ static int s_target(zchan_ctx_t *ctx, const char *uri, zchan__target_t *t, char 
         //  the channel on any endpoint of its hub, tcp included. So it is 128
         //  bits from the kernel's random source, never a guessable PRNG.
         uint8_t r[ZCHAN__UNNAMED_BYTES];
+        char name[4 + 2 * sizeof r];
         int rc = zchan__random_bytes(r, sizeof r);
         if (rc != 0)
             return rc;
-        memcpy(t->name, "zc-", 3);
+        memcpy(name, S_UNNAMED_PREFIX, 3);
         for (size_t i = 0; i < sizeof r; i++) {
-            t->name[3 + 2 * i] = "0123456789abcdef"[r[i] >> 4];
-            t->name[4 + 2 * i] = "0123456789abcdef"[r[i] & 15];
+            name[3 + 2 * i] = "0123456789abcdef"[r[i] >> 4];
+            name[4 + 2 * i] = "0123456789abcdef"[r[i] & 15];
         }
-        t->name[3 + 2 * sizeof r] = 0;
-        snprintf(t->key, sizeof t->key, "inproc://%.200s", t->name);
-        t->where = ZCHAN__AT_PROCESS;
-        snprintf(full, n, "%s", t->key);
-        return 0;
+        name[3 + 2 * sizeof r] = 0;
+        const zchan__transport_t *local = zchan__transport_local();
+        *tr_p = local;
+        snprintf(full, n, "%s://%s", local->scheme, name);
+        return local->parse_uri(zchan__ctx_tview(ctx, local), name, t);
     }
     const zchan__transport_t *tr = zchan__transport_for(uri);
     if (!tr || strlen(uri) >= n)
         return ZCHAN_EINVAL;
+    *tr_p = tr;
     snprintf(full, n, "%s", uri);
-    return tr->parse_uri(ctx, uri + strlen(tr->scheme) + 3, t);
+    return tr->parse_uri(zchan__ctx_tview(ctx, tr), uri + strlen(tr->scheme) + 3, t);
 }
 
 //  A process-wide name: hosted by whichever context of this process made it.
@@ -164,17 +193,17 @@ static zchan_t *s_at_process(zchan_ctx_t *ctx, const zchan__target_t *t, const c
     return s_exchange(ctx, zchan__ctx_inproc(ctx), t, uri, create, kind, capacity, resend);
 }
 
-//  A host-wide name: hosted by the first process that took its lock file.
-static zchan_t *s_at_host(zchan_ctx_t *ctx, const zchan__target_t *t, const char *uri, bool create,
-                          zchan_kind_t kind, size_t capacity, bool resend)
+//  A host-wide name: hosted by the first process that claimed it through
+//  its transport (ipc: took its lock file).
+static zchan_t *s_at_host(zchan_ctx_t *ctx, const zchan__transport_t *tr, const zchan__target_t *t,
+                          const char *uri, bool create, zchan_kind_t kind, size_t capacity, bool resend)
 {
-    char ep[ZCHAN__EP_MAX], lock[ZCHAN__EP_MAX + 8], bound[ZCHAN__EP_MAX];
+    char ep[ZCHAN__EP_MAX], bound[ZCHAN__EP_MAX];
     if (zchan__registry_find(t->key, ep, sizeof ep))
         return s_exchange(ctx, ep, t, uri, create, kind, capacity, resend);
-    //  t->hub is "ipc://DIR/NAME.sock"; the lock is DIR/NAME.lock.
-    size_t plen = strlen(t->hub + 6) - 5;
-    snprintf(lock, sizeof lock, "%.*s.lock", (int) plen, t->hub + 6);
-    int rc = zchan__ctx_claim(ctx, lock, create, t->hub + 6);
+    if (!tr->claim)
+        return zchan__fail_null(ZCHAN_EINVAL);
+    int rc = tr->claim(zchan__ctx_tview(ctx, tr), t, create);
     if (rc == ZCHAN_ECLOSED)
         return s_exchange(ctx, t->hub, t, uri, create, kind, capacity, resend);
     if (rc != 0)
@@ -194,13 +223,14 @@ static zchan_t *s_new(zchan_ctx_t *ctx, const char *uri, bool create, zchan_kind
 {
     zchan__assert(ctx);
     zchan__target_t t;
+    const zchan__transport_t *tr = NULL;
     char full[ZCHAN__EP_MAX];
-    int rc = s_target(ctx, uri, &t, full, sizeof full);
+    int rc = s_target(ctx, uri, &t, &tr, full, sizeof full);
     if (rc != 0)
         return zchan__fail_null(rc);
     switch (t.where) {
     case ZCHAN__AT_PROCESS: return s_at_process(ctx, &t, full, create, kind, capacity, resend);
-    case ZCHAN__AT_HOST: return s_at_host(ctx, &t, full, create, kind, capacity, resend);
+    case ZCHAN__AT_HOST: return s_at_host(ctx, tr, &t, full, create, kind, capacity, resend);
     case ZCHAN__AT_HUB:
     default: {
         const char *ep = zchan__ctx_is_own(ctx, t.hub) ? zchan__ctx_inproc(ctx) : t.hub;

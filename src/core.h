@@ -58,7 +58,6 @@ struct zchan_ctx_t {
     int hb_ivl_ms;         // ZeroMQ heartbeat interval of new sockets and binds, 0: none
     int hb_timeout_ms;     // ...and the silence after which a connection is dropped
     pthread_mutex_t lock;  // guards everything below
-    char ipc_dir[200];     // runtime directory, "" if ipc is unusable
     char advertise[128];   // host for tcp locators, "" for the bound address
     int timeout_ms;
     zchan__hubinfo_t info; // this hub's identity and locators
@@ -72,7 +71,7 @@ struct zchan_ctx_t {
     pid_t pid;             // the process that made it (a forked child leaves it alone)
     atomic_int refs;       // the context itself until destroyed, and one per party
     void *glink;           // its place in the process's list of contexts (under s_glock)
-    zlistx_t *locks;       // fds of ipc lock files this context holds
+    zchan__tview_t tview[ZCHAN__TRANSPORT_MAX]; // each transport's view, by table index (set by ctx_new)
     zlistx_t *names;       // keys this context registered process-wide
     //  Idle request sockets, kept for reuse: a socket per request would leave
     //  closed sockets piling up in ZeroMQ's reaper faster than it frees them.
@@ -115,9 +114,7 @@ typedef struct {
 // ---------------------------------------------------------------------------
 // Context services (ctx.c)
 
-//  The process identity (recomputed after fork) and the host identity.
-const char *zchan__proc_id(void);
-const char *zchan__host_id(void);
+//  zchan__proc_id and zchan__host_id are declared in transport.h.
 
 //  Fills buf with n bytes from the kernel's random source (getrandom(2)),
 //  retrying after EINTR and short reads. 0, or ESYS (logged) if the kernel
@@ -148,6 +145,12 @@ typedef struct {
 //  returns its status: 0 or the error the hub sent, or ETIMEDOUT / ESYS.
 int zchan__request(zchan_ctx_t *ctx, const char *endpoint, zchan__out_t *o, zchan__reply_t *reply);
 
+//  As zchan__request, to a hub whose CURVE key is server_key (see
+//  zchan__curve_key_for in curve.c; NULL: ctx's default). Idle request
+//  sockets are reused only for the same endpoint and key.
+int zchan__request_key(zchan_ctx_t *ctx, const char *endpoint, const char *server_key, zchan__out_t *o,
+                       zchan__reply_t *reply);
+
 //  Waits on sock (a DEALER that sent request reqid) for the reply to it,
 //  skipping other messages through on_other (may be NULL), until deadline.
 int zchan__await_reply(void *sock, uint64_t reqid, int64_t deadline_ms, zchan__reply_t *reply,
@@ -176,20 +179,18 @@ int zchan__registry_add(zchan_ctx_t *ctx, const char *key);
 //  The hub's inproc endpoint of ctx (stable for its lifetime).
 const char *zchan__ctx_inproc(zchan_ctx_t *ctx);
 
-//  Asks the hub of ctx to bind endpoint as well; writes the bound endpoint.
-//  With record, the endpoint becomes one of the hub's own (zchan__ctx_is_own,
-//  zchan_ctx_endpoint); a channel's alias endpoint is not recorded.
+//  Asks the hub of ctx to bind endpoint as well, then lets its transport
+//  make the bind its own (its bound op; ipc: the socket file becomes 0600);
+//  writes the bound endpoint. With record, the endpoint becomes one of the
+//  hub's own (zchan__ctx_is_own, zchan_ctx_endpoint); a channel's alias
+//  endpoint is not recorded.
 int zchan__ctx_hub_bind(zchan_ctx_t *ctx, const char *endpoint, bool record, char *bound, size_t n);
 
 //  Whether endpoint is one this context's hub has bound (so it is local).
 bool zchan__ctx_is_own(zchan_ctx_t *ctx, const char *endpoint);
 
-//  Claims an exclusive lock file at path for the life of the context (with
-//  keep false, only tests whether it could, and lets go). 0 if claimed,
-//  ECLOSED if a live process holds it, ESYS on failure. A kept lock file, and
-//  the socket file sock that it guards (NULL if none), are removed when the
-//  context is destroyed, while the lock is still held.
-int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep, const char *sock);
+//  The view of ctx that transport t sees (its state for ctx). Never blocks.
+const zchan__tview_t *zchan__ctx_tview(zchan_ctx_t *ctx, const zchan__transport_t *t);
 
 //  Makes p a party of ctx (what and key are kept, not copied; close may be
 //  NULL). Returns 0, or ECLOSED if ctx has been shut down.
@@ -240,14 +241,14 @@ void zchan__curve_key_for(zchan_ctx_t *ctx, const char *endpoint, const char *se
 //  or EINVAL (zmq_connect refused the endpoint).
 int zchan__connect(zchan_ctx_t *ctx, void *sock, const char *endpoint, const char *server_key);
 
-//  As zchan__request, to a hub whose CURVE key is server_key (see
-//  zchan__curve_key_for; NULL: ctx's default). Idle request sockets are
-//  reused only for the same endpoint and key.
-int zchan__request_key(zchan_ctx_t *ctx, const char *endpoint, const char *server_key, zchan__out_t *o,
-                       zchan__reply_t *reply);
-
 // ---------------------------------------------------------------------------
 // Channel handles (chan.c)
+
+//  Whether key is the key of an unnamed channel (zchan_anycast_new or
+//  zchan_broadcast_new with a NULL uri): a process-wide name of the
+//  in-process transport, "zc-" and random hex digits. Such keys are never
+//  reused. Pure, never blocks.
+bool zchan__key_unnamed(const char *key);
 
 //  Makes a handle on the channel key hosted by the hub described by info,
 //  reached at endpoint. NULL (ENOMEM).

@@ -1,18 +1,16 @@
 /*  ctx.c: the context. It owns a hub thread, shares the process-wide ZeroMQ
     context, keeps the process-wide registry of named channels, knows this
     host's and process's identities, and runs request/reply exchanges with
-    hubs.
+    hubs. Each transport gets a view of it (zchan__ctx_tview) for its own
+    state, made when the context is and freed when it shuts down.
 */
 #include "core.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -443,13 +441,14 @@ int zchan__hubinfo_read(const msgpack_object *o, zchan__hubinfo_t *info)
 
 int zchan__pick_locator(zchan_ctx_t *ctx, const zchan__hubinfo_t *info, char *out, size_t n)
 {
+    (void) ctx; // what is reachable depends on this process and host, not on the context
     const zchan__transport_t *best = NULL;
     const char *loc = NULL;
     for (int i = 0; i < info->nloc; i++) {
         const zchan__transport_t *t = zchan__transport_for(info->loc[i]);
         if (!t || (best && best->rank <= t->rank))
             continue;
-        if (t->reachable(ctx, info->loc[i], info->host, info->proc)) {
+        if (t->reachable(info->loc[i], info->host, info->proc)) {
             best = t;
             loc = info->loc[i];
         }
@@ -514,64 +513,9 @@ const char *zchan__ctx_inproc(zchan_ctx_t *ctx)
     return ctx->inproc;
 }
 
-//  A lock file a context holds, and the socket file it guards.
-typedef struct {
-    int fd;
-    char path[ZCHAN__EP_MAX + 16];
-    char sock[ZCHAN__EP_MAX];
-} s_lockfile_t;
-
-//  Opens and locks path. The lock is only good if path still names the file
-//  locked: a holder that exits unlinks it, and a process that opened the old
-//  file just before would otherwise lock a file nobody else can find.
-//  Returns the fd, or -ECLOSED / -ESYS.
-static int s_lock_file(const char *path)
+const zchan__tview_t *zchan__ctx_tview(zchan_ctx_t *ctx, const zchan__transport_t *t)
 {
-    for (int attempt = 0; attempt < 10; attempt++) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            zsys_error("zchan: cannot open lock file %s: %s", path, strerror(errno));
-            return -ZCHAN_ESYS;
-        }
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            int e = errno;
-            close(fd);
-            if (e == EWOULDBLOCK)
-                return -ZCHAN_ECLOSED;
-            zsys_error("zchan: cannot lock %s: %s", path, strerror(e));
-            return -ZCHAN_ESYS;
-        }
-        struct stat held, named;
-        if (fstat(fd, &held) == 0 && stat(path, &named) == 0 && held.st_dev == named.st_dev
-            && held.st_ino == named.st_ino)
-            return fd;
-        close(fd); // unlinked under us: try the file that is there now
-    }
-    zsys_error("zchan: lock file %s keeps changing", path);
-    return -ZCHAN_ESYS;
-}
-
-int zchan__ctx_claim(zchan_ctx_t *ctx, const char *path, bool keep, const char *sock)
-{
-    int fd = s_lock_file(path);
-    if (fd < 0)
-        return -fd;
-    if (!keep) {
-        close(fd);
-        return 0;
-    }
-    s_lockfile_t *lf = calloc(1, sizeof *lf);
-    if (!lf) {
-        close(fd);
-        return ZCHAN_ENOMEM;
-    }
-    lf->fd = fd;
-    snprintf(lf->path, sizeof lf->path, "%s", path);
-    snprintf(lf->sock, sizeof lf->sock, "%s", sock ? sock : "");
-    pthread_mutex_lock(&ctx->lock);
-    zlistx_add_end(ctx->locks, lf);
-    pthread_mutex_unlock(&ctx->lock);
-    return 0;
+    return &ctx->tview[zchan__transport_index(t)];
 }
 
 int zchan__ctx_hub_bind(zchan_ctx_t *ctx, const char *endpoint, bool record, char *bound, size_t n)
@@ -586,14 +530,11 @@ int zchan__ctx_hub_bind(zchan_ctx_t *ctx, const char *endpoint, bool record, cha
     else if (zsock_send(ctx->hub, "is", ZCHAN__HUB_BIND, endpoint) != 0 || zsock_recv(ctx->hub, "is", &rc, &got) != 0)
         rc = ZCHAN_ESYS;
     pthread_mutex_unlock(&ctx->pipe_lock);
-    //  ZeroMQ makes an ipc socket file with the umask's mode (0755 under the
-    //  usual 022); zchan's are 0600, the runtime directory (0700) keeping
-    //  everyone else out meanwhile.
+    //  The transport makes what the bind left on the host its own.
     const char *made = got && *got ? got : endpoint;
-    if (rc == 0 && strncmp(made, "ipc://", 6) == 0 && chmod(made + 6, 0600) != 0) {
-        zsys_error("zchan: cannot make the socket file %s private: %s", made + 6, strerror(errno));
-        rc = ZCHAN_ESYS;
-    }
+    const zchan__transport_t *t = zchan__transport_for(made);
+    if (rc == 0 && t && t->bound)
+        rc = t->bound(zchan__ctx_tview(ctx, t), made);
     if (rc == 0) {
         snprintf(bound, n, "%s", got ? got : endpoint);
         pthread_mutex_lock(&ctx->lock);
@@ -622,12 +563,15 @@ static int s_bind(zchan_ctx_t *ctx, const char *endpoint)
     if (!t)
         return zchan__fail(ZCHAN_EINVAL);
     const char *rest = endpoint + strlen(t->scheme) + 3;
-    char zep[ZCHAN__EP_MAX], bound[ZCHAN__EP_MAX], loc[ZCHAN__EP_MAX];
-    int rc = t->bind_endpoint(ctx, rest, zep, sizeof zep);
+    char zep[ZCHAN__EP_MAX], bound[ZCHAN__EP_MAX], loc[ZCHAN__EP_MAX], host[sizeof ctx->advertise];
+    int rc = t->bind_endpoint(zchan__ctx_tview(ctx, t), rest, zep, sizeof zep);
     if (rc == 0)
         rc = zchan__ctx_hub_bind(ctx, zep, true, bound, sizeof bound);
+    pthread_mutex_lock(&ctx->lock);
+    snprintf(host, sizeof host, "%s", ctx->advertise);
+    pthread_mutex_unlock(&ctx->lock);
     if (rc == 0)
-        rc = t->advertise(ctx, bound, loc, sizeof loc);
+        rc = t->advertise(host, bound, loc, sizeof loc);
     if (rc != 0)
         return zchan__fail(rc);
     pthread_mutex_lock(&ctx->lock);
@@ -635,72 +579,6 @@ static int s_bind(zchan_ctx_t *ctx, const char *endpoint)
         snprintf(ctx->info.loc[ctx->info.nloc++], ZCHAN__EP_MAX, "%s", loc);
     pthread_mutex_unlock(&ctx->lock);
     return 0;
-}
-
-//  Why dir, an existing runtime directory, cannot be used (NULL if it can):
-//  it must be a directory itself (not a symlink), owned by the effective
-//  user, and closed to group and others. zchan never changes the mode of a
-//  directory it did not make: the user may share it for other purposes (or
-//  have pointed $ZCHAN_IPC_DIR at /tmp).
-static const char *s_ipc_dir_unfit(const struct stat *st)
-{
-    if (S_ISLNK(st->st_mode))
-        return "it is a symbolic link";
-    if (!S_ISDIR(st->st_mode))
-        return "it is not a directory";
-    if (st->st_uid != geteuid())
-        return "it is owned by another user";
-    if ((st->st_mode & 0077) != 0)
-        return "group or others have permissions on it (it must be mode 0700 or stricter)";
-    return NULL;
-}
-
-//  Finds or makes the runtime directory for ipc; "" if it cannot be used,
-//  with the reason logged.
-static void s_ipc_dir(zchan_ctx_t *ctx)
-{
-    const char *env = getenv("ZCHAN_IPC_DIR");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    char dir[sizeof ctx->ipc_dir];
-    int w;
-    if (env && *env)
-        w = snprintf(dir, sizeof dir, "%s", env);
-    else if (xdg && *xdg)
-        w = snprintf(dir, sizeof dir, "%s/zchan", xdg);
-    else
-        w = snprintf(dir, sizeof dir, "/tmp/zchan-%u", (unsigned) getuid());
-    if (w < 0 || (size_t) w >= sizeof dir) {
-        zsys_error("zchan: ipc disabled: the runtime directory's path is longer than %zu bytes", sizeof dir - 1);
-        return;
-    }
-    struct stat st;
-    const char *unfit = NULL;
-    if (mkdir(dir, 0700) == 0) {
-        //  Made here, so ours to set: the umask may have taken bits from 0700.
-        //  Through an fd that is surely that directory.
-        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || fchmod(fd, 0700) != 0 || fstat(fd, &st) != 0) {
-            zsys_error("zchan: ipc disabled: cannot make the runtime directory %s private: %s", dir,
-                       strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return;
-        }
-        close(fd);
-        unfit = s_ipc_dir_unfit(&st);
-    } else if (errno != EEXIST) {
-        zsys_error("zchan: ipc disabled: cannot make the runtime directory %s: %s", dir, strerror(errno));
-        return;
-    } else if (lstat(dir, &st) != 0) {
-        zsys_error("zchan: ipc disabled: cannot examine the runtime directory %s: %s", dir, strerror(errno));
-        return;
-    } else
-        unfit = s_ipc_dir_unfit(&st);
-    if (unfit) {
-        zsys_error("zchan: ipc disabled: refusing the runtime directory %s: %s", dir, unfit);
-        return;
-    }
-    snprintf(ctx->ipc_dir, sizeof ctx->ipc_dir, "%s", dir);
 }
 
 // ---------------------------------------------------------------------------
@@ -804,8 +682,9 @@ void zchan__party_leave(zchan__party_t *p)
 
 //  Shuts ctx down, once: its parties die (each one's socket is closed now,
 //  or by the call in progress on it when that call ends), each logged as
-//  dangling; its hub stops; its request sockets close; the files it made in
-//  the runtime directory go. Its memory stays until its last reference goes.
+//  dangling; its hub stops; its request sockets close; its transports let go
+//  of what they hold for it (ipc: the files it made in the runtime directory
+//  go). Its memory stays until its last reference goes.
 static void s_ctx_shut(zchan_ctx_t *ctx, bool at_exit)
 {
     pthread_mutex_lock(&s_glock);
@@ -841,26 +720,15 @@ static void s_ctx_shut(zchan_ctx_t *ctx, bool at_exit)
     ctx->nreq = 0;
     pthread_mutex_unlock(&ctx->req_lock);
     zchan__curve_ctx_fini(ctx); // after the hub: zauth must outlive its CURVE endpoints
-    //  Remove the socket files this hub bound; nobody can use them now.
-    for (int i = 0; i < ctx->nbound; i++)
-        if (strncmp(ctx->bound[i], "ipc://", 6) == 0)
-            unlink(ctx->bound[i] + 6);
     if (ctx->names) {
         s_registry_drop(ctx);
         zlistx_destroy(&ctx->names);
     }
-    if (ctx->locks) {
-        //  Lock files go, with the socket files they guard, while still held,
-        //  so the runtime directory does not fill up with one per process.
-        for (s_lockfile_t *lf = zlistx_first(ctx->locks); lf; lf = zlistx_next(ctx->locks)) {
-            if (lf->sock[0])
-                unlink(lf->sock);
-            unlink(lf->path);
-            close(lf->fd);
-            free(lf);
-        }
-        zlistx_destroy(&ctx->locks);
-    }
+    //  The transports let go of what they hold on the host (ipc: the socket
+    //  files the hub bound, then its lock files): nobody can use them now.
+    for (size_t i = 0; zchan__transports[i]; i++)
+        if (zchan__transports[i]->ctx_fini)
+            zchan__transports[i]->ctx_fini(&ctx->tview[i]);
     if (ctx->zctx)
         s_zctx_release();
 }
@@ -903,10 +771,9 @@ zchan_ctx_t *zchan_ctx_new(void)
     ctx->pid = getpid();
     ctx->senders = zlistx_new();
     ctx->parties = zlistx_new();
-    ctx->locks = zlistx_new();
     ctx->names = zlistx_new();
     ctx->zctx = s_zctx_acquire();
-    if (!ctx->senders || !ctx->parties || !ctx->locks || !ctx->names || !ctx->zctx) {
+    if (!ctx->senders || !ctx->parties || !ctx->names || !ctx->zctx) {
         zchan_ctx_destroy(&ctx);
         return zchan__fail_null(ZCHAN_ENOMEM);
     }
@@ -937,10 +804,16 @@ zchan_ctx_t *zchan_ctx_new(void)
     snprintf(ctx->info.host, sizeof ctx->info.host, "%s", zchan__host_id());
     snprintf(ctx->info.proc, sizeof ctx->info.proc, "%s", zchan__proc_id());
     snprintf(ctx->info.hub, sizeof ctx->info.hub, "%.70s/%" PRIu64, ctx->info.proc, n);
-    snprintf(ctx->inproc, sizeof ctx->inproc, "inproc://zchan-hub-%" PRIu64, n);
+    for (size_t i = 0; zchan__transports[i]; i++)
+        if (zchan__transports[i]->ctx_init && zchan__transports[i]->ctx_init(&ctx->tview[i]) != 0) {
+            zchan_ctx_destroy(&ctx);
+            return zchan__fail_null(ZCHAN_ENOMEM);
+        }
+    //  The hub binds its in-process endpoint itself, when it starts.
+    const zchan__transport_t *local = zchan__transport_local();
+    local->hub_address(zchan__ctx_tview(ctx, local), n, ctx->inproc, sizeof ctx->inproc);
     snprintf(ctx->info.loc[ctx->info.nloc++], ZCHAN__EP_MAX, "%s", ctx->inproc);
     snprintf(ctx->bound[ctx->nbound++], ZCHAN__EP_MAX, "%s", ctx->inproc);
-    s_ipc_dir(ctx);
     int crc = zchan__curve_ctx_init(ctx);
     if (crc != 0) {
         zchan_ctx_destroy(&ctx);
@@ -962,11 +835,15 @@ zchan_ctx_t *zchan_ctx_new(void)
         zchan_ctx_destroy(&ctx);
         return zchan__fail_null(ZCHAN_ENOMEM);
     }
-    if (ctx->ipc_dir[0]) {
+    //  The hub listens on every other transport that gives it an address
+    //  from the start (ipc, when the runtime directory is usable).
+    for (size_t i = 0; zchan__transports[i]; i++) {
+        const zchan__transport_t *t = zchan__transports[i];
         char ep[ZCHAN__EP_MAX];
-        snprintf(ep, sizeof ep, "ipc://hub-%d-%" PRIu64, (int) getpid(), n);
+        if (t->in_process || !t->hub_address || t->hub_address(&ctx->tview[i], n, ep, sizeof ep) != 0)
+            continue;
         if (s_bind(ctx, ep) != 0)
-            zsys_warning("zchan: this context is not reachable over ipc");
+            zsys_warning("zchan: this context is not reachable over %s", t->scheme);
     }
     return ctx;
 }
@@ -1015,7 +892,7 @@ int zchan_ctx_set_advertise(zchan_ctx_t *ctx, const char *host)
     for (int i = 0; i < ctx->info.nloc && i < ctx->nbound; i++) {
         const zchan__transport_t *t = zchan__transport_for(ctx->bound[i]);
         if (t)
-            t->advertise(ctx, ctx->bound[i], ctx->info.loc[i], ZCHAN__EP_MAX);
+            t->advertise(ctx->advertise, ctx->bound[i], ctx->info.loc[i], ZCHAN__EP_MAX);
     }
     pthread_mutex_unlock(&ctx->lock);
     return 0;

@@ -1,5 +1,9 @@
-/*  error.c: the error enum's strings, the per-thread errno, and the one place
-    where ZeroMQ's errno becomes a zchan error.
+/*  error.c: the error enum's strings, the per-thread errno, and
+    zchan__zmq_error, the usual way a ZeroMQ errno becomes a zchan error.
+    Not the only one: a few callers read zmq_errno() themselves where one
+    value decides what they do (EINTR around zmq_poll, EAGAIN on a send),
+    curve.c logs ZeroMQ's message and returns ESYS, and the hub (hub.c)
+    maps the errors of its binds and monitors itself.
 */
 #include "internal.h"
 #include <czmq.h>

@@ -22,7 +22,7 @@ int zchan__hub_close_all(zchan_ctx_t *ctx, uint64_t *pending)
 int zchan__hub_monitor(zchan_ctx_t *ctx, const char *endpoint)
 {
     zchan__assert(ctx);
-    if (endpoint && strncmp(endpoint, "inproc://", 9) != 0)
+    if (endpoint && !zchan__endpoint_in_process(endpoint))
         return zchan__fail(ZCHAN_EINVAL);
     if (!endpoint)
         endpoint = "";

@@ -18,7 +18,7 @@
 int zchan__hub_close_all(zchan_ctx_t *ctx, uint64_t *pending);
 
 //  Starts a ZeroMQ socket monitor of every event (ZMQ_EVENT_ALL) on the hub's
-//  ROUTER, published at endpoint ("inproc://..."), to read with a ZMQ_PAIR
+//  ROUTER, published at endpoint (an inproc:// one), to read with a ZMQ_PAIR
 //  socket made in zchan__ctx_zmq(ctx). endpoint NULL stops the monitor: it
 //  then sends ZMQ_EVENT_MONITOR_STOPPED. Read the PAIR until that event before
 //  closing it (libzmq leaks events sent to a monitor reader already closed).

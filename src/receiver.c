@@ -412,7 +412,7 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
         return zchan__fail_null(rc);
     }
     //  A hub reached over inproc lives in this process: no probes.
-    cr->hb_ms = strncmp(ch->endpoint, "inproc://", 9) == 0 ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
+    cr->hb_ms = zchan__endpoint_in_process(ch->endpoint) ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
     rc = zchan__party_join(cr->ctx, &cr->party, "receiver", cr->loc.key, s_close_party);
     if (rc != 0) {
         zchan_receiver_destroy(&r);

@@ -279,7 +279,7 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
     snprintf(s->endpoint, sizeof s->endpoint, "%s", ch->endpoint);
     zchan__chan_loc(ch, &s->loc);
     //  A hub reached over inproc lives in this process: no probes.
-    s->hb_ms = strncmp(ch->endpoint, "inproc://", 9) == 0 ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
+    s->hb_ms = zchan__endpoint_in_process(ch->endpoint) ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
     zmq_msg_init(&s->hdr);
     snprintf(s->hub, sizeof s->hub, "%s", ch->info.hub);
     snprintf(s->key, sizeof s->key, "%s", ch->key);

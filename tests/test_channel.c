@@ -1,7 +1,7 @@
 /*  test_channel.c: the channel conformance suite. Every test runs once per
-    transport (cmocka prestate carries the scheme): a "host" context hosts the
-    channels and a separate "client" context uses them, so over ipc and tcp
-    every byte really crosses that transport.
+    transport (main sets the global s_scheme before each run of the group):
+    a "host" context hosts the channels and a separate "client" context uses
+    them, so over ipc and tcp every byte really crosses that transport.
 */
 #include <malloc.h>
 #include "testutil.h"

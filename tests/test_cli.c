@@ -232,10 +232,10 @@ static void test_tcp_uri_parse(void **state)
                          "h\x1b:5/x",  "h 1:5/x",       "h:5/a\x01", "h:0000/x"};
     zchan__target_t target;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        if (t->parse_uri(ctx, good[i], &target) != 0)
+        if (t->parse_uri(zchan__ctx_tview(ctx, t), good[i], &target) != 0)
             fail_msg("tcp://%s refused", good[i]);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (t->parse_uri(ctx, bad[i], &target) != ZCHAN_EINVAL)
+        if (t->parse_uri(zchan__ctx_tview(ctx, t), bad[i], &target) != ZCHAN_EINVAL)
             fail_msg("tcp://%s accepted", bad[i]);
     //  The library says EINVAL at once, without a request.
     assert_null(zchan_anycast_new(ctx, "tcp://*:7878/a", 1));

@@ -269,18 +269,17 @@ static bool s_ipc_syntax(const char *rest)
 static int s_check_uri(zchan_ctx_t *ctx, const char *uri)
 {
     const zchan__transport_t *t = zchan__transport_for(uri);
-    if (t && strcmp(t->scheme, "inproc") == 0)
+    if (t && t->in_process)
         return s_error(EXIT_URI, "'%s': an inproc:// channel lives inside one process, out of the CLI's reach "
                                  "(use ipc:// or tcp://)", uri);
     const char *rest = t ? uri + strlen(t->scheme) + 3 : "";
-    pthread_mutex_lock(&ctx->lock);
-    bool no_ipc = !ctx->ipc_dir[0];
-    pthread_mutex_unlock(&ctx->lock);
-    if (t && strcmp(t->scheme, "ipc") == 0 && no_ipc && s_ipc_syntax(rest))
+    const zchan__tview_t *view = t ? zchan__ctx_tview(ctx, t) : NULL;
+    bool unusable = t && t->usable && !t->usable(view);
+    if (t && strcmp(t->scheme, "ipc") == 0 && unusable && s_ipc_syntax(rest))
         return s_error(EXIT_FAIL, "'%s': ipc is unavailable: no usable runtime directory (see the log line "
                                   "above; set $ZCHAN_IPC_DIR)", uri);
     zchan__target_t target;
-    if (!t || t->parse_uri(ctx, rest, &target) != 0)
+    if (!t || t->parse_uri(view, rest, &target) != 0)
         return s_error(EXIT_URI, "bad URI '%s' (want tcp://HOST:PORT/NAME, ipc://HUB/NAME or ipc://NAME)", uri);
     return EXIT_OK;
 }

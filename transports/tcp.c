@@ -4,9 +4,10 @@
     tcp://HOST:PORT (a context after zchan_ctx_bind, or zchan-relay). A hub
     uses its one ROUTER socket for every channel: one port, however many
     channels. References advertise $ZCHAN_ADVERTISE or the context's advertise
-    host in place of the bound address when one is set.
+    host in place of the bound address when one is set. It keeps no state per
+    context.
 */
-#include "core.h"
+#include "transport.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +43,9 @@ static bool s_hostport(const char *s, size_t len, size_t *colon)
 //  "HOST:PORT/NAME" -> name NAME on hub "tcp://HOST:PORT". EINVAL otherwise,
 //  and for what only a bind can take: a wildcard host ("*") or port ("*",
 //  0), since a URI names a hub to connect to.
-static int s_parse_uri(zchan_ctx_t *ctx, const char *rest, zchan__target_t *t)
+static int s_parse_uri(const zchan__tview_t *v, const char *rest, zchan__target_t *t)
 {
-    (void) ctx;
+    (void) v;
     const char *slash = strchr(rest, '/');
     size_t colon;
     if (!slash || !s_hostport(rest, (size_t) (slash - rest), &colon) || rest[colon + 1] == '*'
@@ -60,9 +61,9 @@ static int s_parse_uri(zchan_ctx_t *ctx, const char *rest, zchan__target_t *t)
 
 //  "HOST:PORT" -> "tcp://HOST:PORT"; port 0 becomes ZeroMQ's "*" (any free
 //  port). EINVAL for a malformed address.
-static int s_bind_endpoint(zchan_ctx_t *ctx, const char *rest, char *out, size_t n)
+static int s_bind_endpoint(const zchan__tview_t *v, const char *rest, char *out, size_t n)
 {
-    (void) ctx;
+    (void) v;
     size_t colon;
     if (!s_hostport(rest, strlen(rest), &colon))
         return ZCHAN_EINVAL;
@@ -75,14 +76,14 @@ static int s_bind_endpoint(zchan_ctx_t *ctx, const char *rest, char *out, size_t
 
 //  "tcp://ADDR:PORT" -> "tcp://ADVERTISE:PORT" when an advertise host is set;
 //  a wildcard address becomes this host's name.
-static int s_advertise(zchan_ctx_t *ctx, const char *bound, char *out, size_t n)
+static int s_advertise(const char *advertise, const char *bound, char *out, size_t n)
 {
     const char *colon = strrchr(bound, ':');
     const char *host = bound + 6;
     size_t hlen = colon ? (size_t) (colon - host) : strlen(host);
     char name[128];
-    if (ctx->advertise[0]) {
-        host = ctx->advertise;
+    if (advertise[0]) {
+        host = advertise;
         hlen = strlen(host);
     } else if ((hlen == 7 && strncmp(host, "0.0.0.0", 7) == 0) || (hlen == 4 && strncmp(host, "[::]", 4) == 0)) {
         if (gethostname(name, sizeof name - 1) == 0) {
@@ -96,9 +97,9 @@ static int s_advertise(zchan_ctx_t *ctx, const char *bound, char *out, size_t n)
 }
 
 //  Assumed reachable; a host that is not shows up as a timeout on use.
-static bool s_reachable(zchan_ctx_t *ctx, const char *locator, const char *host, const char *proc)
+static bool s_reachable(const char *locator, const char *host, const char *proc)
 {
-    (void) ctx, (void) locator, (void) host, (void) proc;
+    (void) locator, (void) host, (void) proc;
     return true;
 }
 

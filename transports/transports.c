@@ -12,6 +12,8 @@ const zchan__transport_t *const zchan__transports[] = {
     &zchan__transport_tcp,
     NULL,
 };
+_Static_assert(sizeof zchan__transports / sizeof zchan__transports[0] <= ZCHAN__TRANSPORT_MAX + 1,
+               "ZCHAN__TRANSPORT_MAX bounds the table");
 
 const zchan__transport_t *zchan__transport_for(const char *uri)
 {
@@ -24,6 +26,30 @@ const zchan__transport_t *zchan__transport_for(const char *uri)
             return zchan__transports[i];
     }
     return NULL;
+}
+
+size_t zchan__transport_index(const zchan__transport_t *t)
+{
+    size_t i = 0;
+    while (zchan__transports[i] && zchan__transports[i] != t)
+        i++;
+    zchan__assert(zchan__transports[i]); // t is one of the table's
+    return i;
+}
+
+const zchan__transport_t *zchan__transport_local(void)
+{
+    for (size_t i = 0; zchan__transports[i]; i++)
+        if (zchan__transports[i]->in_process)
+            return zchan__transports[i];
+    zchan__assert(!"the table has an in_process transport");
+    return NULL;
+}
+
+bool zchan__endpoint_in_process(const char *endpoint)
+{
+    const zchan__transport_t *t = zchan__transport_for(endpoint);
+    return t && t->in_process;
 }
 
 bool zchan__name_valid(const char *name, size_t len)

@@ -7,8 +7,8 @@
     so that CREATE and OPEN still answer "closed", ATTACH stops the party at
     once and STAT reads the counters. Tombstones are bounded, so that a hub
     that sees millions of channels come and go keeps a bounded amount of
-    memory for them: unnamed channels (keys HUB_UNNAMED_PREFIX..., random and
-    never reused) keep the newest HUB_TOMB_UNNAMED, named ones the newest
+    memory for them: unnamed channels (zchan__key_unnamed: random keys, never
+    reused) keep the newest HUB_TOMB_UNNAMED, named ones the newest
     HUB_TOMB_NAMED. A key whose tombstone went is unknown again: OPEN answers
     ENOTFOUND, and CREATE makes a new channel under that name.
 */
@@ -27,11 +27,6 @@ static void s_tomb_destroy(void **item)
 {
     free(*item);
     *item = NULL;
-}
-
-static bool s_key_unnamed(const char *key)
-{
-    return strncmp(key, HUB_UNNAMED_PREFIX, sizeof HUB_UNNAMED_PREFIX - 1) == 0;
 }
 
 int zchan__chans_init(hub_t *hub)
@@ -88,7 +83,7 @@ bool zchan__chans_reclaim(hub_t *hub, zchan__chan_t *ch)
     t->next = NULL;
     t->capacity = ch->capacity;
     t->kind = ch->kind;
-    t->unnamed = s_key_unnamed(ch->key);
+    t->unnamed = zchan__key_unnamed(ch->key);
     //  The rules have counted the queue lost already; no receiver is left to
     //  take any of it in any case.
     t->sent = ch->sent;
@@ -123,7 +118,7 @@ const char *zchan__chans_check(const hub_t *hub)
     size_t count[2] = {0, 0};
     for (const hub_tomb_t *t = zhashx_first(hub->tombs); t; t = zhashx_next(hub->tombs)) {
         if (!t->key[0] || strlen(t->key) >= ZCHAN__EP_MAX || (t->kind != ZCHAN_ANYCAST && t->kind != ZCHAN_BROADCAST)
-            || t->unnamed != s_key_unnamed(t->key))
+            || t->unnamed != zchan__key_unnamed(t->key))
             return "tombstone";
         if (zhashx_lookup(hub->chans, t->key))
             return "a channel and its tombstone";

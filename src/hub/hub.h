@@ -44,7 +44,6 @@
 #define HUB_SWEEP_MS HUB_CHECK_MAX_MS // every attachment's connection is checked this often
 #define HUB_TOMB_UNNAMED 4096   // tombstones of unnamed channels kept: the newest
 #define HUB_TOMB_NAMED 16384    // ...and of named channels
-#define HUB_UNNAMED_PREFIX "inproc://zc-" // the key of every unnamed channel (chan.c)
 
 typedef enum { ROLE_FREE = 0, ROLE_SENDER, ROLE_RECEIVER } role_t;
 
