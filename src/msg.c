@@ -76,7 +76,7 @@ zchan_msg_t *zchan__msg_from_frame(zmq_msg_t *frame)
 
 msgpack_packer *zchan_msg_packer(zchan_msg_t *msg)
 {
-    assert(msg);
+    zchan__assert(msg);
     return &msg->pk;
 }
 
@@ -92,7 +92,7 @@ static const char *s_bytes(zchan_msg_t *msg, size_t *size)
 
 const msgpack_object *zchan_msg_object(zchan_msg_t *msg)
 {
-    assert(msg);
+    zchan__assert(msg);
     size_t size;
     const char *data = s_bytes(msg, &size);
     if (msg->decoded_size == size && size > 0)
@@ -182,8 +182,8 @@ static void s_pack_str(msgpack_packer *pk, const char *s)
 
 int zchan_msg_pack_chan(zchan_msg_t *msg, const zchan_t *ch)
 {
-    assert(msg);
-    assert(ch);
+    zchan__assert(msg);
+    zchan__assert(ch);
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
@@ -253,7 +253,7 @@ done:
 
 zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if (!obj || obj->type != MSGPACK_OBJECT_EXT || obj->via.ext.type != ZCHAN_EXT_REF)
         return zchan__fail_null(ZCHAN_EINVAL);
     zchan__ref_t ref;
