@@ -1,5 +1,6 @@
 /*  receiver.c: the public receiver calls (which dispatch on the receiver's
-    kind) and the channel receiver: one DEALER socket attached to a channel.
+    kind) and the channel receiver: one attachment to a channel (attach.c:
+    its DEALER socket, state, probes and rejoining), and its credit window.
 
     A channel receiver grants the hub credit (at most its window of messages
     on the way to it) and reports what it consumed. It asks for nothing until

@@ -1,4 +1,5 @@
-/*  sender.c: a sender is one DEALER socket attached to one channel on its hub.
+/*  sender.c: a sender is one attachment (attach.c: its DEALER socket, state,
+    probes and rejoining) to one channel on its hub, and its credit.
 
     Anycast sends spend credit: the hub grants a window at attach
     (zchan_sender_window of the capacity) and one more (ACK) for each message
