@@ -1,5 +1,5 @@
 /*  core.h: the context, channel handles, and the client side of the protocol,
-    shared by ctx.c, chan.c, attach.c, sender.c, receiver.c, msg.c and hub.c.
+    shared by ctx.c, chan.c, attach.c, sender.c, receiver.c, msg.c and the hub (src/hub/).
 */
 #ifndef ZCHAN_CORE_H_INCLUDED
 #define ZCHAN_CORE_H_INCLUDED
@@ -297,7 +297,17 @@ typedef struct {
 int zchan__ref_decode(const void *body, size_t size, zchan__ref_t *ref);
 
 // ---------------------------------------------------------------------------
-// The hub (hub.c)
+// The hub (src/hub/: loop.c, seam.c; the map is in docs/ARCHITECTURE.md)
+
+//  The commands a hub's pipe takes, from ctx.c and hubctl.c: sent as the
+//  picture "is" (the command, then its argument, "" for none) under
+//  ctx->pipe_lock. zactor_destroy's "$TERM" stops the hub.
+typedef enum {
+    ZCHAN__HUB_BIND = 1, // endpoint; replies "is": rc, the bound endpoint
+    ZCHAN__HUB_CLOSEALL, // ""; replies "i8": 0, deliveries still pending
+    ZCHAN__HUB_MONITOR,  // inproc endpoint, "" to stop; replies "i": rc
+    ZCHAN__HUB_LIMITS,   // ""; the hub copies ctx->limits; replies "i": 0
+} zchan__hub_cmd_t;
 
 //  The zactor body of a hub. args is the zchan_ctx_t.
 void zchan__hub_actor(zsock_t *pipe, void *args);

@@ -583,7 +583,7 @@ int zchan__ctx_hub_bind(zchan_ctx_t *ctx, const char *endpoint, bool record, cha
     char *got = NULL;
     if (!ctx->hub)
         rc = ZCHAN_ECLOSED; // shut down
-    else if (zsock_send(ctx->hub, "ss", "BIND", endpoint) != 0 || zsock_recv(ctx->hub, "is", &rc, &got) != 0)
+    else if (zsock_send(ctx->hub, "is", ZCHAN__HUB_BIND, endpoint) != 0 || zsock_recv(ctx->hub, "is", &rc, &got) != 0)
         rc = ZCHAN_ESYS;
     pthread_mutex_unlock(&ctx->pipe_lock);
     //  ZeroMQ makes an ipc socket file with the umask's mode (0755 under the
@@ -1052,7 +1052,7 @@ int zchan_ctx_set_limit(zchan_ctx_t *ctx, zchan_limit_t which, uint64_t value)
     pthread_mutex_lock(&ctx->pipe_lock);
     ctx->limits[which] = value;
     int rc = ZCHAN_ESYS;
-    if (zsock_send(ctx->hub, "ss", "LIMITS", "") != 0 || zsock_recv(ctx->hub, "i", &rc) != 0)
+    if (zsock_send(ctx->hub, "is", ZCHAN__HUB_LIMITS, "") != 0 || zsock_recv(ctx->hub, "i", &rc) != 0)
         rc = ZCHAN_ESYS;
     pthread_mutex_unlock(&ctx->pipe_lock);
     return rc ? zchan__fail(rc) : 0;

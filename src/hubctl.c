@@ -11,7 +11,7 @@ int zchan__hub_close_all(zchan_ctx_t *ctx, uint64_t *pending)
     int rc = ZCHAN_ESYS;
     uint64_t left = 0;
     pthread_mutex_lock(&ctx->pipe_lock);
-    if (zsock_send(ctx->hub, "ss", "CLOSEALL", "") != 0 || zsock_recv(ctx->hub, "i8", &rc, &left) != 0)
+    if (zsock_send(ctx->hub, "is", ZCHAN__HUB_CLOSEALL, "") != 0 || zsock_recv(ctx->hub, "i8", &rc, &left) != 0)
         rc = ZCHAN_ESYS;
     pthread_mutex_unlock(&ctx->pipe_lock);
     if (pending)
@@ -28,7 +28,7 @@ int zchan__hub_monitor(zchan_ctx_t *ctx, const char *endpoint)
         endpoint = "";
     int rc = ZCHAN_ESYS;
     pthread_mutex_lock(&ctx->pipe_lock);
-    if (zsock_send(ctx->hub, "ss", "MONITOR", endpoint) != 0 || zsock_recv(ctx->hub, "i", &rc) != 0)
+    if (zsock_send(ctx->hub, "is", ZCHAN__HUB_MONITOR, endpoint) != 0 || zsock_recv(ctx->hub, "i", &rc) != 0)
         rc = ZCHAN_ESYS;
     pthread_mutex_unlock(&ctx->pipe_lock);
     return rc ? zchan__fail(rc) : 0;
