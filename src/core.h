@@ -1,5 +1,5 @@
 /*  core.h: the context, channel handles, and the client side of the protocol,
-    shared by ctx.c, chan.c, sender.c, receiver.c, msg.c and the hub (src/hub/).
+    shared by ctx.c, chan.c, attach.c, sender.c, receiver.c, msg.c and the hub (src/hub/).
 */
 #ifndef ZCHAN_CORE_H_INCLUDED
 #define ZCHAN_CORE_H_INCLUDED

@@ -1,5 +1,6 @@
 /*  receiver.c: the public receiver calls (which dispatch on the receiver's
-    kind) and the channel receiver: one DEALER socket attached to a channel.
+    kind) and the channel receiver: one attachment to a channel (attach.c:
+    its DEALER socket, state, probes and rejoining), and its credit window.
 
     A channel receiver grants the hub credit (at most its window of messages
     on the way to it) and reports what it consumed. It asks for nothing until
@@ -7,7 +8,7 @@
     exactly its limit at the hub. At anycast capacity 0 it asks for one
     message only while it waits, which is what makes a rendezvous.
 */
-#include "core.h"
+#include "attach.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,9 +27,7 @@ typedef struct {
     zchan_receiver_t head;
     zchan__party_t party; // of ctx: inert once ctx is shut down
     zchan_ctx_t *ctx;
-    void *sock;
-    uint64_t handle;
-    zchan_kind_t kind;
+    zchan__att_t att;    // its attachment: socket, handle, state, probes
     uint64_t window;
     uint64_t avail;      // messages the hub may still send
     uint64_t unreported; // consumed, not yet reported
@@ -37,20 +36,18 @@ typedef struct {
     zchan_msg_t *look;   // read from the socket, not yet returned
     uint64_t dropped;
     uint64_t bad;        // payloads that were not msgpack
-    int rcvtimeo;        // the socket's ZMQ_RCVTIMEO as last set
-    int hb_ms;           // the context's heartbeat timeout, 0: no probes
-    int64_t heard_ms;    // when the hub was last heard from
-    int64_t probe_ms;    // when an unanswered probe was sent, -1: none
-    bool hub_lost;       // stopped because the hub did not answer a probe
-    bool gone;           // stopped because the hub was lost, not by a close
     zchan__hdr_t hdr;    // decodes the hub's headers (its zone is reused)
-    bool detached;       // the hub does not know this attachment: attach again
     bool closing;        // the hub said the channel is closed (CLOSED follows)
-    uint64_t reattached; // how many times it attached again
-    size_t limit;        // as asked at creation
-    zchan__chanloc_t loc; // where it finds its channel again
-    char endpoint[ZCHAN__EP_MAX];
 } chan_recv_t;
+
+//  Whether the receiver has stopped, its head's flag (which select, merge and
+//  adaptors read) brought up to the attachment's state.
+static bool s_stopped(chan_recv_t *cr)
+{
+    if (zchan__att_stopped(&cr->att))
+        cr->head.stopped = true;
+    return cr->head.stopped;
+}
 
 static void s_report(chan_recv_t *cr, uint64_t grant)
 {
@@ -58,10 +55,10 @@ static void s_report(chan_recv_t *cr, uint64_t grant)
         return;
     zchan__out_t o;
     zchan__out_init(&o, 4, ZCHAN__CREDIT);
-    zchan__out_u64(&o, cr->handle);
+    zchan__out_u64(&o, cr->att.handle);
     zchan__out_u64(&o, cr->unreported);
     zchan__out_u64(&o, grant);
-    if (zchan__out_send(&o, cr->sock, false, ZMQ_DONTWAIT) == 0) {
+    if (zchan__out_send(&o, cr->att.sock, false, ZMQ_DONTWAIT) == 0) {
         cr->avail += grant;
         cr->unreported = 0;
     }
@@ -90,8 +87,8 @@ static size_t s_pollitems(zchan_receiver_t *r, zmq_pollitem_t *items, size_t max
     if (max >= 1) {
         //  A dead receiver has no socket: an fd of -1 is never ready (and it
         //  is ready itself, so its owner does not wait on it).
-        items[0].socket = cr->sock;
-        items[0].fd = cr->sock ? 0 : -1;
+        items[0].socket = cr->att.sock;
+        items[0].fd = cr->att.sock ? 0 : -1;
         items[0].events = ZMQ_POLLIN;
         items[0].revents = 0;
     }
@@ -105,22 +102,16 @@ static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
     bool got = false;
     if (zchan__hdr_parse(h, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) == 0) {
         int type = zchan__hdr_type(h);
-        cr->heard_ms = zchan__now_ms(); // anything, a probe's reply included
-        cr->probe_ms = -1;
         uint64_t dropped;
-        if (type == ZCHAN__DELIVER && n == 2 && zchan__hdr_u64(h, 1, &dropped) == 0) {
+        if (zchan__att_notice(&cr->att, h)) { // a close, or the hub lost us
+            s_stopped(cr);
+            got = true;
+        } else if (type == ZCHAN__DELIVER && n == 2 && zchan__hdr_u64(h, 1, &dropped) == 0) {
             if (cr->avail > 0)
                 cr->avail--;
             cr->dropped = dropped;
             cr->look = zchan__msg_from_frame(&frames[1]);
             got = cr->look != NULL;
-        } else if (type == ZCHAN__CLOSED && zchan__hdr_u64(h, 1, &dropped) == 0
-                   && dropped == ZCHAN__NOT_ATTACHED) {
-            cr->detached = true; // not a close: the hub lost us
-            got = true;
-        } else if (type == ZCHAN__CLOSED) {
-            cr->head.stopped = true;
-            got = true;
         } else if (type == ZCHAN__CLOSING)
             cr->closing = true;
     }
@@ -132,12 +123,12 @@ static bool s_ready(zchan_receiver_t *r)
     chan_recv_t *cr = (chan_recv_t *) r;
     if (!zchan__party_enter(&cr->party))
         return true; // a read gives ECLOSED at once
-    while (!cr->look && !r->stopped && !cr->detached) {
+    while (!cr->look && !r->stopped && !zchan__att_must_rejoin(&cr->att)) {
         zmq_msg_t frames[2];
         zmq_msg_init(&frames[0]);
         zmq_msg_init(&frames[1]);
         size_t n = 0;
-        int rc = zchan__recv_frames(cr->sock, frames, 2, &n, ZMQ_DONTWAIT);
+        int rc = zchan__recv_frames(cr->att.sock, frames, 2, &n, ZMQ_DONTWAIT);
         if (rc == 0)
             s_take(cr, frames, n);
         zmq_msg_close(&frames[0]);
@@ -146,27 +137,7 @@ static bool s_ready(zchan_receiver_t *r)
             break;
     }
     zchan__party_exit(&cr->party);
-    return cr->look || r->stopped || cr->detached;
-}
-
-//  Asks the hub whether it still knows this receiver: a CREDIT that grants
-//  nothing (a hub that lost the attachment answers CLOSED) and a PING (a live
-//  hub answers). Never blocks.
-static void s_probe(chan_recv_t *cr)
-{
-    zchan__out_t o;
-    zchan__out_init(&o, 4, ZCHAN__CREDIT);
-    zchan__out_u64(&o, cr->handle);
-    zchan__out_u64(&o, cr->unreported);
-    zchan__out_u64(&o, 0);
-    if (zchan__out_send(&o, cr->sock, false, ZMQ_DONTWAIT) == 0)
-        cr->unreported = 0;
-    zchan__out_fini(&o);
-    zchan__out_init(&o, 2, ZCHAN__PING);
-    zchan__out_u64(&o, zchan__reqid());
-    zchan__out_send(&o, cr->sock, false, ZMQ_DONTWAIT);
-    zchan__out_fini(&o);
-    cr->probe_ms = zchan__now_ms();
+    return cr->look || r->stopped || zchan__att_must_rejoin(&cr->att);
 }
 
 //  Waits in the socket's own receive for one message from the hub, until
@@ -180,7 +151,7 @@ static int s_block(chan_recv_t *cr, int64_t deadline)
     zmq_msg_init(&frames[0]);
     zmq_msg_init(&frames[1]);
     size_t n = 0;
-    int rc = zchan__recv_until(cr->sock, &cr->rcvtimeo, deadline, frames, 2, &n);
+    int rc = zchan__recv_until(cr->att.sock, &cr->att.rcvtimeo, deadline, frames, 2, &n);
     if (rc == 0)
         s_take(cr, frames, n);
     zmq_msg_close(&frames[0]);
@@ -193,7 +164,7 @@ static int s_block(chan_recv_t *cr, int64_t deadline)
 //  Waits until a message or the stop is ready, or the deadline passes.
 static int s_wait_until(chan_recv_t *cr, int64_t deadline)
 {
-    while (!cr->look && !cr->head.stopped && !cr->detached) {
+    while (!cr->look && !cr->head.stopped && !zchan__att_must_rejoin(&cr->att)) {
         int rc = s_block(cr, deadline);
         if (rc != 0)
             return rc;
@@ -206,25 +177,19 @@ static int s_wait_until(chan_recv_t *cr, int64_t deadline)
 //  silent for hb_ms more is taken as gone: the receiver stops (ECLOSED).
 static int s_wait(chan_recv_t *cr, int64_t deadline)
 {
-    zchan_receiver_t *r = &cr->head;
-    if (cr->hb_ms <= 0 || cr->handle == 0)
-        return s_wait_until(cr, deadline);
     while (true) {
-        int64_t due = (cr->probe_ms >= 0 ? cr->probe_ms : cr->heard_ms) + cr->hb_ms;
+        int64_t due = zchan__att_probe_due(&cr->att, 0);
+        if (due < 0)
+            return s_wait_until(cr, deadline);
         int rc = s_wait_until(cr, deadline >= 0 && deadline < due ? deadline : due);
         if (rc != ZCHAN_ETIMEDOUT || (deadline >= 0 && zchan__now_ms() >= deadline))
             return rc;
-        int64_t now = zchan__now_ms();
-        if (cr->probe_ms >= 0 && now >= cr->probe_ms + cr->hb_ms) {
-            zsys_warning("zchan: receiver: the hub at %s has not answered for %d ms; the receiver stops",
-                         cr->endpoint, (int) (now - cr->heard_ms));
-            cr->hub_lost = true;
-            cr->gone = true;
-            r->stopped = true;
-            return 0;
+        due = zchan__att_probe_due(&cr->att, 0); // what came meanwhile counts
+        if (due >= 0 && zchan__now_ms() >= due) {
+            zchan__att_probe_step(&cr->att, &cr->unreported);
+            if (s_stopped(cr))
+                return 0; // the hub did not answer the probe
         }
-        if (cr->probe_ms < 0 && now >= cr->heard_ms + cr->hb_ms)
-            s_probe(cr);
     }
 }
 
@@ -255,7 +220,7 @@ static int s_recv_live(chan_recv_t *cr, zchan_msg_t **msg_p, int timeout_ms)
             if (rc != 0)
                 return zchan__fail(rc);
         }
-        if (!cr->detached || r->stopped || cr->look)
+        if (!zchan__att_must_rejoin(&cr->att) || r->stopped || cr->look)
             break;
         s_rejoin(cr); // then wait on, within the same deadline
         s_prepare(r);
@@ -282,29 +247,17 @@ static void s_destroy(zchan_receiver_t *r)
     chan_recv_t *cr = (chan_recv_t *) r;
     //  A call that never ends: a shutdown of the context from now on leaves
     //  the socket to this destroy. A dead receiver's socket is already closed.
-    bool live = zchan__party_enter(&cr->party);
-    if (live && cr->sock && cr->handle && !cr->hub_lost && !cr->detached) {
+    if (zchan__party_enter(&cr->party)) {
         //  Graceful: the hub takes back whatever it handed us that we did not
         //  return from zchan_recv (the look-ahead included). A receiver that
         //  stopped on the close detaches too: the hub learns what it consumed
         //  since its last report, rather than taking it for a dead receiver's.
-        zchan__out_t o;
-        uint64_t reqid = zchan__reqid();
-        zchan__out_init(&o, 4, ZCHAN__DETACH);
-        zchan__out_u64(&o, reqid);
-        zchan__out_u64(&o, cr->handle);
-        zchan__out_u64(&o, cr->unreported);
-        zchan__reply_t rep;
-        if (zchan__out_send(&o, cr->sock, false, 0) == 0) {
-            if (zchan__await_reply(cr->sock, reqid, zchan__deadline(cr->ctx->timeout_ms), &rep, NULL, NULL) != 0)
-                zsys_warning("zchan: receiver could not detach: %s", zchan_strerror(rep.status));
-            zchan__reply_fini(&rep);
-        }
-        zchan__out_fini(&o);
+        //  Messages that come before the reply are the hub's to take back.
+        int rc = zchan__att_detach(&cr->att, cr->unreported, NULL, NULL);
+        if (rc != 0)
+            zsys_warning("zchan: receiver could not detach: %s", zchan_strerror(rc));
+        zchan__att_fini(&cr->att);
     }
-    if (live && cr->sock)
-        zmq_close(cr->sock);
-    cr->sock = NULL;
     zchan__party_leave(&cr->party);
     zchan_msg_destroy(&cr->look);
     zchan__hdr_fini(&cr->hdr);
@@ -328,47 +281,16 @@ static const zchan__recv_ops_t s_chan_ops = {
     .hold = s_hold,
 };
 
-//  Attaches the receiver's socket to its channel (ATTACH_R) and takes the
-//  handle, kind and capacity the hub gives. Returns 0 or an error.
-static int s_attach(chan_recv_t *cr)
+//  Takes what the hub gave at an attach: the kind and capacity, which make
+//  the window; a channel closed already stops the receiver at once.
+static void s_attached(chan_recv_t *cr)
 {
-    zchan__out_t o;
-    uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, 5, ZCHAN__ATTACH_R);
-    zchan__out_u64(&o, reqid);
-    zchan__out_str(&o, cr->loc.key);
-    zchan__out_u64(&o, cr->limit ? cr->limit : ZCHAN_BROADCAST_LIMIT);
-    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
-    int rc = zchan__out_send(&o, cr->sock, false, 0);
-    zchan__out_fini(&o);
-    zchan__reply_t rep;
-    if (rc == 0)
-        rc = zchan__await_reply(cr->sock, reqid, zchan__deadline(cr->ctx->timeout_ms), &rep, NULL, NULL);
-    else {
-        zmq_msg_init(&rep.frame);
-        zchan__hdr_init(&rep.hdr);
-    }
-    uint64_t kind = 0, capacity = 0;
-    bool closed = false;
-    if (rc == 0
-        && (zchan__hdr_u64(&rep.hdr, 3, &cr->handle) || zchan__hdr_u64(&rep.hdr, 4, &kind)
-            || zchan__hdr_u64(&rep.hdr, 5, &capacity) || zchan__hdr_bool(&rep.hdr, 6, &closed)
-            || (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)))
-        rc = ZCHAN_EPROTO;
-    zchan__reply_fini(&rep);
-    if (rc != 0) {
-        cr->handle = 0;
-        return rc;
-    }
-    cr->kind = (zchan_kind_t) kind;
+    zchan_kind_t kind = cr->att.kind;
+    uint64_t capacity = cr->att.given, limit = cr->att.limit;
     cr->lazy = kind == ZCHAN_ANYCAST && capacity == 0;
-    cr->window = kind == ZCHAN_BROADCAST ? s_broadcast_window(cr->limit ? cr->limit : ZCHAN_BROADCAST_LIMIT)
+    cr->window = kind == ZCHAN_BROADCAST ? s_broadcast_window(limit ? limit : ZCHAN_BROADCAST_LIMIT)
                  : capacity < ZCHAN_WINDOW_MAX ? (capacity ? capacity : 1) : ZCHAN_WINDOW_MAX;
-    //  Created after a close: stopped at once.
-    cr->head.stopped = closed;
-    cr->heard_ms = zchan__now_ms();
-    cr->probe_ms = -1;
-    return 0;
+    s_stopped(cr);
 }
 
 //  The context was shut down (destroyed, or the process exits) with this
@@ -377,10 +299,7 @@ static int s_attach(chan_recv_t *cr)
 static void s_close_party(zchan__party_t *p)
 {
     chan_recv_t *cr = (chan_recv_t *) ((char *) p - offsetof(chan_recv_t, party));
-    if (cr->sock)
-        zmq_close(cr->sock);
-    cr->sock = NULL;
-    cr->hub_lost = true;
+    zchan__att_kill(&cr->att);
     cr->head.stopped = true;
 }
 
@@ -395,25 +314,15 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
         return zchan__fail_null(ZCHAN_ENOMEM);
     cr->head.ops = &s_chan_ops;
     cr->ctx = ch->ctx;
-    cr->rcvtimeo = -1;
     zchan__hdr_init(&cr->hdr);
-    cr->limit = limit;
-    zchan__chan_loc(ch, &cr->loc);
-    snprintf(cr->endpoint, sizeof cr->endpoint, "%s", ch->endpoint);
     zchan_receiver_t *r = &cr->head;
-    cr->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
-    if (!cr->sock || zchan__connect(ch->ctx, cr->sock, ch->endpoint, ch->info.curve) != 0) {
-        zchan_receiver_destroy(&r);
-        return zchan__fail_null(ZCHAN_ESYS);
-    }
-    int rc = s_attach(cr);
+    int rc = zchan__att_open(&cr->att, ch, false, limit);
     if (rc != 0) {
         zchan_receiver_destroy(&r);
         return zchan__fail_null(rc);
     }
-    //  A hub reached over inproc lives in this process: no probes.
-    cr->hb_ms = zchan__endpoint_in_process(ch->endpoint) ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
-    rc = zchan__party_join(cr->ctx, &cr->party, "receiver", cr->loc.key, s_close_party);
+    s_attached(cr);
+    rc = zchan__party_join(cr->ctx, &cr->party, "receiver", cr->att.loc.key, s_close_party);
     if (rc != 0) {
         zchan_receiver_destroy(&r);
         return zchan__fail_null(rc);
@@ -422,49 +331,19 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
     return r;
 }
 
-// ---------------------------------------------------------------------------
-// Attaching again, when the hub lost the attachment (a relay restarted)
-
-//  By the time the hub's [CLOSED, NOT_ATTACHED] is read, every DELIVER that
-//  reached this socket before it has been returned by zchan_recv. So the
-//  receiver finds its channel again (creating it when its settings are
-//  known), attaches a fresh socket, and reads on: nothing it was handed is
-//  lost or read twice. A receiver told CLOSING (the channel was closed before
-//  the hub lost it) does not bring the channel back: it stops. On failure it
-//  stops too (ECLOSED).
+//  Attaches again, when the hub lost the attachment (a relay restarted; see
+//  zchan__att_rejoin). By the time the hub's [CLOSED, NOT_ATTACHED] is read,
+//  every DELIVER that reached this socket before it has been returned by
+//  zchan_recv, so nothing it was handed is lost or read twice. A receiver
+//  told CLOSING (the channel was closed before the hub lost it) does not
+//  bring the channel back: it stops. On failure it stops too (ECLOSED).
 static void s_rejoin(chan_recv_t *cr)
 {
-    cr->detached = false;
-    bool closed = cr->closing;
-    int rc = closed ? 0 : zchan__chan_rejoin(cr->ctx, &cr->loc, &closed);
-    void *sock = NULL;
-    if (rc == 0 && !closed) {
-        sock = zchan__socket(cr->ctx, ZMQ_DEALER);
-        if (!sock || zchan__connect(cr->ctx, sock, cr->loc.endpoint, cr->loc.curve) != 0)
-            rc = ZCHAN_ESYS;
-    }
-    if (rc == 0 && !closed) {
-        zmq_close(cr->sock);
-        cr->sock = sock;
-        cr->rcvtimeo = -1; // a new socket: ZeroMQ's default
-        sock = NULL;
-        cr->avail = 0;
-        cr->unreported = 0; // consumed at the hub that forgot us
-        rc = s_attach(cr);
-    }
-    if (sock)
-        zmq_close(sock);
-    if (rc == 0 && !closed) {
-        cr->reattached++;
-        zsys_info("zchan: receiver of %s: attached again at %s", cr->loc.key, cr->endpoint);
-        return;
-    }
-    if (rc != 0)
-        zsys_warning("zchan: receiver of %s: cannot attach again at %s (%s); the receiver stops", cr->loc.key,
-                     cr->endpoint, zchan_strerror(rc));
-    cr->gone = rc != 0;
-    cr->hub_lost = true; // no DETACH to a hub that does not know us
-    cr->head.stopped = true;
+    cr->avail = 0;
+    cr->unreported = 0; // consumed at the hub that forgot us
+    if (zchan__att_rejoin(&cr->att, cr->closing) == 0)
+        s_attached(cr);
+    s_stopped(cr);
 }
 
 uint64_t zchan_receiver_reattached(const zchan_receiver_t *r)
@@ -472,7 +351,7 @@ uint64_t zchan_receiver_reattached(const zchan_receiver_t *r)
     zchan__assert(r);
     if (r->ops != &s_chan_ops)
         return 0;
-    return ((const chan_recv_t *) r)->reattached;
+    return ((const chan_recv_t *) r)->att.reattached;
 }
 
 bool zchan_receiver_hub_lost(const zchan_receiver_t *r)
@@ -480,7 +359,7 @@ bool zchan_receiver_hub_lost(const zchan_receiver_t *r)
     zchan__assert(r);
     if (r->ops != &s_chan_ops)
         return false;
-    return ((const chan_recv_t *) r)->gone;
+    return zchan__att_state(&((const chan_recv_t *) r)->att) == ZCHAN__ATT_HUB_LOST;
 }
 
 uint64_t zchan_receiver_dropped(const zchan_receiver_t *r)

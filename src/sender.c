@@ -1,4 +1,5 @@
-/*  sender.c: a sender is one DEALER socket attached to one channel on its hub.
+/*  sender.c: a sender is one attachment (attach.c: its DEALER socket, state,
+    probes and rejoining) to one channel on its hub, and its credit.
 
     Anycast sends spend credit: the hub grants a window at attach
     (zchan_sender_window of the capacity) and one more (ACK) for each message
@@ -20,7 +21,7 @@
     channel by name and attaches again, on a new connection, and the send
     goes on.
 */
-#include "core.h"
+#include "attach.h"
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +31,12 @@
 struct zchan_sender_t {
     zchan__party_t party; // of ctx: inert once ctx is shut down
     zchan_ctx_t *ctx;
-    void *sock;
-    uint64_t handle;
-    zchan_kind_t kind;
+    zchan__att_t att;     // its attachment: socket, handle, state, probes
     uint64_t credit;
     bool rendezvous;
     bool unlimited;
-    atomic_bool closed;
     bool unflushed;       // sent since the last flush
     unsigned since_pump;  // sends since the hub's messages were last read
-    int rcvtimeo;         // the socket's ZMQ_RCVTIMEO as last set
     pthread_t last_thread; // the thread that last sent
     bool used;
     char hub[ZCHAN__ID_MAX];
@@ -47,46 +44,24 @@ struct zchan_sender_t {
     void *link; // this sender's place in ctx->senders
     int pins;   // zchan__senders_flush calls flushing it (under ctx->lock)
     zmq_msg_t hdr; // the DATA header, the same for every message
-    //  Probes of a silent hub while a send waits (s_wait).
-    int hb_ms;            // the context's heartbeat timeout, 0: no probes
-    int64_t heard_ms;     // when the hub was last heard from
-    int64_t wait_ms;      // when the current wait for credit began
-    int64_t probe_ms;     // when an unanswered probe was sent, -1: none
-    uint64_t probe_reqid; // the probe's request id, 0: none
-    bool hub_lost;        // stopped because the hub was found gone
-    bool detached;        // the hub does not know this attachment: attach again
+    int64_t wait_ms;      // when the current wait for credit began (probes count from here)
     int refused;          // the hub refused a message of it ([REFUSED, status]): the next send fails with that status
     bool lost;            // an attachment was lost with sends unconfirmed (zchan_sender_flush)
-    uint64_t reattached;  // how many times it did
-    zchan__chanloc_t loc;   // ...where it finds its channel again
-    char endpoint[ZCHAN__EP_MAX];
 };
-
-static void s_hub_lost(zchan_sender_t *s, const char *why);
 
 //  Handles a message from the hub that is not the reply being waited for.
 static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
 {
     (void) payload;
     zchan_sender_t *s = (zchan_sender_t *) arg;
+    if (zchan__att_notice(&s->att, h)) // a close, a lost attachment, a probe's answer
+        return;
     int type = zchan__hdr_type(h);
     uint64_t n;
-    s->heard_ms = zchan__now_ms(); // anything, a probe's reply included
-    s->probe_ms = -1;
     if (type == ZCHAN__ACK && zchan__hdr_u64(h, 1, &n) == 0)
         s->credit += n;
-    else if (type == ZCHAN__CLOSED && zchan__hdr_u64(h, 1, &n) == 0 && n == ZCHAN__NOT_ATTACHED)
-        s->detached = true;
-    else if (type == ZCHAN__CLOSED)
-        atomic_store(&s->closed, true);
     else if (type == ZCHAN__REFUSED && zchan__hdr_u64(h, 1, &n) == 0)
         s->refused = n == ZCHAN_ELIMIT ? ZCHAN_ELIMIT : ZCHAN_EPROTO;
-    else if (type == ZCHAN__REPLY && s->probe_reqid && zchan__hdr_u64(h, 1, &n) == 0 && n == s->probe_reqid) {
-        uint64_t status = 0;
-        s->probe_reqid = 0;
-        if (zchan__hdr_u64(h, 2, &status) == 0 && status == ZCHAN_ENOTFOUND)
-            s->detached = true;
-    }
 }
 
 //  Reads every message waiting from the hub. Never blocks.
@@ -100,7 +75,7 @@ static void s_pump(zchan_sender_t *s)
         zmq_msg_init(&frames[0]);
         zmq_msg_init(&frames[1]);
         size_t n = 0;
-        int rc = zchan__recv_frames(s->sock, frames, 2, &n, ZMQ_DONTWAIT);
+        int rc = zchan__recv_frames(s->att.sock, frames, 2, &n, ZMQ_DONTWAIT);
         if (rc == 0) {
             if (!init) {
                 zchan__hdr_init(&h);
@@ -118,51 +93,6 @@ static void s_pump(zchan_sender_t *s)
         zchan__hdr_fini(&h);
 }
 
-// ---------------------------------------------------------------------------
-// Watching the hub while a send waits
-
-//  The sender stops for good: its hub vanished, or lost its attachment.
-static void s_hub_lost(zchan_sender_t *s, const char *why)
-{
-    zsys_warning("zchan: sender on %s: the hub at %s %s; the sender stops", s->key, s->endpoint, why);
-    s->hub_lost = true;
-    atomic_store(&s->closed, true);
-}
-
-//  Asks the hub whether it still knows this sender: a FLUSH, which a live hub
-//  answers at once (ENOTFOUND if the attachment is gone). Never blocks; on a
-//  connection that is down the probe goes nowhere and stays unanswered.
-static void s_probe(zchan_sender_t *s)
-{
-    zchan__out_t o;
-    s->probe_reqid = zchan__reqid();
-    zchan__out_init(&o, 3, ZCHAN__FLUSH);
-    zchan__out_u64(&o, s->probe_reqid);
-    zchan__out_u64(&o, s->handle);
-    zchan__out_send(&o, s->sock, false, ZMQ_DONTWAIT);
-    zchan__out_fini(&o);
-    s->probe_ms = zchan__now_ms();
-}
-
-//  When the hub is next due a look (a probe, or giving up on one), -1 never.
-static int64_t s_probe_due(const zchan_sender_t *s)
-{
-    if (s->hb_ms <= 0 || s->hub_lost)
-        return -1;
-    if (s->probe_ms >= 0)
-        return s->probe_ms + s->hb_ms;
-    return (s->heard_ms > s->wait_ms ? s->heard_ms : s->wait_ms) + s->hb_ms;
-}
-
-//  A probe is due: send one, or give up on the one unanswered for hb_ms.
-static void s_probe_step(zchan_sender_t *s)
-{
-    if (s->probe_ms < 0)
-        s_probe(s);
-    else
-        s_hub_lost(s, "has not answered a probe");
-}
-
 //  Waits until the hub sends something or the deadline passes, then pumps.
 //  A hub silent for the heartbeat timeout is probed, and one that stays
 //  silent for another is taken as gone (closed). Blocks in the socket's own
@@ -170,13 +100,13 @@ static void s_probe_step(zchan_sender_t *s)
 //  several. Returns 0 or ETIMEDOUT.
 static int s_wait(zchan_sender_t *s, int64_t deadline)
 {
-    int64_t due = s_probe_due(s);
+    int64_t due = zchan__att_probe_due(&s->att, s->wait_ms);
     int64_t until = due >= 0 && (deadline < 0 || due < deadline) ? due : deadline;
     zmq_msg_t frames[2];
     zmq_msg_init(&frames[0]);
     zmq_msg_init(&frames[1]);
     size_t n = 0;
-    int rc = zchan__recv_until(s->sock, &s->rcvtimeo, until, frames, 2, &n);
+    int rc = zchan__recv_until(s->att.sock, &s->att.rcvtimeo, until, frames, 2, &n);
     if (rc == 0) {
         zchan__hdr_t h;
         zchan__hdr_init(&h);
@@ -196,7 +126,7 @@ static int s_wait(zchan_sender_t *s, int64_t deadline)
     if (deadline >= 0 && now >= deadline)
         return ZCHAN_ETIMEDOUT;
     if (due >= 0 && now >= due)
-        s_probe_step(s);
+        zchan__att_probe_step(&s->att, NULL);
     return 0;
 }
 
@@ -204,51 +134,24 @@ static int s_wait(zchan_sender_t *s, int64_t deadline)
 //  that arrive before the reply.
 static int s_request(zchan_sender_t *s, zchan__out_t *o, uint64_t reqid, zchan__reply_t *r)
 {
-    int rc = zchan__out_send(o, s->sock, false, 0);
-    if (rc != 0) {
-        zmq_msg_init(&r->frame);
-        zchan__hdr_init(&r->hdr);
-        return rc;
-    }
-    return zchan__await_reply(s->sock, reqid, zchan__deadline(s->ctx->timeout_ms), r, s_on_other, s);
+    return zchan__att_request(&s->att, o, reqid, r, s_on_other, s);
 }
 
-//  Attaches the sender's socket to its channel (ATTACH_S) and takes the
-//  handle, kind and window the hub gives. Returns 0 or an error.
-static int s_attach(zchan_sender_t *s)
+//  Takes what the hub gave at an attach: the window, and the header of every
+//  DATA message ([DATA, handle]).
+static void s_attached(zchan_sender_t *s)
 {
-    zchan__out_t o;
-    uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, 4, ZCHAN__ATTACH_S);
-    zchan__out_u64(&o, reqid);
-    zchan__out_str(&o, s->key);
-    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
-    zchan__reply_t r;
-    int rc = s_request(s, &o, reqid, &r);
-    zchan__out_fini(&o);
-    uint64_t kind = 0, window = 0;
-    bool closed = false;
-    if (rc == 0
-        && (zchan__hdr_u64(&r.hdr, 3, &s->handle) || zchan__hdr_u64(&r.hdr, 4, &kind)
-            || zchan__hdr_u64(&r.hdr, 5, &window) || zchan__hdr_bool(&r.hdr, 6, &closed)
-            || (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)))
-        rc = ZCHAN_EPROTO;
-    zchan__reply_fini(&r);
-    if (rc != 0)
-        return rc;
-    s->kind = (zchan_kind_t) kind;
-    s->credit = window;
+    zchan_kind_t kind = s->att.kind;
+    s->credit = s->att.given;
     s->unlimited = kind == ZCHAN_BROADCAST;
-    s->rendezvous = kind == ZCHAN_ANYCAST && window == 1;
-    atomic_store(&s->closed, closed);
-    //  The header of every DATA message: [DATA, handle].
+    s->rendezvous = kind == ZCHAN_ANYCAST && s->att.given == 1;
+    zchan__out_t o;
     zchan__out_init(&o, 2, ZCHAN__DATA);
-    zchan__out_u64(&o, s->handle);
+    zchan__out_u64(&o, s->att.handle);
     zmq_msg_close(&s->hdr);
     zmq_msg_init_size(&s->hdr, o.sbuf.size);
     memcpy(zmq_msg_data(&s->hdr), o.sbuf.data, o.sbuf.size);
     zchan__out_fini(&o);
-    return 0;
 }
 
 //  The context was shut down (destroyed, or the process exits) with this
@@ -257,11 +160,7 @@ static int s_attach(zchan_sender_t *s)
 static void s_close_party(zchan__party_t *p)
 {
     zchan_sender_t *s = (zchan_sender_t *) p;
-    if (s->sock)
-        zmq_close(s->sock);
-    s->sock = NULL;
-    s->hub_lost = true;
-    atomic_store(&s->closed, true);
+    zchan__att_kill(&s->att);
 }
 
 zchan_sender_t *zchan_sender_new(zchan_t *ch)
@@ -274,26 +173,15 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
     if (!s)
         return zchan__fail_null(ZCHAN_ENOMEM);
     s->ctx = ch->ctx;
-    s->rcvtimeo = -1;
-    s->probe_ms = -1;
-    snprintf(s->endpoint, sizeof s->endpoint, "%s", ch->endpoint);
-    zchan__chan_loc(ch, &s->loc);
-    //  A hub reached over inproc lives in this process: no probes.
-    s->hb_ms = zchan__endpoint_in_process(ch->endpoint) ? 0 : zchan__ctx_heartbeat_timeout(ch->ctx);
     zmq_msg_init(&s->hdr);
     snprintf(s->hub, sizeof s->hub, "%s", ch->info.hub);
     snprintf(s->key, sizeof s->key, "%s", ch->key);
-    s->sock = zchan__socket(ch->ctx, ZMQ_DEALER);
-    if (!s->sock || zchan__connect(ch->ctx, s->sock, ch->endpoint, ch->info.curve) != 0) {
-        zchan_sender_destroy(&s);
-        return zchan__fail_null(ZCHAN_ESYS);
-    }
-    int rc = s_attach(s);
+    int rc = zchan__att_open(&s->att, ch, true, 0);
     if (rc != 0) {
-        s->handle = 0;
         zchan_sender_destroy(&s);
         return zchan__fail_null(rc);
     }
+    s_attached(s);
     rc = zchan__party_join(s->ctx, &s->party, "sender", s->key, s_close_party);
     if (rc != 0) {
         zchan_sender_destroy(&s);
@@ -306,74 +194,44 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
     return s;
 }
 
-// ---------------------------------------------------------------------------
-// Attaching again, when the hub lost the attachment (a relay restarted)
-
-//  Finds the channel again (creating it when its settings are known) and
-//  attaches a fresh socket to it: a new connection, so nothing the old one
-//  still carries (DATA the hub refuses, its refusals) can be mistaken for
-//  the new attachment's. Messages the hub had not accepted are not sent
-//  again: nothing is delivered twice. On failure the sender stops (closed).
+//  Attaches again, when the hub lost the attachment (a relay restarted; see
+//  zchan__att_rejoin). Messages the hub had not accepted are not sent again:
+//  nothing is delivered twice. On failure the sender stops (closed).
 static void s_rejoin(zchan_sender_t *s)
 {
-    s->detached = false;
     if (s->unflushed)
         s->lost = true; // what the old attachment had not confirmed may be gone
-
-    bool closed = false;
-    int rc = zchan__chan_rejoin(s->ctx, &s->loc, &closed);
-    void *sock = NULL;
-    if (rc == 0 && !closed) {
-        sock = zchan__socket(s->ctx, ZMQ_DEALER);
-        if (!sock || zchan__connect(s->ctx, sock, s->loc.endpoint, s->loc.curve) != 0)
-            rc = ZCHAN_ESYS;
-    }
-    if (rc == 0 && !closed) {
-        zmq_close(s->sock);
-        s->sock = sock;
-        s->rcvtimeo = -1; // a new socket: ZeroMQ's default
-        sock = NULL;
-        s->probe_ms = -1;
-        s->probe_reqid = 0;
-        s->heard_ms = zchan__now_ms();
-        rc = s_attach(s);
-    }
-    if (sock)
-        zmq_close(sock);
-    if (rc == 0 && !closed) {
-        s->reattached++;
-        zsys_info("zchan: sender on %s: attached again at %s", s->key, s->endpoint);
-        return;
-    }
-    if (rc != 0)
-        zsys_warning("zchan: sender on %s: cannot attach again at %s (%s); the sender stops", s->key, s->endpoint,
-                     zchan_strerror(rc));
-    s->hub_lost = rc != 0; // no DETACH to a hub that does not know us
-    atomic_store(&s->closed, true);
+    if (zchan__att_rejoin(&s->att, false) == 0)
+        s_attached(s);
 }
 
 uint64_t zchan_sender_reattached(const zchan_sender_t *s)
 {
     zchan__assert(s);
-    return s->reattached;
+    return s->att.reattached;
+}
+
+//  Stopped because its hub was lost (or, as before, its context was shut down).
+static bool s_hub_lost(const zchan_sender_t *s)
+{
+    zchan__att_state_t st = zchan__att_state(&s->att);
+    return st == ZCHAN__ATT_HUB_LOST || st == ZCHAN__ATT_DEAD;
 }
 
 bool zchan_sender_hub_lost(const zchan_sender_t *s)
 {
     zchan__assert(s);
-    return s->hub_lost;
+    return s_hub_lost(s);
 }
 
 //  Flush: when it returns 0, the hub has handled everything sent before.
-static int s_flush(zchan_sender_t *s, int type)
+static int s_flush(zchan_sender_t *s)
 {
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, type == ZCHAN__DETACH ? 4 : 3, type);
+    zchan__out_init(&o, 3, ZCHAN__FLUSH);
     zchan__out_u64(&o, reqid);
-    zchan__out_u64(&o, s->handle);
-    if (type == ZCHAN__DETACH)
-        zchan__out_u64(&o, 0);
+    zchan__out_u64(&o, s->att.handle);
     zchan__reply_t r;
     int rc = s_request(s, &o, reqid, &r);
     zchan__out_fini(&o);
@@ -397,14 +255,14 @@ static int s_flush_confirm(zchan_sender_t *s)
         zchan__out_t o;
         zchan__out_init(&o, 3, ZCHAN__FLUSH);
         zchan__out_u64(&o, reqid);
-        zchan__out_u64(&o, s->handle);
-        int rc = zchan__out_send(&o, s->sock, false, 0);
+        zchan__out_u64(&o, s->att.handle);
+        int rc = zchan__out_send(&o, s->att.sock, false, 0);
         zchan__out_fini(&o);
         if (rc != 0)
             return rc;
         int64_t now = zchan__now_ms(), until = now + SENDER_FLUSH_RESEND_MS;
         zchan__reply_t r;
-        rc = zchan__await_reply(s->sock, reqid, deadline >= 0 && deadline < until ? deadline : until, &r,
+        rc = zchan__await_reply(s->att.sock, reqid, deadline >= 0 && deadline < until ? deadline : until, &r,
                                 s_on_other, s);
         zchan__reply_fini(&r);
         if (rc != ZCHAN_ETIMEDOUT || (deadline >= 0 && zchan__now_ms() >= deadline))
@@ -417,22 +275,22 @@ static int s_flush_confirm(zchan_sender_t *s)
 static int s_flush_report(zchan_sender_t *s)
 {
     int rc = 0;
-    if (s->hub_lost)
+    if (s_hub_lost(s))
         rc = ZCHAN_ECLOSED;
-    else if (s->handle && !s->detached && s->unflushed) {
+    else if (s->att.handle && zchan__att_known(&s->att) && s->unflushed) {
         rc = s_flush_confirm(s);
-        if (rc == ZCHAN_ENOTFOUND && atomic_load(&s->closed))
+        if (rc == ZCHAN_ENOTFOUND && zchan__att_stopped(&s->att))
             rc = ZCHAN_ECLOSED; // the hub let go of a closed channel's sender
         else if (rc == ZCHAN_ENOTFOUND) {
-            s->detached = true; // it attaches again at its next send
+            zchan__att_move(&s->att, ZCHAN__ATT_REJOIN); // it attaches again at its next send
             rc = 0;
         }
     }
-    if (rc == 0 && s->detached && s->unflushed)
-        s->lost = true;
+    if (rc == 0 && !zchan__att_known(&s->att) && s->unflushed)
+        s->lost = true; // the hub that had them forgot them
     if (rc == 0 && s->lost)
         rc = ZCHAN_ENOTFOUND;
-    if (rc != ZCHAN_ETIMEDOUT && !s->hub_lost) {
+    if (rc != ZCHAN_ETIMEDOUT && !s_hub_lost(s)) {
         s->lost = false;
         s->unflushed = false;
     }
@@ -465,15 +323,11 @@ void zchan_sender_destroy(zchan_sender_t **s_p)
     //  the socket to this destroy. A dead sender's socket is already closed.
     if (zchan__party_enter(&s->party)) {
         //  Detaching also flushes: the hub answers after all this sender's data.
-        if (s->sock && s->handle && !s->hub_lost && !s->detached) {
-            int rc = s_flush(s, ZCHAN__DETACH);
-            if (rc != 0 && s->unflushed)
-                zsys_warning("zchan: sender on %s: could not confirm delivery of its last sends: %s", s->key,
-                             zchan_strerror(rc));
-        }
-        if (s->sock)
-            zmq_close(s->sock);
-        s->sock = NULL;
+        int rc = zchan__att_detach(&s->att, 0, s_on_other, s);
+        if (rc != 0 && s->unflushed)
+            zsys_warning("zchan: sender on %s: could not confirm delivery of its last sends: %s", s->key,
+                         zchan_strerror(rc));
+        zchan__att_fini(&s->att);
     }
     zchan__party_leave(&s->party);
     zmq_msg_close(&s->hdr);
@@ -489,7 +343,7 @@ static bool s_cancel(zchan_sender_t *s)
     uint64_t reqid = zchan__reqid();
     zchan__out_init(&o, 3, ZCHAN__CANCEL);
     zchan__out_u64(&o, reqid);
-    zchan__out_u64(&o, s->handle);
+    zchan__out_u64(&o, s->att.handle);
     zchan__reply_t r;
     int rc = s_request(s, &o, reqid, &r);
     zchan__out_fini(&o);
@@ -511,16 +365,16 @@ static int s_send_frames(zchan_sender_t *s, zmq_msg_t *payload, int64_t deadline
         zmq_msg_t hdr;
         zmq_msg_init(&hdr);
         zmq_msg_copy(&hdr, &s->hdr);
-        if (zmq_msg_send(&hdr, s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+        if (zmq_msg_send(&hdr, s->att.sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
             //  The rest of a multipart message is always accepted.
-            if (zmq_msg_send(payload, s->sock, 0) < 0)
+            if (zmq_msg_send(payload, s->att.sock, 0) < 0)
                 return zchan__zmq_error("send payload");
             return 0;
         }
         zmq_msg_close(&hdr);
         if (zmq_errno() != EAGAIN)
             return zchan__zmq_error("send");
-        zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLOUT, 0};
+        zmq_pollitem_t item = {s->att.sock, 0, ZMQ_POLLOUT, 0};
         if (zmq_poll(&item, 1, zchan__remaining(deadline)) == 0 && deadline >= 0 && zchan__now_ms() >= deadline)
             return ZCHAN_ETIMEDOUT;
     }
@@ -531,15 +385,15 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
     s->last_thread = pthread_self();
     s->used = true;
     int64_t deadline = zchan__deadline(timeout_ms);
-    if (s->credit == 0 || s->detached || ++s->since_pump >= SENDER_PUMP_EVERY)
+    if (s->credit == 0 || zchan__att_must_rejoin(&s->att) || ++s->since_pump >= SENDER_PUMP_EVERY)
         s_pump(s);
     bool waiting = false;
-    while (!atomic_load(&s->closed) && (s->detached || (!s->unlimited && s->credit == 0))) {
+    while (!zchan__att_stopped(&s->att) && (zchan__att_must_rejoin(&s->att) || (!s->unlimited && s->credit == 0))) {
         if (!waiting) {
             s->wait_ms = zchan__now_ms(); // probes count from here
             waiting = true;
         }
-        if (s->detached) {
+        if (zchan__att_must_rejoin(&s->att)) {
             s_rejoin(s);
             continue;
         }
@@ -547,7 +401,7 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
         if (rc != 0)
             return zchan__fail(rc);
     }
-    if (atomic_load(&s->closed))
+    if (zchan__att_stopped(&s->att))
         return zchan__fail(ZCHAN_ECLOSED);
     if (s->refused) {
         //  An earlier message was refused by the hub (and counted lost
@@ -572,14 +426,14 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
     if (s->rendezvous) {
         //  Complete only when a receiver has taken it.
         s->wait_ms = zchan__now_ms();
-        while (s->credit == 0 && !atomic_load(&s->closed) && !s->detached && !s->refused) {
+        while (s->credit == 0 && zchan__att_state(&s->att) == ZCHAN__ATT_ATTACHED && !s->refused) {
             rc = s_wait(s, deadline);
             if (rc == ZCHAN_ETIMEDOUT && s_cancel(s))
                 return zchan__fail(ZCHAN_ETIMEDOUT);
             if (rc != 0 && rc != ZCHAN_ETIMEDOUT)
                 return zchan__fail(rc);
         }
-        if (s->hub_lost)
+        if (s_hub_lost(s))
             return zchan__fail(ZCHAN_ECLOSED); // never taken: the hub is gone
         if (s->refused) {
             //  The hub refused this one: the caller keeps it.
@@ -587,12 +441,14 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
             s->refused = 0;
             return zchan__fail(rc);
         }
-        if (s->detached) {
+        if (zchan__att_must_rejoin(&s->att)) {
             //  The hub that had it forgot it: it was never taken. Attach
             //  again for the next send; this one fails, keeping the message.
             s_rejoin(s);
-            return zchan__fail(atomic_load(&s->closed) ? ZCHAN_ECLOSED : ZCHAN_ETIMEDOUT);
+            return zchan__fail(zchan__att_stopped(&s->att) ? ZCHAN_ECLOSED : ZCHAN_ETIMEDOUT);
         }
+        if (zchan__att_state(&s->att) == ZCHAN__ATT_ENDED)
+            return zchan__fail(ZCHAN_ECLOSED); // closed, and forgotten by the hub: never taken
     }
     zchan_msg_destroy(msg_p);
     return 0;
@@ -628,7 +484,7 @@ int zchan__senders_flush(zchan_ctx_t *ctx, const char *hub, const char *key)
     pthread_mutex_lock(&ctx->lock);
     for (zchan_sender_t *s = zlistx_first(ctx->senders); s && rc == 0; s = zlistx_next(ctx->senders))
         if (s->used && s->unflushed && pthread_equal(s->last_thread, self) && streq(s->hub, hub)
-            && streq(s->key, key) && !atomic_load(&s->closed) && !s->detached) {
+            && streq(s->key, key) && zchan__att_state(&s->att) == ZCHAN__ATT_ATTACHED) {
             if (n == cap) {
                 size_t new_cap = cap ? 2 * cap : 4;
                 zchan_sender_t **more = realloc(picked, new_cap * sizeof *more);
@@ -648,11 +504,11 @@ int zchan__senders_flush(zchan_ctx_t *ctx, const char *hub, const char *key)
     for (size_t i = 0; i < n; i++) {
         zchan_sender_t *s = picked[i];
         if (rc == 0) {
-            rc = s_flush(s, ZCHAN__FLUSH);
+            rc = s_flush(s);
             if (rc == ZCHAN_ENOTFOUND) {
                 //  The hub lost this sender (it restarted): nothing of it to
                 //  flush there. It attaches again at its next send.
-                s->detached = true;
+                zchan__att_move(&s->att, ZCHAN__ATT_REJOIN);
                 rc = 0;
             }
         }
@@ -674,7 +530,7 @@ void zchan__senders_mark_closed(zchan_ctx_t *ctx, const char *hub, const char *k
     pthread_mutex_lock(&ctx->lock);
     for (zchan_sender_t *s = zlistx_first(ctx->senders); s; s = zlistx_next(ctx->senders))
         if (streq(s->hub, hub) && streq(s->key, key))
-            atomic_store(&s->closed, true);
+            zchan__att_closed(&s->att);
     pthread_mutex_unlock(&ctx->lock);
 }
 
