@@ -57,10 +57,8 @@ static void s_report(chan_recv_t *cr, uint64_t grant)
     if (grant == 0 && cr->unreported == 0)
         return;
     zchan__out_t o;
-    zchan__out_init(&o, 4, ZCHAN__CREDIT);
-    zchan__out_u64(&o, cr->handle);
-    zchan__out_u64(&o, cr->unreported);
-    zchan__out_u64(&o, grant);
+    zchan__wire_credit_t m = {.handle = cr->handle, .consumed = cr->unreported, .grant = grant};
+    zchan__wire_pack_credit(&o, &m);
     if (zchan__out_send(&o, cr->sock, false, ZMQ_DONTWAIT) == 0) {
         cr->avail += grant;
         cr->unreported = 0;
@@ -107,15 +105,16 @@ static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
         int type = zchan__hdr_type(h);
         cr->heard_ms = zchan__now_ms(); // anything, a probe's reply included
         cr->probe_ms = -1;
-        uint64_t dropped;
-        if (type == ZCHAN__DELIVER && n == 2 && zchan__hdr_u64(h, 1, &dropped) == 0) {
+        zchan__wire_count_t d;
+        zchan__wire_closed_t cl;
+        if (type == ZCHAN__DELIVER && n == 2 && zchan__wire_parse_deliver(h, &d) == 0) {
             if (cr->avail > 0)
                 cr->avail--;
-            cr->dropped = dropped;
+            cr->dropped = d.n;
             cr->look = zchan__msg_from_frame(&frames[1]);
             got = cr->look != NULL;
-        } else if (type == ZCHAN__CLOSED && zchan__hdr_u64(h, 1, &dropped) == 0
-                   && dropped == ZCHAN__NOT_ATTACHED) {
+        } else if (type == ZCHAN__CLOSED && zchan__wire_parse_closed(h, &cl) == 0
+                   && cl.reason == ZCHAN__NOT_ATTACHED) {
             cr->detached = true; // not a close: the hub lost us
             got = true;
         } else if (type == ZCHAN__CLOSED) {
@@ -155,15 +154,12 @@ static bool s_ready(zchan_receiver_t *r)
 static void s_probe(chan_recv_t *cr)
 {
     zchan__out_t o;
-    zchan__out_init(&o, 4, ZCHAN__CREDIT);
-    zchan__out_u64(&o, cr->handle);
-    zchan__out_u64(&o, cr->unreported);
-    zchan__out_u64(&o, 0);
+    zchan__wire_credit_t m = {.handle = cr->handle, .consumed = cr->unreported, .grant = 0};
+    zchan__wire_pack_credit(&o, &m);
     if (zchan__out_send(&o, cr->sock, false, ZMQ_DONTWAIT) == 0)
         cr->unreported = 0;
     zchan__out_fini(&o);
-    zchan__out_init(&o, 2, ZCHAN__PING);
-    zchan__out_u64(&o, zchan__reqid());
+    zchan__wire_pack_ping(&o, zchan__reqid());
     zchan__out_send(&o, cr->sock, false, ZMQ_DONTWAIT);
     zchan__out_fini(&o);
     cr->probe_ms = zchan__now_ms();
@@ -290,10 +286,8 @@ static void s_destroy(zchan_receiver_t *r)
         //  since its last report, rather than taking it for a dead receiver's.
         zchan__out_t o;
         uint64_t reqid = zchan__reqid();
-        zchan__out_init(&o, 4, ZCHAN__DETACH);
-        zchan__out_u64(&o, reqid);
-        zchan__out_u64(&o, cr->handle);
-        zchan__out_u64(&o, cr->unreported);
+        zchan__wire_detach_t m = {.reqid = reqid, .handle = cr->handle, .consumed = cr->unreported};
+        zchan__wire_pack_detach(&o, &m);
         zchan__reply_t rep;
         if (zchan__out_send(&o, cr->sock, false, 0) == 0) {
             if (zchan__await_reply(cr->sock, reqid, zchan__deadline(cr->ctx->timeout_ms), &rep, NULL, NULL) != 0)
@@ -334,11 +328,9 @@ static int s_attach(chan_recv_t *cr)
 {
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, 5, ZCHAN__ATTACH_R);
-    zchan__out_u64(&o, reqid);
-    zchan__out_str(&o, cr->loc.key);
-    zchan__out_u64(&o, cr->limit ? cr->limit : ZCHAN_BROADCAST_LIMIT);
-    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
+    zchan__wire_attach_r_t q = {.reqid = reqid, .key = cr->loc.key, .key_len = strlen(cr->loc.key),
+                                .limit = cr->limit ? cr->limit : ZCHAN_BROADCAST_LIMIT};
+    zchan__wire_pack_attach_r(&o, &q);
     int rc = zchan__out_send(&o, cr->sock, false, 0);
     zchan__out_fini(&o);
     zchan__reply_t rep;
@@ -348,18 +340,17 @@ static int s_attach(chan_recv_t *cr)
         zmq_msg_init(&rep.frame);
         zchan__hdr_init(&rep.hdr);
     }
-    uint64_t kind = 0, capacity = 0;
-    bool closed = false;
-    if (rc == 0
-        && (zchan__hdr_u64(&rep.hdr, 3, &cr->handle) || zchan__hdr_u64(&rep.hdr, 4, &kind)
-            || zchan__hdr_u64(&rep.hdr, 5, &capacity) || zchan__hdr_bool(&rep.hdr, 6, &closed)
-            || (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)))
+    zchan__wire_reply_attach_t a;
+    if (rc == 0 && zchan__wire_parse_reply_attach(&rep.hdr, &a) != 0)
         rc = ZCHAN_EPROTO;
     zchan__reply_fini(&rep);
     if (rc != 0) {
         cr->handle = 0;
         return rc;
     }
+    cr->handle = a.handle;
+    uint64_t kind = a.kind, capacity = a.n;
+    bool closed = a.closed;
     cr->kind = (zchan_kind_t) kind;
     cr->lazy = kind == ZCHAN_ANYCAST && capacity == 0;
     cr->window = kind == ZCHAN_BROADCAST ? s_broadcast_window(cr->limit ? cr->limit : ZCHAN_BROADCAST_LIMIT)

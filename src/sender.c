@@ -70,21 +70,23 @@ static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
     (void) payload;
     zchan_sender_t *s = (zchan_sender_t *) arg;
     int type = zchan__hdr_type(h);
-    uint64_t n;
+    zchan__wire_count_t c;
+    zchan__wire_closed_t cl;
+    zchan__wire_reply_t rep;
     s->heard_ms = zchan__now_ms(); // anything, a probe's reply included
     s->probe_ms = -1;
-    if (type == ZCHAN__ACK && zchan__hdr_u64(h, 1, &n) == 0)
-        s->credit += n;
-    else if (type == ZCHAN__CLOSED && zchan__hdr_u64(h, 1, &n) == 0 && n == ZCHAN__NOT_ATTACHED)
+    if (type == ZCHAN__ACK && zchan__wire_parse_ack(h, &c) == 0)
+        s->credit += c.n;
+    else if (type == ZCHAN__CLOSED && zchan__wire_parse_closed(h, &cl) == 0 && cl.reason == ZCHAN__NOT_ATTACHED)
         s->detached = true;
     else if (type == ZCHAN__CLOSED)
         atomic_store(&s->closed, true);
-    else if (type == ZCHAN__REFUSED && zchan__hdr_u64(h, 1, &n) == 0)
-        s->refused = n == ZCHAN_ELIMIT ? ZCHAN_ELIMIT : ZCHAN_EPROTO;
-    else if (type == ZCHAN__REPLY && s->probe_reqid && zchan__hdr_u64(h, 1, &n) == 0 && n == s->probe_reqid) {
-        uint64_t status = 0;
+    else if (type == ZCHAN__REFUSED && zchan__wire_parse_refused(h, &c) == 0)
+        s->refused = c.n == ZCHAN_ELIMIT ? ZCHAN_ELIMIT : ZCHAN_EPROTO;
+    else if (type == ZCHAN__REPLY && s->probe_reqid && zchan__wire_parse_reply(h, &rep) == 0
+             && rep.reqid == s->probe_reqid) {
         s->probe_reqid = 0;
-        if (zchan__hdr_u64(h, 2, &status) == 0 && status == ZCHAN_ENOTFOUND)
+        if (rep.status == ZCHAN_ENOTFOUND)
             s->detached = true;
     }
 }
@@ -136,9 +138,8 @@ static void s_probe(zchan_sender_t *s)
 {
     zchan__out_t o;
     s->probe_reqid = zchan__reqid();
-    zchan__out_init(&o, 3, ZCHAN__FLUSH);
-    zchan__out_u64(&o, s->probe_reqid);
-    zchan__out_u64(&o, s->handle);
+    zchan__wire_handle_req_t m = {.reqid = s->probe_reqid, .handle = s->handle};
+    zchan__wire_pack_flush(&o, &m);
     zchan__out_send(&o, s->sock, false, ZMQ_DONTWAIT);
     zchan__out_fini(&o);
     s->probe_ms = zchan__now_ms();
@@ -219,31 +220,28 @@ static int s_attach(zchan_sender_t *s)
 {
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, 4, ZCHAN__ATTACH_S);
-    zchan__out_u64(&o, reqid);
-    zchan__out_str(&o, s->key);
-    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
+    zchan__wire_keyed_t q = {.reqid = reqid, .key = s->key, .key_len = strlen(s->key)};
+    zchan__wire_pack_attach_s(&o, &q);
     zchan__reply_t r;
     int rc = s_request(s, &o, reqid, &r);
     zchan__out_fini(&o);
-    uint64_t kind = 0, window = 0;
-    bool closed = false;
-    if (rc == 0
-        && (zchan__hdr_u64(&r.hdr, 3, &s->handle) || zchan__hdr_u64(&r.hdr, 4, &kind)
-            || zchan__hdr_u64(&r.hdr, 5, &window) || zchan__hdr_bool(&r.hdr, 6, &closed)
-            || (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)))
+    zchan__wire_reply_attach_t a;
+    if (rc == 0 && zchan__wire_parse_reply_attach(&r.hdr, &a) != 0)
         rc = ZCHAN_EPROTO;
     zchan__reply_fini(&r);
     if (rc != 0)
         return rc;
+    uint64_t kind = a.kind, window = a.n;
+    bool closed = a.closed;
+    s->handle = a.handle;
     s->kind = (zchan_kind_t) kind;
     s->credit = window;
     s->unlimited = kind == ZCHAN_BROADCAST;
     s->rendezvous = kind == ZCHAN_ANYCAST && window == 1;
     atomic_store(&s->closed, closed);
     //  The header of every DATA message: [DATA, handle].
-    zchan__out_init(&o, 2, ZCHAN__DATA);
-    zchan__out_u64(&o, s->handle);
+    zchan__wire_data_t d = {.handle = s->handle};
+    zchan__wire_pack_data(&o, &d);
     zmq_msg_close(&s->hdr);
     zmq_msg_init_size(&s->hdr, o.sbuf.size);
     memcpy(zmq_msg_data(&s->hdr), o.sbuf.data, o.sbuf.size);
@@ -369,11 +367,13 @@ static int s_flush(zchan_sender_t *s, int type)
 {
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, type == ZCHAN__DETACH ? 4 : 3, type);
-    zchan__out_u64(&o, reqid);
-    zchan__out_u64(&o, s->handle);
-    if (type == ZCHAN__DETACH)
-        zchan__out_u64(&o, 0);
+    if (type == ZCHAN__DETACH) {
+        zchan__wire_detach_t m = {.reqid = reqid, .handle = s->handle, .consumed = 0};
+        zchan__wire_pack_detach(&o, &m);
+    } else {
+        zchan__wire_handle_req_t m = {.reqid = reqid, .handle = s->handle};
+        zchan__wire_pack_flush(&o, &m);
+    }
     zchan__reply_t r;
     int rc = s_request(s, &o, reqid, &r);
     zchan__out_fini(&o);
@@ -395,9 +395,8 @@ static int s_flush_confirm(zchan_sender_t *s)
     int64_t deadline = zchan__deadline(s->ctx->timeout_ms);
     while (true) {
         zchan__out_t o;
-        zchan__out_init(&o, 3, ZCHAN__FLUSH);
-        zchan__out_u64(&o, reqid);
-        zchan__out_u64(&o, s->handle);
+        zchan__wire_handle_req_t m = {.reqid = reqid, .handle = s->handle};
+        zchan__wire_pack_flush(&o, &m);
         int rc = zchan__out_send(&o, s->sock, false, 0);
         zchan__out_fini(&o);
         if (rc != 0)
@@ -487,15 +486,15 @@ static bool s_cancel(zchan_sender_t *s)
 {
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, 3, ZCHAN__CANCEL);
-    zchan__out_u64(&o, reqid);
-    zchan__out_u64(&o, s->handle);
+    zchan__wire_handle_req_t m = {.reqid = reqid, .handle = s->handle};
+    zchan__wire_pack_cancel(&o, &m);
     zchan__reply_t r;
     int rc = s_request(s, &o, reqid, &r);
     zchan__out_fini(&o);
     bool cancelled = true;
-    if (rc == 0)
-        zchan__hdr_bool(&r.hdr, 3, &cancelled);
+    zchan__wire_reply_cancel_t rc_m;
+    if (rc == 0 && zchan__wire_parse_reply_cancel(&r.hdr, &rc_m) == 0)
+        cancelled = rc_m.cancelled;
     zchan__reply_fini(&r);
     //  Either way the window is free again: the hub dropped the message, or
     //  a receiver took it (and its ACK came before this reply).
