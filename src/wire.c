@@ -20,6 +20,16 @@ static int s_version(const zchan__hdr_t *h, size_t i)
     return 0;
 }
 
+//  A str field as a key: never NULL (msgpack-c gives "" a NULL pointer).
+static int s_key(const zchan__hdr_t *h, size_t i, const char **key, size_t *len)
+{
+    if (zchan__hdr_str(h, i, key, len))
+        return ZCHAN_EPROTO;
+    if (*len == 0)
+        *key = "";
+    return 0;
+}
+
 static bool s_kind_ok(uint64_t kind)
 {
     return kind == ZCHAN_ANYCAST || kind == ZCHAN_BROADCAST;
@@ -41,7 +51,7 @@ void zchan__wire_pack_create(zchan__out_t *o, const zchan__wire_create_t *m)
 
 int zchan__wire_parse_create(const zchan__hdr_t *h, zchan__wire_create_t *m)
 {
-    if (!s_is(h, ZCHAN__CREATE, 7) || zchan__hdr_u64(h, 1, &m->reqid) || zchan__hdr_str(h, 2, &m->key, &m->key_len)
+    if (!s_is(h, ZCHAN__CREATE, 7) || zchan__hdr_u64(h, 1, &m->reqid) || s_key(h, 2, &m->key, &m->key_len)
         || zchan__hdr_u64(h, 3, &m->kind) || zchan__hdr_u64(h, 4, &m->capacity)
         || zchan__hdr_bool(h, 5, &m->resend) || s_version(h, 6))
         return ZCHAN_EPROTO;
@@ -64,7 +74,7 @@ static void s_pack_keyed(zchan__out_t *o, int type, const zchan__wire_keyed_t *m
 static int s_parse_keyed(const zchan__hdr_t *h, int type, zchan__wire_keyed_t *m, bool version)
 {
     if (!s_is(h, type, version ? 4 : 3) || zchan__hdr_u64(h, 1, &m->reqid)
-        || zchan__hdr_str(h, 2, &m->key, &m->key_len) || (version && s_version(h, 3)))
+        || s_key(h, 2, &m->key, &m->key_len) || (version && s_version(h, 3)))
         return ZCHAN_EPROTO;
     return 0;
 }
@@ -121,7 +131,7 @@ void zchan__wire_pack_attach_r(zchan__out_t *o, const zchan__wire_attach_r_t *m)
 int zchan__wire_parse_attach_r(const zchan__hdr_t *h, zchan__wire_attach_r_t *m)
 {
     if (!s_is(h, ZCHAN__ATTACH_R, 5) || zchan__hdr_u64(h, 1, &m->reqid)
-        || zchan__hdr_str(h, 2, &m->key, &m->key_len) || zchan__hdr_u64(h, 3, &m->limit) || s_version(h, 4))
+        || s_key(h, 2, &m->key, &m->key_len) || zchan__hdr_u64(h, 3, &m->limit) || s_version(h, 4))
         return ZCHAN_EPROTO;
     return 0;
 }

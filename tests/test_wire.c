@@ -535,6 +535,22 @@ static void test_bad_requests(void **state)
     EXPECT(0, zchan__wire_parse_close, &k, "uusu", U(ZCHAN__CLOSE), U(1), "k", U(7));
 
     zchan__wire_attach_r_t ar;
+    {
+        //  An empty key (msgpack-c decodes it with a NULL pointer) parses as
+        //  "" and packs back to the same bytes (found by fuzz_header: the
+        //  packer handed memcpy that NULL).
+        gold_t g;
+        s_gold(&g, "uusuu", U(ZCHAN__ATTACH_R), U(5), "", U(5), V);
+        s_hdr(&g_h, &g);
+        assert_int_equal(zchan__wire_parse_attach_r(&g_h, &ar), 0);
+        assert_non_null(ar.key);
+        assert_int_equal(ar.key_len, 0);
+        zchan__out_t o;
+        zchan__wire_attach_r_t m = {.reqid = 5, .key = NULL, .key_len = 0, .limit = 5};
+        zchan__wire_pack_attach_r(&o, &m);
+        s_same(&o, &g);
+        msgpack_sbuffer_destroy(&g.sb);
+    }
     EXPECT(ZCHAN_EPROTO, zchan__wire_parse_attach_r, &ar, "uusu", U(ZCHAN__ATTACH_R), U(1), "k", V);
     EXPECT(ZCHAN_EPROTO, zchan__wire_parse_attach_r, &ar, "uusbu", U(ZCHAN__ATTACH_R), U(1), "k", 1, V);
 
