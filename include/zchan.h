@@ -35,6 +35,14 @@
 extern "C" {
 #endif
 
+//  ZCHAN_EXPORT marks the public functions: libzchan.so is built with hidden
+//  visibility and exports these, and nothing else.
+#if defined(__GNUC__) || defined(__clang__)
+#define ZCHAN_EXPORT __attribute__((visibility("default")))
+#else
+#define ZCHAN_EXPORT
+#endif
+
 #define ZCHAN_VERSION_MAJOR 0
 #define ZCHAN_VERSION_MINOR 1
 #define ZCHAN_VERSION_PATCH 0
@@ -80,7 +88,7 @@ typedef enum {
 
 //  The credit window of an anycast sender on a channel of the given capacity
 //  (above). Pure arithmetic: never fails.
-size_t zchan_sender_window(size_t capacity);
+ZCHAN_EXPORT size_t zchan_sender_window(size_t capacity);
 
 //  The msgpack ext type that carries a channel reference (see docs/PROTOCOL.md).
 #define ZCHAN_EXT_REF 90
@@ -90,10 +98,10 @@ typedef enum { ZCHAN_ANYCAST = 1, ZCHAN_BROADCAST = 2 } zchan_kind_t;
 //  Returns this thread's last error code, set by a call that returned NULL or a
 //  non-zero code. Not cleared by successful calls: a call that succeeds
 //  leaves it as it was, whatever it met and handled inside.
-int zchan_errno(void);
+ZCHAN_EXPORT int zchan_errno(void);
 
 //  Returns a static, human-readable description of err. Never NULL.
-const char *zchan_strerror(int err);
+ZCHAN_EXPORT const char *zchan_strerror(int err);
 
 // ---------------------------------------------------------------------------
 // Context
@@ -119,7 +127,7 @@ const char *zchan_strerror(int err);
 //  default is stdout) unless $ZSYS_LOGSTREAM is set; a program that wants
 //  another stream sets $ZSYS_LOGSTREAM or calls zsys_set_logstream after its
 //  first zchan_ctx_new.
-zchan_ctx_t *zchan_ctx_new(void);
+ZCHAN_EXPORT zchan_ctx_t *zchan_ctx_new(void);
 
 //  Stops the hub (its channels disappear; remote parties see timeouts) and
 //  frees the context. Every sender, receiver and channel handle made from it
@@ -127,30 +135,30 @@ zchan_ctx_t *zchan_ctx_new(void);
 //  inert from then on (see the conventions above); the context's memory is
 //  freed with the last of them. A context never destroyed is shut down the
 //  same way at exit. Nulls *ctx_p.
-void zchan_ctx_destroy(zchan_ctx_t **ctx_p);
+ZCHAN_EXPORT void zchan_ctx_destroy(zchan_ctx_t **ctx_p);
 
 //  Makes the hub also listen at endpoint: "tcp://HOST:PORT" (PORT 0 picks a
 //  free port; see zchan_ctx_endpoint) or "ipc://NAME" (a socket NAME in the
 //  runtime directory). Channels whose URIs fall under it ("tcp://HOST:PORT/CH",
 //  "ipc://NAME/CH") are then hosted here. Blocks until the hub has bound.
 //  Returns EINVAL for a malformed endpoint, ESYS if the address cannot be bound.
-int zchan_ctx_bind(zchan_ctx_t *ctx, const char *endpoint);
+ZCHAN_EXPORT int zchan_ctx_bind(zchan_ctx_t *ctx, const char *endpoint);
 
 //  Returns the endpoint the hub listens on for scheme ("tcp", "ipc" or
 //  "inproc"), with the real port after binding port 0; the first one if several
 //  were bound. NULL (ENOTFOUND) if none. The string belongs to the context.
-const char *zchan_ctx_endpoint(zchan_ctx_t *ctx, const char *scheme);
+ZCHAN_EXPORT const char *zchan_ctx_endpoint(zchan_ctx_t *ctx, const char *scheme);
 
 //  Sets the host name or address that references advertise for this hub's tcp
 //  endpoints, for a hub bound to 0.0.0.0 or behind a name. Defaults to
 //  $ZCHAN_ADVERTISE, else the address that was bound. Affects references packed
 //  after the call. Returns EINVAL for an empty host.
-int zchan_ctx_set_advertise(zchan_ctx_t *ctx, const char *host);
+ZCHAN_EXPORT int zchan_ctx_set_advertise(zchan_ctx_t *ctx, const char *host);
 
 //  Sets the time allowed for one request to a hub: creating, opening, closing a
 //  channel, attaching a sender or receiver, and a sender's final flush. Default
 //  5000 ms, or $ZCHAN_TIMEOUT_MS. -1 waits forever.
-void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms);
+ZCHAN_EXPORT void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms);
 
 //  The default cap on one message frame that the hub accepts over ipc and tcp.
 #define ZCHAN_DEFAULT_MAX_MSG_SIZE ((int64_t) 64 * 1024 * 1024)
@@ -163,7 +171,7 @@ void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms);
 //  The context's default ipc endpoint is bound by zchan_ctx_new, with
 //  $ZCHAN_MAX_MSG_SIZE if set, else ZCHAN_DEFAULT_MAX_MSG_SIZE (64 MiB).
 //  Returns EINVAL for 0 or a value below -1.
-int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes);
+ZCHAN_EXPORT int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes);
 
 //  The resource limits of a hub, which keep one that serves untrusted peers
 //  (zchan-relay on tcp) alive. A request over a limit is refused with
@@ -203,11 +211,11 @@ typedef enum {
 //  an unknown limit, a value of 0, or a limit above the protocol's own
 //  bound (capacity 2^40, broadcast limit 2^24); ESYS if the hub does not
 //  answer.
-int zchan_ctx_set_limit(zchan_ctx_t *ctx, zchan_limit_t which, uint64_t value);
+ZCHAN_EXPORT int zchan_ctx_set_limit(zchan_ctx_t *ctx, zchan_limit_t which, uint64_t value);
 
 //  Returns the value of one resource limit of this context's hub (its default
 //  until set); 0 for an unknown limit.
-uint64_t zchan_ctx_limit(zchan_ctx_t *ctx, zchan_limit_t which);
+ZCHAN_EXPORT uint64_t zchan_ctx_limit(zchan_ctx_t *ctx, zchan_limit_t which);
 
 //  The default ZeroMQ heartbeat interval; the default timeout is 5 intervals.
 #define ZCHAN_DEFAULT_HEARTBEAT_MS 1000
@@ -228,7 +236,7 @@ uint64_t zchan_ctx_limit(zchan_ctx_t *ctx, zchan_limit_t which);
 //  it). Default: ZCHAN_DEFAULT_HEARTBEAT_MS (1 s) and 5 s. Returns EINVAL for
 //  a negative value, an interval above 600000 ms, or a timeout below the
 //  interval or above 6553500 ms.
-int zchan_ctx_set_heartbeat(zchan_ctx_t *ctx, int interval_ms, int timeout_ms);
+ZCHAN_EXPORT int zchan_ctx_set_heartbeat(zchan_ctx_t *ctx, int interval_ms, int timeout_ms);
 
 //  CURVE security on tcp (docs/ARCHITECTURE.md, "Security"). Certificates are
 //  czmq zcert files: zcert_save(cert, PATH) writes PATH (the public key) and
@@ -251,7 +259,7 @@ int zchan_ctx_set_heartbeat(zchan_ctx_t *ctx, int interval_ms, int timeout_ms);
 //  bound a tcp endpoint (call it before zchan_ctx_bind); ESYS if zauth cannot
 //  start (another ZAP handler runs in czmq's context). Also set at
 //  zchan_ctx_new by $ZCHAN_CURVE_CERT with $ZCHAN_CURVE_ALLOW.
-int zchan_ctx_set_curve_server(zchan_ctx_t *ctx, const char *cert_file, const char *allowed_keys_dir);
+ZCHAN_EXPORT int zchan_ctx_set_curve_server(zchan_ctx_t *ctx, const char *cert_file, const char *allowed_keys_dir);
 
 //  Sets how this context connects to hubs over tcp. cert_file: this client's
 //  certificate, with its secret key (NULL keeps the one set before; without
@@ -264,12 +272,12 @@ int zchan_ctx_set_curve_server(zchan_ctx_t *ctx, const char *cert_file, const ch
 //  after the call. EINVAL if the certificate cannot be read or has no secret
 //  key, or the key is not Z85. Also set at zchan_ctx_new by $ZCHAN_CURVE_CERT
 //  and $ZCHAN_CURVE_SERVER_KEY.
-int zchan_ctx_set_curve_client(zchan_ctx_t *ctx, const char *cert_file, const char *server_public_key);
+ZCHAN_EXPORT int zchan_ctx_set_curve_client(zchan_ctx_t *ctx, const char *cert_file, const char *server_public_key);
 
 //  Returns the Z85 public key of this hub's server certificate, which its tcp
 //  clients need (a relay logs it); NULL (ENOTFOUND) if it has none. The
 //  string belongs to the context.
-const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx);
+ZCHAN_EXPORT const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx);
 
 // ---------------------------------------------------------------------------
 // Channels.
@@ -292,27 +300,27 @@ const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx);
 //  capacity is the number of unconsumed messages the channel holds before a
 //  send blocks (0: rendezvous, a send completes when a receiver takes the
 //  message). Joining ignores capacity.
-zchan_t *zchan_anycast_new(zchan_ctx_t *ctx, const char *uri, size_t capacity);
+ZCHAN_EXPORT zchan_t *zchan_anycast_new(zchan_ctx_t *ctx, const char *uri, size_t capacity);
 
 //  Creates or joins a broadcast channel: each receiver gets every message sent
 //  after it was created. With resend_latest, a new receiver first gets the last
 //  message sent before it was created. Joining ignores resend_latest.
-zchan_t *zchan_broadcast_new(zchan_ctx_t *ctx, const char *uri, bool resend_latest);
+ZCHAN_EXPORT zchan_t *zchan_broadcast_new(zchan_ctx_t *ctx, const char *uri, bool resend_latest);
 
 //  Joins an existing channel of either kind. ENOTFOUND if none has that URI.
-zchan_t *zchan_open(zchan_ctx_t *ctx, const char *uri);
+ZCHAN_EXPORT zchan_t *zchan_open(zchan_ctx_t *ctx, const char *uri);
 
 //  Returns the channel's URI (for an unnamed channel, "inproc://" and its
 //  generated name). The string belongs to the handle.
-const char *zchan_uri(const zchan_t *ch);
+ZCHAN_EXPORT const char *zchan_uri(const zchan_t *ch);
 
 //  Returns the channel's name, generated ("zc-" and 32 hex digits: 128 bits
 //  from the kernel's random source) when it was created unnamed. The string
 //  belongs to the handle.
-const char *zchan_name(const zchan_t *ch);
+ZCHAN_EXPORT const char *zchan_name(const zchan_t *ch);
 
 //  Returns ZCHAN_ANYCAST or ZCHAN_BROADCAST.
-zchan_kind_t zchan_kind(const zchan_t *ch);
+ZCHAN_EXPORT zchan_kind_t zchan_kind(const zchan_t *ch);
 
 //  A channel's counters, as its hosting hub knows them.
 typedef struct {
@@ -335,7 +343,7 @@ typedef struct {
 //  Fills *st with the channel's counters: one request to the hosting hub.
 //  ENOTFOUND if the hub no longer hosts it, ETIMEDOUT if the hub does not
 //  answer within the context's timeout, EPROTO for a malformed answer.
-int zchan_stat(zchan_t *ch, zchan_stat_t *st);
+ZCHAN_EXPORT int zchan_stat(zchan_t *ch, zchan_stat_t *st);
 
 //  Closes the channel for every party (ChannelPy's close_all). Sends made
 //  before it by the calling thread through senders of this context are
@@ -346,11 +354,11 @@ int zchan_stat(zchan_t *ch, zchan_stat_t *st);
 //  keeps its name closed; it forgets an unnamed channel after 4096 newer
 //  ones, and then later calls on it give ENOTFOUND.
 //  Blocks for one request to the hub; ETIMEDOUT if the hub does not answer.
-int zchan_close(zchan_t *ch); // closes the channel for every party (ChannelPy's close_all).
+ZCHAN_EXPORT int zchan_close(zchan_t *ch); // closes the channel for every party (ChannelPy's close_all).
 
 //  Releases this handle only; the channel and its senders and receivers live
 //  on. Nulls *ch_p.
-void zchan_destroy(zchan_t **ch_p); // releases this handle only
+ZCHAN_EXPORT void zchan_destroy(zchan_t **ch_p); // releases this handle only
 
 // ---------------------------------------------------------------------------
 // Senders and receivers
@@ -359,12 +367,12 @@ void zchan_destroy(zchan_t **ch_p); // releases this handle only
 //  A sender created after a close is made, and its sends fail with ECLOSED.
 //  NULL with ENOTFOUND if the hub no longer hosts the channel, ETIMEDOUT if the
 //  hub does not answer, ELIMIT if the hub is at its attachment count.
-zchan_sender_t *zchan_sender_new(zchan_t *ch);
+ZCHAN_EXPORT zchan_sender_t *zchan_sender_new(zchan_t *ch);
 
 //  Flushes and releases the sender: when it returns, everything the sender
 //  sent has reached the channel (or the context's timeout passed without an
 //  answer from the hub, which is logged). Nulls *s_p.
-void zchan_sender_destroy(zchan_sender_t **s_p); // when it returns, all it sent has reached the channel
+ZCHAN_EXPORT void zchan_sender_destroy(zchan_sender_t **s_p); // when it returns, all it sent has reached the channel
 
 //  Waits until the hub has handled everything this sender sent (one request;
 //  the context's timeout), and says whether all of it reached the channel
@@ -378,7 +386,7 @@ void zchan_sender_destroy(zchan_sender_t **s_p); // when it returns, all it sent
 //  (zchan_sender_hub_lost); ETIMEDOUT if the hub did not answer (nothing is
 //  known then: flush again). Messages sent to a channel after its close are
 //  counted lost by the hub (zchan_stat), not reported here.
-int zchan_sender_flush(zchan_sender_t *s);
+ZCHAN_EXPORT int zchan_sender_flush(zchan_sender_t *s);
 
 //  Creates a receiver on ch and attaches it (one request). From the moment it
 //  returns, a broadcast receiver gets every message sent. limit is the number
@@ -387,22 +395,22 @@ int zchan_sender_flush(zchan_sender_t *s);
 //  Anycast ignores limit. A receiver created after a close is stopped at once:
 //  its reads give ECLOSED. NULL with ELIMIT if the hub is at its attachment
 //  count or limit is above its largest broadcast limit (zchan_ctx_set_limit).
-zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit);
+ZCHAN_EXPORT zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit);
 
 //  Releases the receiver. Graceful: the anycast messages it had been handed
 //  but had not returned from zchan_recv go back to the channel for other
 //  receivers. Blocks for one request to the hub. Nulls *r_p.
-void zchan_receiver_destroy(zchan_receiver_t **r_p); // graceful: what it held goes back (anycast)
+ZCHAN_EXPORT void zchan_receiver_destroy(zchan_receiver_t **r_p); // graceful: what it held goes back (anycast)
 
 //  Returns how many broadcast messages this receiver has lost to its limit.
-uint64_t zchan_receiver_dropped(const zchan_receiver_t *r);
+ZCHAN_EXPORT uint64_t zchan_receiver_dropped(const zchan_receiver_t *r);
 
 //  Returns how many times the sender or receiver attached again by itself
 //  because its hub had lost its attachment (a relay that restarted; see
 //  docs/ARCHITECTURE.md, "A relay that restarts", for what may be lost then).
 //  Never blocks. 0 for a merged receiver or an adaptor.
-uint64_t zchan_sender_reattached(const zchan_sender_t *s);
-uint64_t zchan_receiver_reattached(const zchan_receiver_t *r);
+ZCHAN_EXPORT uint64_t zchan_sender_reattached(const zchan_sender_t *s);
+ZCHAN_EXPORT uint64_t zchan_receiver_reattached(const zchan_receiver_t *r);
 
 //  Returns true if the sender or receiver stopped because its hub was lost,
 //  not because its channel was closed: the hub stopped answering (see
@@ -410,27 +418,27 @@ uint64_t zchan_receiver_reattached(const zchan_receiver_t *r);
 //  channel again failed. Its sends or reads give ECLOSED all the same; this
 //  tells the two apart. Never blocks. false for a merged receiver or an
 //  adaptor.
-bool zchan_sender_hub_lost(const zchan_sender_t *s);
-bool zchan_receiver_hub_lost(const zchan_receiver_t *r);
+ZCHAN_EXPORT bool zchan_sender_hub_lost(const zchan_sender_t *s);
+ZCHAN_EXPORT bool zchan_receiver_hub_lost(const zchan_receiver_t *r);
 
 // ---------------------------------------------------------------------------
 // Messages: build with msgpack-c's packer; read the decoded root object.
 //  A message to send must hold exactly one msgpack value.
 
 //  Returns a new, empty message to pack one value into.
-zchan_msg_t *zchan_msg_new(void);
+ZCHAN_EXPORT zchan_msg_t *zchan_msg_new(void);
 
 //  Returns the message's packer (owned by the message). Pack exactly one value.
-msgpack_packer *zchan_msg_packer(zchan_msg_t *msg);
+ZCHAN_EXPORT msgpack_packer *zchan_msg_packer(zchan_msg_t *msg);
 
 //  Packs a reference to ch at the packer's current position (inside an array,
 //  a map, or as the whole value). Whoever receives it can open it with
 //  zchan_msg_chan. Returns ENOMEM on allocation failure.
-int zchan_msg_pack_chan(zchan_msg_t *msg, const zchan_t *ch); // pack a reference, anywhere
+ZCHAN_EXPORT int zchan_msg_pack_chan(zchan_msg_t *msg, const zchan_t *ch); // pack a reference, anywhere
 
 //  Returns the decoded value of the message, valid until the message is
 //  destroyed; NULL (EPROTO) if the bytes are not exactly one msgpack value.
-const msgpack_object *zchan_msg_object(zchan_msg_t *msg);
+ZCHAN_EXPORT const msgpack_object *zchan_msg_object(zchan_msg_t *msg);
 
 //  Opens a channel reference found anywhere in a received value. Picks the
 //  nearest locator the reference carries that this context can reach: inproc
@@ -438,10 +446,10 @@ const msgpack_object *zchan_msg_object(zchan_msg_t *msg);
 //  the hub: a gone host shows up when a sender or receiver is created.
 //  EINVAL if obj is not a zchan reference, EPROTO if it is malformed,
 //  ENOTFOUND if no locator is reachable.
-zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj); // open a packed reference
+ZCHAN_EXPORT zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj); // open a packed reference
 
 //  Frees the message. Nulls *msg_p.
-void zchan_msg_destroy(zchan_msg_t **msg_p);
+ZCHAN_EXPORT void zchan_msg_destroy(zchan_msg_t **msg_p);
 
 // ---------------------------------------------------------------------------
 // Send and receive. timeout_ms: -1 waits forever, 0 does not wait.
@@ -453,7 +461,7 @@ void zchan_msg_destroy(zchan_msg_t **msg_p);
 //  hold exactly one value. ELIMIT, sending nothing, if the hub refused an
 //  earlier anycast message of this sender over its byte limits (dropped and
 //  counted lost there; reported once); at capacity 0, if it refused this one.
-int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms); // takes *msg_p on success
+ZCHAN_EXPORT int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms); // takes *msg_p on success
 
 //  Receives the next message into *msg_p (the caller destroys it). ECLOSED
 //  once the channel is closed and everything sent before the close has been
@@ -462,21 +470,21 @@ int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms); // takes
 //  the last word from it; make a new receiver to go on); ETIMEDOUT; EPROTO if
 //  a peer sent a payload that is not one msgpack value (the bad message is
 //  consumed and counted).
-int zchan_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms);
+ZCHAN_EXPORT int zchan_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms);
 
 //  Sends a msgpack str holding str (not NUL-terminated on the wire).
-int zchan_send_str(zchan_sender_t *s, const char *str, int timeout_ms);
+ZCHAN_EXPORT int zchan_send_str(zchan_sender_t *s, const char *str, int timeout_ms);
 
 //  Receives a str (or bin) message into a new NUL-terminated string that the
 //  caller frees with free(). ETYPE (message consumed) for other values.
-int zchan_recv_str(zchan_receiver_t *r, char **str_p, int timeout_ms); // caller frees *str_p
+ZCHAN_EXPORT int zchan_recv_str(zchan_receiver_t *r, char **str_p, int timeout_ms); // caller frees *str_p
 
 //  Sends a msgpack integer.
-int zchan_send_int(zchan_sender_t *s, int64_t value, int timeout_ms);
+ZCHAN_EXPORT int zchan_send_int(zchan_sender_t *s, int64_t value, int timeout_ms);
 
 //  Receives an integer that fits in int64_t. ETYPE (message consumed) for
 //  other values.
-int zchan_recv_int(zchan_receiver_t *r, int64_t *value_p, int timeout_ms);
+ZCHAN_EXPORT int zchan_recv_int(zchan_receiver_t *r, int64_t *value_p, int timeout_ms);
 
 // ---------------------------------------------------------------------------
 // Timers: ticks at start + k * interval; each tick yields its drift (now - scheduled time).
@@ -488,55 +496,55 @@ typedef enum {
 
 //  Creates a timer whose first tick is one interval from now, on the monotonic
 //  clock. NULL (EINVAL) if interval_us <= 0.
-zchan_timer_t *zchan_timer_new(int64_t interval_us, zchan_missed_t policy);
+ZCHAN_EXPORT zchan_timer_t *zchan_timer_new(int64_t interval_us, zchan_missed_t policy);
 
 //  Sets the delay up to which SKIP_MISSED_AND_DRIFT keeps the grid instead of
 //  restarting it. Default: interval / 10. A negative tolerance is taken as 0
 //  (and logged).
-void zchan_timer_set_tolerance(zchan_timer_t *t, int64_t tolerance_us);
+ZCHAN_EXPORT void zchan_timer_set_tolerance(zchan_timer_t *t, int64_t tolerance_us);
 
 //  Waits for the next tick and consumes it; stores now minus the tick's
 //  scheduled time in *drift_us (if not NULL). ECLOSED if the timer is stopped,
 //  ETIMEDOUT if no tick is due within timeout_ms.
-int zchan_timer_wait(zchan_timer_t *t, int64_t *drift_us, int timeout_ms); // consumes one tick
+ZCHAN_EXPORT int zchan_timer_wait(zchan_timer_t *t, int64_t *drift_us, int timeout_ms); // consumes one tick
 
 //  Puts the next tick one interval from now; interval_us 0 keeps the interval
 //  (so does a negative one, which is logged). Restarts a stopped timer.
-void zchan_timer_reset(zchan_timer_t *t, int64_t interval_us);
+ZCHAN_EXPORT void zchan_timer_reset(zchan_timer_t *t, int64_t interval_us);
 
 //  Stops the timer: waits then return ECLOSED until a reset.
-void zchan_timer_stop(zchan_timer_t *t); // wait then returns ECLOSED
+ZCHAN_EXPORT void zchan_timer_stop(zchan_timer_t *t); // wait then returns ECLOSED
 
 //  Frees the timer. Nulls *t_p.
-void zchan_timer_destroy(zchan_timer_t **t_p);
+ZCHAN_EXPORT void zchan_timer_destroy(zchan_timer_t **t_p);
 
 // ---------------------------------------------------------------------------
 // Select over receivers (any transport, any mix) and timers, with zmq_poll.
 
 //  Creates an empty select set.
-zchan_select_t *zchan_select_new(void);
+ZCHAN_EXPORT zchan_select_t *zchan_select_new(void);
 
 //  Adds a receiver (borrowed: the caller keeps ownership and must remove nothing
 //  while waiting). EINVAL if already added.
-int zchan_select_add_receiver(zchan_select_t *sel, zchan_receiver_t *r);
+ZCHAN_EXPORT int zchan_select_add_receiver(zchan_select_t *sel, zchan_receiver_t *r);
 
 //  Adds a timer (borrowed). EINVAL if already added.
-int zchan_select_add_timer(zchan_select_t *sel, zchan_timer_t *t);
+ZCHAN_EXPORT int zchan_select_add_timer(zchan_select_t *sel, zchan_timer_t *t);
 
 //  Waits until a receiver has a message (or has stopped) or a timer has a tick.
 //  Returns the ready receiver or timer; the caller then reads it with timeout 0.
 //  A stopped receiver or timer is returned once (its read gives ECLOSED), then
 //  left out. NULL with ETIMEDOUT on timeout, NULL with ECLOSED when every item
 //  has stopped. No ready item starves another. Waiting uses no CPU.
-void *zchan_select_wait(zchan_select_t *sel, int timeout_ms);
+ZCHAN_EXPORT void *zchan_select_wait(zchan_select_t *sel, int timeout_ms);
 
 //  Frees the select set (not its receivers and timers). Nulls *sel_p.
-void zchan_select_destroy(zchan_select_t **sel_p);
+ZCHAN_EXPORT void zchan_select_destroy(zchan_select_t **sel_p);
 
 //  Returns one receiver that yields the messages of all n receivers, and
 //  stops when all of them have stopped. Takes ownership of the n receivers
 //  (also on failure); receivers[i] are set to NULL.
-zchan_receiver_t *zchan_merge(zchan_receiver_t **receivers, size_t n);
+ZCHAN_EXPORT zchan_receiver_t *zchan_merge(zchan_receiver_t **receivers, size_t n);
 
 // ---------------------------------------------------------------------------
 // Adaptors and utilities (docs/ADAPTORS.md)
@@ -544,7 +552,7 @@ zchan_receiver_t *zchan_merge(zchan_receiver_t **receivers, size_t n);
 //  Returns a new message holding the same value as msg, independent of it:
 //  either can be sent or destroyed first. The caller owns the copy. NULL with
 //  EINVAL if msg does not hold exactly one msgpack value, or ENOMEM.
-zchan_msg_t *zchan_msg_dup(zchan_msg_t *msg);
+ZCHAN_EXPORT zchan_msg_t *zchan_msg_dup(zchan_msg_t *msg);
 
 //  A map callback. It owns *msg_p during the call: it may read or replace it
 //  (destroying the old message), or take it away (setting *msg_p to NULL).
@@ -560,7 +568,7 @@ typedef int(zchan_map_fn)(zchan_msg_t **msg_p, void *user);
 //  next read goes on with the next message. Ready, for select, when src is;
 //  stops when src stops; blocks as src does. Takes ownership of src (also on
 //  failure: NULL with EINVAL if src or fn is NULL, ENOMEM).
-zchan_receiver_t *zchan_map(zchan_receiver_t *src, zchan_map_fn *fn, void *user);
+ZCHAN_EXPORT zchan_receiver_t *zchan_map(zchan_receiver_t *src, zchan_map_fn *fn, void *user);
 
 //  A filter predicate: true keeps the message. msg is borrowed: read it, do
 //  not destroy or keep it.
@@ -576,27 +584,27 @@ typedef bool(zchan_filter_fn)(zchan_msg_t *msg, void *user);
 //  Errors of src (EPROTO...) are passed on. Stops when src stops. Takes
 //  ownership of src (also on failure: NULL with EINVAL if src or fn is NULL,
 //  ENOMEM).
-zchan_receiver_t *zchan_filter(zchan_receiver_t *src, zchan_filter_fn *fn, void *user);
+ZCHAN_EXPORT zchan_receiver_t *zchan_filter(zchan_receiver_t *src, zchan_filter_fn *fn, void *user);
 
 //  An event: a one-shot signal that any thread may set and any select can
 //  wait on. Once set it stays set.
 typedef struct zchan_event_t zchan_event_t;
 
 //  Creates an unset event. It needs no context. NULL (ESYS, ENOMEM).
-zchan_event_t *zchan_event_new(void);
+ZCHAN_EXPORT zchan_event_t *zchan_event_new(void);
 
 //  Sets the event and wakes every thread waiting on it (zchan_event_wait, or
 //  a select or read on one of its receivers). Thread-safe; never blocks;
 //  setting again does nothing. ESYS if the wake-up could not be written (the
 //  event is set all the same).
-int zchan_event_set(zchan_event_t *ev);
+ZCHAN_EXPORT int zchan_event_set(zchan_event_t *ev);
 
 //  Returns whether the event is set. Thread-safe; never blocks.
-bool zchan_event_is_set(zchan_event_t *ev);
+ZCHAN_EXPORT bool zchan_event_is_set(zchan_event_t *ev);
 
 //  Blocks, without CPU, until the event is set (returns OK) or timeout_ms
 //  passes (ETIMEDOUT). Thread-safe.
-int zchan_event_wait(zchan_event_t *ev, int timeout_ms);
+ZCHAN_EXPORT int zchan_event_wait(zchan_event_t *ev, int timeout_ms);
 
 //  Returns a new receiver that yields no message and stops when the event is
 //  set: a read waits for the set (ETIMEDOUT before it) and then gives
@@ -604,11 +612,11 @@ int zchan_event_wait(zchan_event_t *ev, int timeout_ms);
 //  channel closing. Give each thread its own receiver; make as many as
 //  needed. The caller owns the receiver (zchan_receiver_destroy), which keeps
 //  the event alive until it is destroyed. NULL (ENOMEM).
-zchan_receiver_t *zchan_event_receiver(zchan_event_t *ev);
+ZCHAN_EXPORT zchan_receiver_t *zchan_event_receiver(zchan_event_t *ev);
 
 //  Releases the caller's hold on the event; receivers made from it keep
 //  working. Nulls *ev_p.
-void zchan_event_destroy(zchan_event_t **ev_p);
+ZCHAN_EXPORT void zchan_event_destroy(zchan_event_t **ev_p);
 
 //  A oneshot: the sending side of a channel that carries exactly one
 //  message. Used by one thread at a time.
@@ -620,7 +628,7 @@ typedef struct zchan_oneshot_t zchan_oneshot_t;
 //  Blocks for the requests that create the channel, sender and receiver.
 //  NULL (EINVAL if r_p is NULL; or the errors of zchan_anycast_new,
 //  zchan_sender_new, zchan_receiver_new).
-zchan_oneshot_t *zchan_oneshot_new(zchan_ctx_t *ctx, zchan_receiver_t **r_p);
+ZCHAN_EXPORT zchan_oneshot_t *zchan_oneshot_new(zchan_ctx_t *ctx, zchan_receiver_t **r_p);
 
 //  Sends the one message, then closes the channel. On success takes *msg_p
 //  and nulls it. ECLOSED (message left with the caller) if a message was sent
@@ -628,12 +636,12 @@ zchan_oneshot_t *zchan_oneshot_new(zchan_ctx_t *ctx, zchan_receiver_t **r_p);
 //  message with the caller and the oneshot unsent. Does not block on the
 //  receiver: the channel holds the message. If the close that follows a
 //  successful send fails, it is logged and retried by zchan_oneshot_destroy.
-int zchan_oneshot_send(zchan_oneshot_t *os, zchan_msg_t **msg_p, int timeout_ms);
+ZCHAN_EXPORT int zchan_oneshot_send(zchan_oneshot_t *os, zchan_msg_t **msg_p, int timeout_ms);
 
 //  Releases the oneshot. If nothing was sent, closes the channel, so the
 //  receiver gets ECLOSED. A sent message stays for the receiver. Blocks for
 //  the close and the sender's flush. Nulls *os_p.
-void zchan_oneshot_destroy(zchan_oneshot_t **os_p);
+ZCHAN_EXPORT void zchan_oneshot_destroy(zchan_oneshot_t **os_p);
 
 //  A latest-value cache: a background thread that keeps reading a receiver
 //  and remembers its last message. All calls but destroy are thread-safe.
@@ -644,28 +652,28 @@ typedef struct zchan_latest_t zchan_latest_t;
 //  cache) and keeps only the last message. Messages that src reports as
 //  errors (EPROTO...) are skipped: the last good value stays. Takes ownership
 //  of src (also on failure). NULL (EINVAL if src is NULL, ESYS, ENOMEM).
-zchan_latest_t *zchan_latest_new(zchan_receiver_t *src);
+ZCHAN_EXPORT zchan_latest_t *zchan_latest_new(zchan_receiver_t *src);
 
 //  Never blocks. Stores a copy of the last message in *copy_p (the caller
 //  owns it). ETIMEDOUT if no message has come yet, ECLOSED if src stopped
 //  before any did (after one has come, the last value stays readable after
 //  src stops), ENOMEM.
-int zchan_latest_get(zchan_latest_t *l, zchan_msg_t **copy_p);
+ZCHAN_EXPORT int zchan_latest_get(zchan_latest_t *l, zchan_msg_t **copy_p);
 
 //  Returns how many messages the cache has taken from src so far. Never
 //  blocks.
-uint64_t zchan_latest_count(zchan_latest_t *l);
+ZCHAN_EXPORT uint64_t zchan_latest_count(zchan_latest_t *l);
 
 //  Blocks, without CPU, until the cache has taken more than count messages
 //  in all (OK), src has stopped with no more than count (ECLOSED), or
 //  timeout_ms passes (ETIMEDOUT). Wait for the first value with count 0; for
 //  the next one with the count read before.
-int zchan_latest_wait(zchan_latest_t *l, uint64_t count, int timeout_ms);
+ZCHAN_EXPORT int zchan_latest_wait(zchan_latest_t *l, uint64_t count, int timeout_ms);
 
 //  Stops the thread, destroys src (gracefully: an anycast source gives back
 //  what it held) and the cache. Blocks until the thread has stopped. Nulls
 //  *l_p.
-void zchan_latest_destroy(zchan_latest_t **l_p);
+ZCHAN_EXPORT void zchan_latest_destroy(zchan_latest_t **l_p);
 
 //  A pipe: a background thread that forwards the messages of a receiver
 //  into a sender, in order.
@@ -679,13 +687,13 @@ typedef struct zchan_pipe_t zchan_pipe_t;
 //  skipped and counted (zchan_pipe_skipped). The pipe does not close dst's
 //  channel. Takes ownership of src and dst (also on failure). NULL (EINVAL if
 //  either is NULL, ESYS, ENOMEM).
-zchan_pipe_t *zchan_pipe_new(zchan_receiver_t *src, zchan_sender_t *dst);
+ZCHAN_EXPORT zchan_pipe_t *zchan_pipe_new(zchan_receiver_t *src, zchan_sender_t *dst);
 
 //  Blocks, without CPU, until the pipe has stopped or timeout_ms passes.
 //  ETIMEDOUT while it runs. Once it has stopped: OK if src stopped and every
 //  message it gave was forwarded; ECLOSED if dst's channel closed or
 //  zchan_pipe_stop stopped it; otherwise the error that stopped it.
-int zchan_pipe_wait(zchan_pipe_t *p, int timeout_ms);
+ZCHAN_EXPORT int zchan_pipe_wait(zchan_pipe_t *p, int timeout_ms);
 
 //  Stops the pipe and waits for its thread (at most about 100 ms more than a
 //  send or request in progress). Nothing is lost: each message src gave is
@@ -695,20 +703,20 @@ int zchan_pipe_wait(zchan_pipe_t *p, int timeout_ms);
 //  channel. With undelivered_p NULL, an undelivered message is destroyed and
 //  a warning logged. Returns what zchan_pipe_wait would now (never
 //  ETIMEDOUT). Calling it again returns the same, and no message.
-int zchan_pipe_stop(zchan_pipe_t *p, zchan_msg_t **undelivered_p);
+ZCHAN_EXPORT int zchan_pipe_stop(zchan_pipe_t *p, zchan_msg_t **undelivered_p);
 
 //  Returns how many messages the pipe has delivered. Thread-safe; never
 //  blocks.
-uint64_t zchan_pipe_forwarded(zchan_pipe_t *p);
+ZCHAN_EXPORT uint64_t zchan_pipe_forwarded(zchan_pipe_t *p);
 
 //  Returns how many messages src gave as errors, which the pipe skipped.
 //  Thread-safe; never blocks.
-uint64_t zchan_pipe_skipped(zchan_pipe_t *p);
+ZCHAN_EXPORT uint64_t zchan_pipe_skipped(zchan_pipe_t *p);
 
 //  Stops the pipe as zchan_pipe_stop(p, NULL) does, then destroys src
 //  (gracefully: an anycast source gives back what it held), dst (flushed: what
 //  the pipe sent reaches the channel) and the pipe. Nulls *p_p.
-void zchan_pipe_destroy(zchan_pipe_t **p_p);
+ZCHAN_EXPORT void zchan_pipe_destroy(zchan_pipe_t **p_p);
 
 #ifdef __cplusplus
 }

@@ -15,7 +15,6 @@
       poll items and on an internal stop event.
 */
 #include "core.h"
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -67,7 +66,7 @@ static int s_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mx, int64_t deadli
 //  exactly one msgpack value, ENOMEM.
 zchan_msg_t *zchan_msg_dup(zchan_msg_t *msg)
 {
-    assert(msg);
+    zchan__assert(msg);
     zmq_msg_t frame;
     zmq_msg_init(&frame);
     int rc = zchan__msg_to_frame(msg, &frame, false);
@@ -356,7 +355,7 @@ void zchan_event_destroy(zchan_event_t **ev_p)
 
 int zchan_event_set(zchan_event_t *ev)
 {
-    assert(ev);
+    zchan__assert(ev);
     if (atomic_exchange(&ev->set, true))
         return 0;
     //  The first set writes the one byte that makes rfd readable forever.
@@ -374,13 +373,13 @@ int zchan_event_set(zchan_event_t *ev)
 
 bool zchan_event_is_set(zchan_event_t *ev)
 {
-    assert(ev);
+    zchan__assert(ev);
     return atomic_load(&ev->set);
 }
 
 int zchan_event_wait(zchan_event_t *ev, int timeout_ms)
 {
-    assert(ev);
+    zchan__assert(ev);
     int64_t deadline_ms = zchan__deadline(timeout_ms);
     while (!atomic_load(&ev->set)) {
         struct pollfd pfd = { .fd = ev->rfd, .events = POLLIN };
@@ -449,7 +448,7 @@ static const zchan__recv_ops_t s_evrecv_ops = {
 
 zchan_receiver_t *zchan_event_receiver(zchan_event_t *ev)
 {
-    assert(ev);
+    zchan__assert(ev);
     s_evrecv_t *er = calloc(1, sizeof *er);
     if (!er)
         return zchan__fail_null(ZCHAN_ENOMEM);
@@ -535,7 +534,7 @@ static void s_oneshot_close(zchan_oneshot_t *os)
 
 zchan_oneshot_t *zchan_oneshot_new(zchan_ctx_t *ctx, zchan_receiver_t **r_p)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if (!r_p)
         return zchan__fail_null(ZCHAN_EINVAL);
     zchan_oneshot_t *os = calloc(1, sizeof *os);
@@ -563,7 +562,7 @@ fail:
 
 int zchan_oneshot_send(zchan_oneshot_t *os, zchan_msg_t **msg_p, int timeout_ms)
 {
-    assert(os);
+    zchan__assert(os);
     if (!msg_p || !*msg_p)
         return zchan__fail(ZCHAN_EINVAL);
     if (os->sent)
@@ -676,7 +675,7 @@ fail_free:
 
 int zchan_latest_get(zchan_latest_t *l, zchan_msg_t **copy_p)
 {
-    assert(l);
+    zchan__assert(l);
     if (!copy_p)
         return zchan__fail(ZCHAN_EINVAL);
     zchan_msg_t *copy = NULL;
@@ -697,7 +696,7 @@ int zchan_latest_get(zchan_latest_t *l, zchan_msg_t **copy_p)
 
 uint64_t zchan_latest_count(zchan_latest_t *l)
 {
-    assert(l);
+    zchan__assert(l);
     pthread_mutex_lock(&l->lock);
     uint64_t count = l->count;
     pthread_mutex_unlock(&l->lock);
@@ -706,7 +705,7 @@ uint64_t zchan_latest_count(zchan_latest_t *l)
 
 int zchan_latest_wait(zchan_latest_t *l, uint64_t count, int timeout_ms)
 {
-    assert(l);
+    zchan__assert(l);
     int64_t deadline_ms = zchan__deadline(timeout_ms);
     pthread_mutex_lock(&l->lock);
     while (l->count <= count && !l->stopped)
@@ -857,7 +856,7 @@ fail_args:
 
 int zchan_pipe_wait(zchan_pipe_t *p, int timeout_ms)
 {
-    assert(p);
+    zchan__assert(p);
     int64_t deadline_ms = zchan__deadline(timeout_ms);
     pthread_mutex_lock(&p->lock);
     while (!p->done)
@@ -870,7 +869,7 @@ int zchan_pipe_wait(zchan_pipe_t *p, int timeout_ms)
 
 int zchan_pipe_stop(zchan_pipe_t *p, zchan_msg_t **undelivered_p)
 {
-    assert(p);
+    zchan__assert(p);
     if (!p->joined) {
         zchan_event_set(p->stop);
         pthread_join(p->thread, NULL);
@@ -890,13 +889,13 @@ int zchan_pipe_stop(zchan_pipe_t *p, zchan_msg_t **undelivered_p)
 
 uint64_t zchan_pipe_forwarded(zchan_pipe_t *p)
 {
-    assert(p);
+    zchan__assert(p);
     return atomic_load(&p->forwarded);
 }
 
 uint64_t zchan_pipe_skipped(zchan_pipe_t *p)
 {
-    assert(p);
+    zchan__assert(p);
     return atomic_load(&p->skipped);
 }
 

@@ -181,7 +181,7 @@ static zchan_t *s_at_host(zchan_ctx_t *ctx, const zchan__target_t *t, const char
 static zchan_t *s_new(zchan_ctx_t *ctx, const char *uri, bool create, zchan_kind_t kind, size_t capacity,
                       bool resend)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     zchan__target_t t;
     char full[ZCHAN__EP_MAX];
     int rc = s_target(ctx, uri, &t, full, sizeof full);
@@ -217,25 +217,25 @@ zchan_t *zchan_open(zchan_ctx_t *ctx, const char *uri)
 
 const char *zchan_uri(const zchan_t *ch)
 {
-    assert(ch);
+    zchan__assert(ch);
     return ch->uri;
 }
 
 const char *zchan_name(const zchan_t *ch)
 {
-    assert(ch);
+    zchan__assert(ch);
     return ch->name;
 }
 
 zchan_kind_t zchan_kind(const zchan_t *ch)
 {
-    assert(ch);
+    zchan__assert(ch);
     return ch->kind;
 }
 
 int zchan_stat(zchan_t *ch, zchan_stat_t *st)
 {
-    assert(ch);
+    zchan__assert(ch);
     if (!st)
         return zchan__fail(ZCHAN_EINVAL);
     if (zchan__party_dead(&ch->party))
@@ -258,7 +258,7 @@ int zchan_stat(zchan_t *ch, zchan_stat_t *st)
 
 int zchan_close(zchan_t *ch)
 {
-    assert(ch);
+    zchan__assert(ch);
     if (zchan__party_dead(&ch->party))
         return zchan__fail(ZCHAN_ECLOSED);
     int saved_errno = zchan_errno();

@@ -149,7 +149,10 @@ const char *zchan__proc_id(void)
             clock_gettime(CLOCK_REALTIME, &ts);
             r = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
         }
-        snprintf(proc, sizeof proc, "%s/%d/%016" PRIx64, zchan__host_id(), (int) pid, r);
+        //  At most 40 characters of the host identity (a boot id has 36), so
+        //  that the pid and the random part always fit, here and in the hub
+        //  identity made from this one (ctx_new).
+        snprintf(proc, sizeof proc, "%.40s/%d/%016" PRIx64, zchan__host_id(), (int) pid, r);
     }
     pthread_mutex_unlock(&s_glock);
     return proc;
@@ -892,7 +895,7 @@ void zchan_ctx_destroy(zchan_ctx_t **ctx_p)
 
 int zchan_ctx_bind(zchan_ctx_t *ctx, const char *endpoint)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if (!endpoint)
         return zchan__fail(ZCHAN_EINVAL);
     return s_bind(ctx, endpoint);
@@ -900,7 +903,7 @@ int zchan_ctx_bind(zchan_ctx_t *ctx, const char *endpoint)
 
 const char *zchan_ctx_endpoint(zchan_ctx_t *ctx, const char *scheme)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if (!scheme)
         return zchan__fail_null(ZCHAN_EINVAL);
     size_t n = strlen(scheme);
@@ -915,7 +918,7 @@ const char *zchan_ctx_endpoint(zchan_ctx_t *ctx, const char *scheme)
 
 int zchan_ctx_set_advertise(zchan_ctx_t *ctx, const char *host)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if (!host || !*host || strlen(host) >= sizeof ctx->advertise)
         return zchan__fail(ZCHAN_EINVAL);
     pthread_mutex_lock(&ctx->lock);
@@ -932,13 +935,13 @@ int zchan_ctx_set_advertise(zchan_ctx_t *ctx, const char *host)
 
 void zchan_ctx_set_timeout(zchan_ctx_t *ctx, int timeout_ms)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     ctx->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
 }
 
 int zchan_ctx_set_max_msg_size(zchan_ctx_t *ctx, int64_t bytes)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if (bytes < -1 || bytes == 0)
         return zchan__fail(ZCHAN_EINVAL);
     //  The hub reads it while it handles a BIND, which is sent under pipe_lock.
@@ -952,7 +955,7 @@ _Static_assert(ZCHAN__NLIMITS == ZCHAN_LIMIT_QUEUED_BYTES + 1, "ZCHAN__NLIMITS c
 
 int zchan_ctx_set_limit(zchan_ctx_t *ctx, zchan_limit_t which, uint64_t value)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if ((unsigned) which >= ZCHAN__NLIMITS || value == 0
         || (which == ZCHAN_LIMIT_CAPACITY && value > (uint64_t) 1 << 40)
         || (which == ZCHAN_LIMIT_BROADCAST_LIMIT && value > (uint64_t) 1 << 24))
@@ -969,7 +972,7 @@ int zchan_ctx_set_limit(zchan_ctx_t *ctx, zchan_limit_t which, uint64_t value)
 
 uint64_t zchan_ctx_limit(zchan_ctx_t *ctx, zchan_limit_t which)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if ((unsigned) which >= ZCHAN__NLIMITS)
         return 0;
     pthread_mutex_lock(&ctx->pipe_lock);
@@ -980,7 +983,7 @@ uint64_t zchan_ctx_limit(zchan_ctx_t *ctx, zchan_limit_t which)
 
 int zchan_ctx_set_heartbeat(zchan_ctx_t *ctx, int interval_ms, int timeout_ms)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if (s_heartbeat_check(&interval_ms, &timeout_ms) != 0)
         return zchan__fail(ZCHAN_EINVAL);
     //  The hub reads them while it handles a BIND, which is sent under pipe_lock.

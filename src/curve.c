@@ -332,21 +332,21 @@ int zchan__connect(zchan_ctx_t *ctx, void *sock, const char *endpoint, const cha
 
 int zchan_ctx_set_curve_server(zchan_ctx_t *ctx, const char *cert_file, const char *allowed_keys_dir)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     int rc = s_set_server(ctx, cert_file, allowed_keys_dir);
     return rc ? zchan__fail(rc) : 0;
 }
 
 int zchan_ctx_set_curve_client(zchan_ctx_t *ctx, const char *cert_file, const char *server_public_key)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     int rc = s_set_client(ctx, cert_file, server_public_key);
     return rc ? zchan__fail(rc) : 0;
 }
 
 const char *zchan_ctx_curve_public_key(zchan_ctx_t *ctx)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     pthread_mutex_lock(&ctx->lock);
     const char *key = ctx->info.curve[0] ? ctx->info.curve : NULL;
     pthread_mutex_unlock(&ctx->lock);

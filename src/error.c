@@ -4,6 +4,7 @@
 #include "internal.h"
 #include <czmq.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static _Thread_local int s_errno;
@@ -70,6 +71,12 @@ static void s_log_setup(void)
     //  czmq installs SIGINT/SIGTERM handlers on first use unless told not to;
     //  a library must leave its host program's signals alone.
     zsys_handler_set(NULL);
+}
+
+void zchan__misuse(const char *cond, const char *func, const char *file, int line)
+{
+    fprintf(stderr, "zchan: misuse in %s: %s is false (%s:%d)\n", func, cond, file, line);
+    abort();
 }
 
 void zchan__log_init(void)

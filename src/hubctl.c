@@ -7,7 +7,7 @@
 
 int zchan__hub_close_all(zchan_ctx_t *ctx, uint64_t *pending)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     int rc = ZCHAN_ESYS;
     uint64_t left = 0;
     pthread_mutex_lock(&ctx->pipe_lock);
@@ -21,7 +21,7 @@ int zchan__hub_close_all(zchan_ctx_t *ctx, uint64_t *pending)
 
 int zchan__hub_monitor(zchan_ctx_t *ctx, const char *endpoint)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if (endpoint && strncmp(endpoint, "inproc://", 9) != 0)
         return zchan__fail(ZCHAN_EINVAL);
     if (!endpoint)
@@ -36,13 +36,13 @@ int zchan__hub_monitor(zchan_ctx_t *ctx, const char *endpoint)
 
 void *zchan__ctx_zmq(zchan_ctx_t *ctx)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     return ctx->zctx;
 }
 
 int zchan__ctx_bound_at(zchan_ctx_t *ctx, int i, char *out, size_t n)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     int rc = ZCHAN_ENOTFOUND;
     pthread_mutex_lock(&ctx->lock);
     if (i >= 0 && i < ctx->nbound) {

@@ -31,6 +31,13 @@ void zchan__errno_restore(int saved);
 //  public call that fails with them sets it on its way out.
 int zchan__zmq_error(const char *what);
 
+//  Aborts on the caller's misuse (include/zchan.h: passing a NULL object
+//  where one is required aborts), like assert() but in every build type,
+//  NDEBUG or not. Only for programming errors: never for a peer's bytes, the
+//  network, the filesystem or memory, which are returned as errors.
+#define zchan__assert(cond) ((cond) ? (void) 0 : zchan__misuse(#cond, __func__, __FILE__, __LINE__))
+_Noreturn void zchan__misuse(const char *cond, const char *func, const char *file, int line);
+
 //  Prepares czmq logging (disables czmq's signal handler first). Idempotent.
 void zchan__log_init(void);
 

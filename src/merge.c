@@ -8,7 +8,6 @@
     cannot starve the others.
 */
 #include "internal.h"
-#include <assert.h>
 #include <stdlib.h>
 
 typedef struct {

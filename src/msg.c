@@ -75,7 +75,7 @@ zchan_msg_t *zchan__msg_from_frame(zmq_msg_t *frame)
 
 msgpack_packer *zchan_msg_packer(zchan_msg_t *msg)
 {
-    assert(msg);
+    zchan__assert(msg);
     return &msg->pk;
 }
 
@@ -91,7 +91,7 @@ static const char *s_bytes(zchan_msg_t *msg, size_t *size)
 
 const msgpack_object *zchan_msg_object(zchan_msg_t *msg)
 {
-    assert(msg);
+    zchan__assert(msg);
     size_t size;
     const char *data = s_bytes(msg, &size);
     if (msg->decoded_size == size && size > 0)
@@ -174,8 +174,8 @@ void zchan_msg_destroy(zchan_msg_t **msg_p)
 
 int zchan_msg_pack_chan(zchan_msg_t *msg, const zchan_t *ch)
 {
-    assert(msg);
-    assert(ch);
+    zchan__assert(msg);
+    zchan__assert(ch);
     //  A channel hosted by this context advertises the context's current
     //  locators (tcp bound after the handle was made included).
     bool local = strcmp(ch->info.hub, ch->ctx->info.hub) == 0;
@@ -193,7 +193,7 @@ int zchan_msg_pack_chan(zchan_msg_t *msg, const zchan_t *ch)
 
 zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj)
 {
-    assert(ctx);
+    zchan__assert(ctx);
     if (!obj || obj->type != MSGPACK_OBJECT_EXT || obj->via.ext.type != ZCHAN_EXT_REF)
         return zchan__fail_null(ZCHAN_EINVAL);
     zchan__ref_t ref;

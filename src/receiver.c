@@ -377,7 +377,7 @@ static void s_close_party(zchan__party_t *p)
 
 zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
 {
-    assert(ch);
+    zchan__assert(ch);
     if (zchan__party_dead(&ch->party))
         return zchan__fail_null(ZCHAN_ECLOSED);
     int saved_errno = zchan_errno();
@@ -460,7 +460,7 @@ static void s_rejoin(chan_recv_t *cr)
 
 uint64_t zchan_receiver_reattached(const zchan_receiver_t *r)
 {
-    assert(r);
+    zchan__assert(r);
     if (r->ops != &s_chan_ops)
         return 0;
     return ((const chan_recv_t *) r)->reattached;
@@ -468,7 +468,7 @@ uint64_t zchan_receiver_reattached(const zchan_receiver_t *r)
 
 bool zchan_receiver_hub_lost(const zchan_receiver_t *r)
 {
-    assert(r);
+    zchan__assert(r);
     if (r->ops != &s_chan_ops)
         return false;
     return ((const chan_recv_t *) r)->gone;
@@ -476,7 +476,7 @@ bool zchan_receiver_hub_lost(const zchan_receiver_t *r)
 
 uint64_t zchan_receiver_dropped(const zchan_receiver_t *r)
 {
-    assert(r);
+    zchan__assert(r);
     if (r->ops != &s_chan_ops)
         return 0;
     return ((const chan_recv_t *) r)->dropped;
@@ -494,7 +494,7 @@ void zchan_receiver_destroy(zchan_receiver_t **r_p)
 
 int zchan_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 {
-    assert(r);
+    zchan__assert(r);
     if (!msg_p)
         return zchan__fail(ZCHAN_EINVAL);
     r->selected_unread = false;
@@ -503,7 +503,7 @@ int zchan_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
 
 int zchan_recv_str(zchan_receiver_t *r, char **str_p, int timeout_ms)
 {
-    assert(r);
+    zchan__assert(r);
     if (!str_p)
         return zchan__fail(ZCHAN_EINVAL);
     zchan_msg_t *msg = NULL;
@@ -524,7 +524,7 @@ int zchan_recv_str(zchan_receiver_t *r, char **str_p, int timeout_ms)
 
 int zchan_recv_int(zchan_receiver_t *r, int64_t *value_p, int timeout_ms)
 {
-    assert(r);
+    zchan__assert(r);
     if (!value_p)
         return zchan__fail(ZCHAN_EINVAL);
     zchan_msg_t *msg = NULL;

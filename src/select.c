@@ -12,7 +12,6 @@
     waits whatever the others do.
 */
 #include "internal.h"
-#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -110,7 +109,7 @@ static int s_pollset_wait(s_pollset_t *ps, int64_t timeout_us)
 //  non-blocking round of prepare and poll.
 int zchan__receiver_wait(zchan_receiver_t *r, int64_t deadline_ms)
 {
-    assert(r);
+    zchan__assert(r);
     s_pollset_t ps;
     s_pollset_init(&ps);
     int rc = ZCHAN_ETIMEDOUT;
@@ -204,16 +203,16 @@ static int s_add(zchan_select_t *sel, s_kind_t kind, void *ptr)
 //  Adds a receiver of any kind (borrowed). EINVAL if already added, ENOMEM.
 int zchan_select_add_receiver(zchan_select_t *sel, zchan_receiver_t *r)
 {
-    assert(sel);
-    assert(r);
+    zchan__assert(sel);
+    zchan__assert(r);
     return s_add(sel, S_RECEIVER, r);
 }
 
 //  Adds a timer (borrowed). EINVAL if already added, ENOMEM.
 int zchan_select_add_timer(zchan_select_t *sel, zchan_timer_t *t)
 {
-    assert(sel);
-    assert(t);
+    zchan__assert(sel);
+    zchan__assert(t);
     return s_add(sel, S_TIMER, t);
 }
 
@@ -346,7 +345,7 @@ static int s_sleep(zchan_select_t *sel, int64_t deadline_us)
 //  are none), or with the error of a receiver's prepare or of zmq_poll.
 void *zchan_select_wait(zchan_select_t *sel, int timeout_ms)
 {
-    assert(sel);
+    zchan__assert(sel);
     s_check_unhandled(sel);
     if (sel->n == 0)
         return zchan__fail_null(ZCHAN_ECLOSED);

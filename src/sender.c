@@ -264,7 +264,7 @@ static void s_close_party(zchan__party_t *p)
 
 zchan_sender_t *zchan_sender_new(zchan_t *ch)
 {
-    assert(ch);
+    zchan__assert(ch);
     if (zchan__party_dead(&ch->party))
         return zchan__fail_null(ZCHAN_ECLOSED);
     int saved_errno = zchan_errno();
@@ -352,13 +352,13 @@ static void s_rejoin(zchan_sender_t *s)
 
 uint64_t zchan_sender_reattached(const zchan_sender_t *s)
 {
-    assert(s);
+    zchan__assert(s);
     return s->reattached;
 }
 
 bool zchan_sender_hub_lost(const zchan_sender_t *s)
 {
-    assert(s);
+    zchan__assert(s);
     return s->hub_lost;
 }
 
@@ -440,7 +440,7 @@ static int s_flush_report(zchan_sender_t *s)
 
 int zchan_sender_flush(zchan_sender_t *s)
 {
-    assert(s);
+    zchan__assert(s);
     if (!zchan__party_enter(&s->party))
         return zchan__fail(ZCHAN_ECLOSED); // its context was shut down
     int rc = s_flush_report(s);
@@ -599,7 +599,7 @@ static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
 
 int zchan_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
 {
-    assert(s);
+    zchan__assert(s);
     if (!msg_p || !*msg_p)
         return zchan__fail(ZCHAN_EINVAL);
     if (!zchan__party_enter(&s->party))
@@ -688,7 +688,7 @@ static int s_send_built(zchan_sender_t *s, zchan_msg_t *msg, int timeout_ms)
 
 int zchan_send_str(zchan_sender_t *s, const char *str, int timeout_ms)
 {
-    assert(s);
+    zchan__assert(s);
     if (!str)
         return zchan__fail(ZCHAN_EINVAL);
     zchan_msg_t *msg = zchan_msg_new();
@@ -702,7 +702,7 @@ int zchan_send_str(zchan_sender_t *s, const char *str, int timeout_ms)
 
 int zchan_send_int(zchan_sender_t *s, int64_t value, int timeout_ms)
 {
-    assert(s);
+    zchan__assert(s);
     zchan_msg_t *msg = zchan_msg_new();
     if (msg)
         msgpack_pack_int64(zchan_msg_packer(msg), value);

@@ -15,7 +15,6 @@
 */
 #include "internal.h"
 #include <czmq.h>
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
@@ -82,7 +81,7 @@ zchan_timer_t *zchan_timer_new(int64_t interval_us, zchan_missed_t policy)
 //  Once set, it no longer follows the interval when a reset changes it.
 void zchan_timer_set_tolerance(zchan_timer_t *t, int64_t tolerance_us)
 {
-    assert(t);
+    zchan__assert(t);
     if (tolerance_us < 0) {
         zsys_warning("zchan: timer tolerance %lld us is negative; using 0", (long long) tolerance_us);
         tolerance_us = 0;
@@ -107,7 +106,7 @@ static int s_consume(zchan_timer_t *t, int64_t now_us, int64_t *drift_us)
 //  not due within the timeout (nothing is consumed).
 int zchan_timer_wait(zchan_timer_t *t, int64_t *drift_us, int timeout_ms)
 {
-    assert(t);
+    zchan__assert(t);
     t->selected_unread = false;
     if (t->stopped)
         return zchan__fail(ZCHAN_ECLOSED);
@@ -130,7 +129,7 @@ int zchan_timer_wait(zchan_timer_t *t, int64_t *drift_us, int timeout_ms)
 //  with it), 0 keeps it. Restarts a stopped timer. Never blocks.
 void zchan_timer_reset(zchan_timer_t *t, int64_t interval_us)
 {
-    assert(t);
+    zchan__assert(t);
     if (interval_us < 0)
         zsys_warning("zchan: timer reset to a negative interval (%lld us); keeping the interval",
                      (long long) interval_us);
@@ -147,7 +146,7 @@ void zchan_timer_reset(zchan_timer_t *t, int64_t interval_us)
 //  reset. Never blocks.
 void zchan_timer_stop(zchan_timer_t *t)
 {
-    assert(t);
+    zchan__assert(t);
     t->stopped = true;
 }
 
@@ -164,14 +163,14 @@ void zchan_timer_destroy(zchan_timer_t **t_p)
 //  Returns the absolute monotonic time (us) of the next tick, -1 if stopped.
 int64_t zchan__timer_next_us(const zchan_timer_t *t)
 {
-    assert(t);
+    zchan__assert(t);
     return t->stopped ? -1 : t->next_us;
 }
 
 //  True if the timer is stopped.
 bool zchan__timer_stopped(const zchan_timer_t *t)
 {
-    assert(t);
+    zchan__assert(t);
     return t->stopped;
 }
 
@@ -179,13 +178,13 @@ bool zchan__timer_stopped(const zchan_timer_t *t)
 //  (false). zchan_timer_wait clears it.
 void zchan__timer_set_selected(zchan_timer_t *t, bool selected)
 {
-    assert(t);
+    zchan__assert(t);
     t->selected_unread = selected;
 }
 
 //  True if select returned the timer and no wait has happened since.
 bool zchan__timer_selected(const zchan_timer_t *t)
 {
-    assert(t);
+    zchan__assert(t);
     return t->selected_unread;
 }

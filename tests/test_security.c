@@ -17,6 +17,7 @@
     sockets are still open); the parent fails the test with that log.
 */
 #include "testutil.h"
+#include "core.h" // a context's identities (zchan__hubinfo_t)
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -219,6 +220,48 @@ static int s_make_names(const void *arg)
     }
     zchan_ctx_destroy(&ctx);
     return 0;
+}
+
+//  A process and hub identity keep their pid and random part whatever the
+//  host identity's length: with a 90-character $ZCHAN_HOST_ID they used to be
+//  cut off, so two processes got the same hub identity, and a reference
+//  from one looked local to the other.
+static int s_print_ids(const void *arg)
+{
+    (void) arg;
+    char host[91];
+    memset(host, 'h', 90);
+    host[90] = 0;
+    K_CHECK(setenv("ZCHAN_HOST_ID", host, 1) == 0);
+    zchan_ctx_t *ctx = zchan_ctx_new();
+    K_CHECK(ctx);
+    dprintf(s_out, "%d\n%s\n%s\n", (int) getpid(), ctx->info.proc, ctx->info.hub);
+    zchan_ctx_destroy(&ctx);
+    return 0;
+}
+
+static void test_ids_with_long_host(void **state)
+{
+    (void) state;
+    kid_t k[2];
+    char *out[2], *lines[2][4];
+    for (int i = 0; i < 2; i++) {
+        s_spawn(&k[i], s_print_ids, NULL, -1);
+        out[i] = s_read_all(&k[i]);
+        free(s_reap_ok(&k[i]));
+        assert_int_equal(s_lines(out[i], lines[i], 4), 3);
+        char pid[32];
+        snprintf(pid, sizeof pid, "/%s/", lines[i][0]);
+        const char *proc = lines[i][1], *hub = lines[i][2];
+        const char *at = strstr(proc, pid);
+        if (!at || strlen(at + strlen(pid)) != 16)
+            fail_msg("process identity %s lacks its pid %s or its random part", proc, pid);
+        if (strncmp(hub, proc, strlen(proc)) != 0 || hub[strlen(proc)] != '/')
+            fail_msg("hub identity %s does not hold the process identity %s", hub, proc);
+    }
+    assert_string_not_equal(lines[0][2], lines[1][2]);
+    free(out[0]);
+    free(out[1]);
 }
 
 #define MANY 1000
@@ -657,6 +700,7 @@ static int s_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ids_with_long_host),
         cmocka_unit_test(test_unnamed_many),
         cmocka_unit_test(test_unnamed_across_processes),
         cmocka_unit_test(test_unnamed_not_from_random),
