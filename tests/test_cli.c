@@ -5,8 +5,9 @@
     Processes are started with posix_spawn (exec), each with its own
     environment, and recorded: the teardown kills and reaps whatever is left.
     Files live in the test's temporary ZCHAN_IPC_DIR, removed at the end.
+    That harness is tests/relayutil.{c,h}, shared with test_relay.
 */
-#include "testutil.h"
+#include "relayutil.h"
 #include "core.h" // zchan__transport_for, parse_uri
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +15,6 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,298 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
-#define MAX_PROCS 32
-
-static char s_bin[PATH_MAX]; // the build directory
-static const char *s_dir;    // the temporary runtime directory
-static pid_t s_procs[MAX_PROCS];
-static int s_nprocs;
-static int s_seq;
-
-// ---------------------------------------------------------------------------
-// Processes
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void s_path(char *out, size_t n, const char *what)
-{
-    snprintf(out, n, "%s/%s-%d", s_dir, what, ++s_seq);
-}
-
-//  Starts argv with this process's environment plus env (NAME=VALUE
-//  strings, NULL-terminated, may be NULL; they win), stdin, stdout and
-//  stderr from/to the given files (NULL: /dev/null). Recorded for the
-//  teardown.
-static pid_t s_spawn(char *const argv[], char *const env[], const char *in, const char *out, const char *err)
-{
-    char *envp[512];
-    int n = 0;
-    for (int i = 0; env && env[i] && n < 64; i++)
-        envp[n++] = env[i];
-    for (char **e = environ; *e && n < 511; e++) {
-        bool overridden = false;
-        for (int i = 0; env && env[i]; i++) {
-            size_t klen = strcspn(env[i], "=") + 1;
-            if (strncmp(*e, env[i], klen) == 0)
-                overridden = true;
-        }
-        if (!overridden)
-            envp[n++] = *e;
-    }
-    envp[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, in ? in : "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, err ? err : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        fail_msg("cannot start %s: %s", argv[0], strerror(rc));
-    if (s_nprocs < MAX_PROCS)
-        s_procs[s_nprocs++] = pid;
-    return pid;
-}
-
-static void s_forget(pid_t pid)
-{
-    for (int i = 0; i < s_nprocs; i++)
-        if (s_procs[i] == pid) {
-            s_procs[i] = s_procs[--s_nprocs];
-            return;
-        }
-}
-
-//  Waits for pid to exit within timeout_ms. Returns its exit code, 128 + the
-//  signal that ended it, or -1 if it was still running (then it is killed).
-static int s_wait(pid_t pid, int timeout_ms)
-{
-    int64_t deadline = s_now_ms() + (int64_t) timeout_ms * tu_slow();
-    int status;
-    while (true) {
-        pid_t got = waitpid(pid, &status, WNOHANG);
-        if (got == pid)
-            break;
-        if (got < 0 && errno != EINTR)
-            return -2;
-        if (s_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            s_forget(pid);
-            return -1;
-        }
-        s_sleep_ms(5);
-    }
-    s_forget(pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static bool s_alive(pid_t pid)
-{
-    int status;
-    return waitpid(pid, &status, WNOHANG) == 0;
-}
-
-//  Reads a whole file into a new string ("" if missing); *len its length.
-static char *s_slurp_n(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "r");
-    char *buf = calloc(1, 1);
-    size_t n = 0;
-    if (f) {
-        char chunk[4096];
-        size_t got;
-        while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-            buf = realloc(buf, n + got + 1);
-            memcpy(buf + n, chunk, got);
-            n += got;
-            buf[n] = 0;
-        }
-        fclose(f);
-    }
-    if (len)
-        *len = n;
-    return buf;
-}
-
-static char *s_slurp(const char *path)
-{
-    return s_slurp_n(path, NULL);
-}
-
-static void s_write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-//  A finished CLI run: exit code, stdout and stderr (free both).
-typedef struct {
-    int rc;
-    char *out;
-    char *err;
-} run_t;
-
-static void s_run_free(run_t *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-//  Runs `zchan ARGS...` (NULL-terminated) with env added to the environment
-//  and stdin from in (may be NULL), and waits for it (20 s at most).
-static run_t s_cli_env(char *const env[], const char *in, ...)
-{
-    char *argv[40];
-    char exe[2 * PATH_MAX];
-    snprintf(exe, sizeof exe, "%s/tools/zchan", s_bin);
-    argv[0] = exe;
-    va_list ap;
-    va_start(ap, in);
-    int n = 1;
-    const char *a;
-    while (n < 39 && (a = va_arg(ap, const char *)) != NULL)
-        argv[n++] = (char *) a;
-    va_end(ap);
-    argv[n] = NULL;
-    char opath[PATH_MAX], epath[PATH_MAX];
-    s_path(opath, sizeof opath, "out");
-    s_path(epath, sizeof epath, "err");
-    run_t r;
-    r.rc = s_wait(s_spawn(argv, env, in, opath, epath), 20000);
-    r.out = s_slurp(opath);
-    r.err = s_slurp(epath);
-    if (*r.err)
-        fprintf(stderr, "  [zchan %s -> %d] %s", argv[1], r.rc, r.err);
-    unlink(opath);
-    unlink(epath);
-    return r;
-}
-
-#define s_cli(in, ...) s_cli_env(NULL, in, __VA_ARGS__)
-
-// ---------------------------------------------------------------------------
-// The relay
-
-typedef struct {
-    pid_t pid;
-    char tcp[128]; // tcp://127.0.0.1:PORT
-    char log[PATH_MAX];
-    char epfile[PATH_MAX];
-} relay_t;
-
-//  Starts a relay on 127.0.0.1 port 0 with extra options (NULL-terminated),
-//  and waits until its endpoint file names the port.
-static void s_relay_start(relay_t *r, ...)
-{
-    memset(r, 0, sizeof *r);
-    s_path(r->log, sizeof r->log, "relay.log");
-    s_path(r->epfile, sizeof r->epfile, "relay.ep");
-    char exe[2 * PATH_MAX];
-    snprintf(exe, sizeof exe, "%s/tools/zchan-relay", s_bin);
-    char *argv[32] = {exe, "--bind", "tcp://127.0.0.1:0", "--endpoint-file", r->epfile};
-    int n = 5;
-    va_list ap;
-    va_start(ap, r);
-    const char *a;
-    while (n < 31 && (a = va_arg(ap, const char *)) != NULL)
-        argv[n++] = (char *) a;
-    va_end(ap);
-    argv[n] = NULL;
-    r->pid = s_spawn(argv, NULL, NULL, NULL, r->log);
-    int64_t deadline = s_now_ms() + 10000 * tu_slow();
-    while (true) {
-        char *text = s_slurp(r->epfile);
-        if (strchr(text, '\n')) {
-            snprintf(r->tcp, sizeof r->tcp, "%.*s", (int) strcspn(text, "\n"), text);
-            free(text);
-            return;
-        }
-        free(text);
-        if (!s_alive(r->pid)) {
-            char *log = s_slurp(r->log);
-            fail_msg("the relay did not start:\n%s", log);
-        }
-        assert_true(s_now_ms() < deadline);
-        s_sleep_ms(10);
-    }
-}
-
-//  Waits until the channel at uri has n receivers attached.
-static void s_wait_receivers(zchan_ctx_t *ctx, const char *uri, uint64_t n)
-{
-    int64_t deadline = s_now_ms() + 10000 * tu_slow();
-    zchan_t *ch = NULL;
-    while (!ch && s_now_ms() < deadline)
-        if (!(ch = zchan_open(ctx, uri)))
-            s_sleep_ms(10);
-    assert_non_null(ch);
-    zchan_stat_t st = {0};
-    while (s_now_ms() < deadline) {
-        tu_assert_rc(zchan_stat(ch, &st), ZCHAN_OK);
-        if (st.receivers >= n)
-            break;
-        s_sleep_ms(10);
-    }
-    zchan_destroy(&ch);
-    assert_true(st.receivers >= n);
-}
-
-static zchan_ctx_t *s_ctx(void)
-{
-    zchan_ctx_t *ctx = zchan_ctx_new();
-    assert_non_null(ctx);
-    zchan_ctx_set_timeout(ctx, 3000);
-    return ctx;
-}
-
-// ---------------------------------------------------------------------------
-// Fixture
-
-static int s_setup(void **state)
-{
-    (void) state;
-    s_dir = tu_ipc_dir();
-    const char *bin = getenv("ZCHAN_TEST_BIN_DIR");
-    snprintf(s_bin, sizeof s_bin, "%s", bin ? bin : "..");
-    setenv("ZCHAN_TIMEOUT_MS", "3000", 1);
-    signal(SIGPIPE, SIG_IGN);
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    (void) state;
-    for (int i = 0; i < s_nprocs; i++) {
-        kill(s_procs[i], SIGKILL);
-        waitpid(s_procs[i], NULL, 0);
-    }
-    s_nprocs = 0;
-    return 0;
-}
-
-static int s_group_teardown(void **state)
-{
-    s_teardown(state);
-    tu_cleanup_dir();
-    return 0;
-}
+#define s_cli(in, ...) ru_cli(NULL, in, __VA_ARGS__)
 
 // ---------------------------------------------------------------------------
 // Logs go to stderr
@@ -328,14 +37,14 @@ static void test_library_logs_to_stderr(void **state)
 {
     (void) state;
     char exe[2 * PATH_MAX], opath[PATH_MAX], epath[PATH_MAX];
-    snprintf(exe, sizeof exe, "%s/hello", s_bin);
+    snprintf(exe, sizeof exe, "%s/hello", ru_bin);
     if (access(exe, X_OK) != 0)
         fail_msg("%s is not built", exe);
-    s_path(opath, sizeof opath, "out");
-    s_path(epath, sizeof epath, "err");
+    ru_path(opath, sizeof opath, "out");
+    ru_path(epath, sizeof epath, "err");
     char *argv[] = {exe, NULL};
-    assert_int_equal(s_wait(s_spawn(argv, s_bad_hb_env, NULL, opath, epath), 20000), 0);
-    char *out = s_slurp(opath), *err = s_slurp(epath);
+    assert_int_equal(ru_wait(ru_spawn(argv, s_bad_hb_env, NULL, opath, epath), 20000), 0);
+    char *out = ru_slurp(opath), *err = ru_slurp(epath);
     assert_string_equal(out, "Hello, World!\n");
     assert_non_null(strstr(err, "ZCHAN_HEARTBEAT_MS"));
     free(out);
@@ -347,25 +56,25 @@ static void test_library_logs_to_stderr(void **state)
 static void test_cli_logs_to_stderr(void **state)
 {
     (void) state;
-    relay_t relay;
-    s_relay_start(&relay, NULL);
+    ru_relay_t relay;
+    ru_relay_start(&relay, NULL, false, NULL);
     char uri[200], opath[PATH_MAX], epath[PATH_MAX];
     snprintf(uri, sizeof uri, "%s/logs", relay.tcp);
-    s_path(opath, sizeof opath, "out");
-    s_path(epath, sizeof epath, "err");
+    ru_path(opath, sizeof opath, "out");
+    ru_path(epath, sizeof epath, "err");
     char exe[2 * PATH_MAX];
-    snprintf(exe, sizeof exe, "%s/tools/zchan", s_bin);
+    ru_tool(exe, sizeof exe, "zchan");
     char *argv[] = {exe, "recv", "--anycast", "-n", "2", uri, NULL};
-    pid_t recv = s_spawn(argv, s_bad_hb_env, NULL, opath, epath);
-    zchan_ctx_t *ctx = s_ctx();
-    s_wait_receivers(ctx, uri, 1);
-    run_t r = s_cli_env(s_bad_hb_env, NULL, "send", uri, "\"a\"", "[1,{\"b\":null}]", NULL);
+    pid_t recv = ru_spawn(argv, s_bad_hb_env, NULL, opath, epath);
+    zchan_ctx_t *ctx = ru_ctx();
+    ru_wait_receivers(ctx, uri, 1);
+    ru_run_t r = ru_cli(s_bad_hb_env, NULL, "send", uri, "\"a\"", "[1,{\"b\":null}]", NULL);
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.out, "");
     assert_non_null(strstr(r.err, "ZCHAN_HEARTBEAT_MS"));
-    s_run_free(&r);
-    assert_int_equal(s_wait(recv, 20000), 0);
-    char *out = s_slurp(opath), *err = s_slurp(epath);
+    ru_run_free(&r);
+    assert_int_equal(ru_wait(recv, 20000), 0);
+    char *out = ru_slurp(opath), *err = ru_slurp(epath);
     assert_string_equal(out, "\"a\"\n[1,{\"b\":null}]\n");
     assert_non_null(strstr(err, "ZCHAN_HEARTBEAT_MS"));
     free(out);
@@ -383,20 +92,20 @@ static void test_recv_hub_lost(void **state)
     (void) state;
     char *fast_hb[] = {"ZCHAN_HEARTBEAT_MS=100", "ZCHAN_HEARTBEAT_TIMEOUT_MS=500", NULL};
     char exe[2 * PATH_MAX], uri[200], epath[PATH_MAX];
-    snprintf(exe, sizeof exe, "%s/tools/zchan", s_bin);
-    zchan_ctx_t *ctx = s_ctx();
+    ru_tool(exe, sizeof exe, "zchan");
+    zchan_ctx_t *ctx = ru_ctx();
     for (int kill_it = 1; kill_it >= 0; kill_it--) {
-        relay_t relay;
-        s_relay_start(&relay, NULL);
+        ru_relay_t relay;
+        ru_relay_start(&relay, NULL, false, NULL);
         snprintf(uri, sizeof uri, "%s/lost", relay.tcp);
-        s_path(epath, sizeof epath, "err");
+        ru_path(epath, sizeof epath, "err");
         char *argv[] = {exe, "recv", "--anycast", uri, NULL};
-        pid_t recv = s_spawn(argv, fast_hb, NULL, NULL, epath);
-        s_wait_receivers(ctx, uri, 1);
+        pid_t recv = ru_spawn(argv, fast_hb, NULL, NULL, epath);
+        ru_wait_receivers(ctx, uri, 1);
         kill(relay.pid, kill_it ? SIGKILL : SIGTERM);
-        assert_int_equal(s_wait(relay.pid, 10000), kill_it ? 128 + SIGKILL : 0);
-        int rc = s_wait(recv, 20000);
-        char *err = s_slurp(epath);
+        assert_int_equal(ru_wait(relay.pid, 10000), kill_it ? 128 + SIGKILL : 0);
+        int rc = ru_wait(recv, 20000);
+        char *err = ru_slurp(epath);
         if (kill_it) {
             if (rc != 9)
                 fail_msg("zchan recv exit %d after its relay was killed; stderr:\n%s", rc, err);
@@ -414,8 +123,8 @@ static void test_recv_hub_lost(void **state)
 static void test_send_over_max_size(void **state)
 {
     (void) state;
-    relay_t relay;
-    s_relay_start(&relay, "--max-msg-size", "1k", NULL);
+    ru_relay_t relay;
+    ru_relay_start(&relay, NULL, false, "--max-msg-size", "1k", NULL);
     char uri[200];
     snprintf(uri, sizeof uri, "%s/big", relay.tcp);
     char big[4100];
@@ -423,26 +132,26 @@ static void test_send_over_max_size(void **state)
     big[0] = '"';
     big[sizeof big - 2] = '"';
     big[sizeof big - 1] = 0;
-    run_t r = s_cli(NULL, "send", "--anycast", uri, big, NULL);
+    ru_run_t r = s_cli(NULL, "send", "--anycast", uri, big, NULL);
     if (r.rc != 10)
         fail_msg("zchan send of a message over the hub's limit: exit %d", r.rc);
     assert_non_null(strstr(r.err, "not every message reached the channel"));
-    s_run_free(&r);
+    ru_run_free(&r);
     //  Several messages, the big one among them.
     r = s_cli(NULL, "send", uri, "1", big, "2", NULL);
     assert_int_equal(r.rc, 10);
-    s_run_free(&r);
+    ru_run_free(&r);
     r = s_cli(NULL, "send", uri, "\"small\"", NULL);
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.err, "");
-    s_run_free(&r);
+    ru_run_free(&r);
     r = s_cli(NULL, "recv", "-n", "1", "-t", "5000", uri, NULL);
     assert_int_equal(r.rc, 0);
-    s_run_free(&r);
+    ru_run_free(&r);
     //  The senders whose connection the relay dropped are not left counted:
     //  the hub drops an attachment whose connection is gone (within about
     //  5 s; the deadline is generous).
-    zchan_ctx_t *ctx = s_ctx();
+    zchan_ctx_t *ctx = ru_ctx();
     zchan_t *ch = zchan_open(ctx, uri);
     assert_non_null(ch);
     zchan_stat_t st;
@@ -466,7 +175,7 @@ static void test_send_over_max_size(void **state)
 static void test_sender_flush(void **state)
 {
     (void) state;
-    zchan_ctx_t *host = s_ctx(), *client = s_ctx();
+    zchan_ctx_t *host = ru_ctx(), *client = ru_ctx();
     tu_assert_rc(zchan_ctx_set_max_msg_size(host, 1024), ZCHAN_OK);
     tu_assert_rc(zchan_ctx_bind(host, "tcp://127.0.0.1:0"), ZCHAN_OK);
     char uri[200];
@@ -514,7 +223,7 @@ static void test_sender_flush(void **state)
 static void test_tcp_uri_parse(void **state)
 {
     (void) state;
-    zchan_ctx_t *ctx = s_ctx();
+    zchan_ctx_t *ctx = ru_ctx();
     const zchan__transport_t *t = zchan__transport_for("tcp://x");
     assert_non_null(t);
     const char *good[] = {"127.0.0.1:7878/a", "host.example:1/a.b-c_d", "[::1]:65535/x", "h:00080/x"};
@@ -544,29 +253,29 @@ static void test_tcp_uri_parse(void **state)
 static void test_cli_uris(void **state)
 {
     (void) state;
-    relay_t relay;
-    s_relay_start(&relay, NULL);
+    ru_relay_t relay;
+    ru_relay_start(&relay, NULL, false, NULL);
     const char *port = strrchr(relay.tcp, ':') + 1;
     char star[200];
     snprintf(star, sizeof star, "tcp://*:%s/x", port);
     const char *bad[] = {star, "tcp://127.0.0.1:0/x", "tcp://h:1:2/x", "tcp://127.0.0.1/x", "udp://h:1/x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int64_t t0 = s_now_ms();
-        run_t r = s_cli(NULL, "send", "--anycast", bad[i], "1", NULL);
+        int64_t t0 = ru_now_ms();
+        ru_run_t r = s_cli(NULL, "send", "--anycast", bad[i], "1", NULL);
         if (r.rc != 3)
             fail_msg("zchan send %s: exit %d, want 3 (bad URI)", bad[i], r.rc);
         assert_non_null(strstr(r.err, "bad URI"));
-        assert_true(s_now_ms() - t0 < 3000 * tu_slow()); // no request's timeout
-        s_run_free(&r);
+        assert_true(ru_now_ms() - t0 < 3000 * tu_slow()); // no request's timeout
+        ru_run_free(&r);
     }
     //  inproc: the message would die with the CLI's process.
-    run_t r = s_cli(NULL, "send", "--anycast", "inproc://x", "1", NULL);
+    ru_run_t r = s_cli(NULL, "send", "--anycast", "inproc://x", "1", NULL);
     assert_int_equal(r.rc, 3);
     assert_non_null(strstr(r.err, "inproc"));
-    s_run_free(&r);
+    ru_run_free(&r);
     r = s_cli(NULL, "recv", "--anycast", "-t", "100", "inproc://x", NULL);
     assert_int_equal(r.rc, 3);
-    s_run_free(&r);
+    ru_run_free(&r);
     //  Control characters are escaped in the one-line error.
     r = s_cli(NULL, "stat", "tcp://h\x1b[2J\n:1/x", NULL);
     assert_int_equal(r.rc, 3);
@@ -574,31 +283,31 @@ static void test_cli_uris(void **state)
     assert_non_null(strstr(r.err, "\\x1b[2J\\x0a"));
     assert_non_null(strchr(r.err, '\n'));
     assert_int_equal(strchr(r.err, '\n')[1], 0); // one line
-    s_run_free(&r);
+    ru_run_free(&r);
     //  No usable runtime directory: ipc is unavailable (exit 8), and a
     //  malformed ipc URI is still a bad URI.
     char file[PATH_MAX], env[PATH_MAX + 32];
-    s_path(file, sizeof file, "plainfile");
-    s_write_file(file, "x");
+    ru_path(file, sizeof file, "plainfile");
+    ru_write_file(file, "x");
     snprintf(env, sizeof env, "ZCHAN_IPC_DIR=%s/sub", file);
     char *noipc[] = {env, NULL};
-    r = s_cli_env(noipc, NULL, "send", "--anycast", "ipc://relay/x", "1", NULL);
+    r = ru_cli(noipc, NULL, "send", "--anycast", "ipc://relay/x", "1", NULL);
     assert_int_equal(r.rc, 8);
     assert_non_null(strstr(r.err, "ipc is unavailable"));
     assert_null(strstr(r.err, "bad URI"));
-    s_run_free(&r);
-    r = s_cli_env(noipc, NULL, "stat", "ipc://x", NULL);
+    ru_run_free(&r);
+    r = ru_cli(noipc, NULL, "stat", "ipc://x", NULL);
     assert_int_equal(r.rc, 8);
-    s_run_free(&r);
-    r = s_cli_env(noipc, NULL, "stat", "ipc://a/b/c", NULL);
+    ru_run_free(&r);
+    r = ru_cli(noipc, NULL, "stat", "ipc://a/b/c", NULL);
     assert_int_equal(r.rc, 3);
-    s_run_free(&r);
+    ru_run_free(&r);
     //  A good URI still works.
     char uri[200];
     snprintf(uri, sizeof uri, "%s/ok", relay.tcp);
     r = s_cli(NULL, "send", "--anycast", uri, "1", NULL);
     assert_int_equal(r.rc, 0);
-    s_run_free(&r);
+    ru_run_free(&r);
 }
 
 // ---------------------------------------------------------------------------
@@ -686,7 +395,7 @@ static void s_canonical(zchan_msg_t *msg, msgpack_sbuffer *sb)
 static void test_values_round_trip(void **state)
 {
     (void) state;
-    zchan_ctx_t *ctx = s_ctx();
+    zchan_ctx_t *ctx = ru_ctx();
     tu_assert_rc(zchan_ctx_bind(ctx, "tcp://127.0.0.1:0"), ZCHAN_OK);
     char in_uri[200], out_uri[200];
     snprintf(in_uri, sizeof in_uri, "%s/in", zchan_ctx_endpoint(ctx, "tcp"));
@@ -705,7 +414,7 @@ static void test_values_round_trip(void **state)
 
     char count[16], lines[PATH_MAX];
     snprintf(count, sizeof count, "%d", NVALUES);
-    run_t r = s_cli(NULL, "recv", "-n", count, "-t", "5000", in_uri, NULL);
+    ru_run_t r = s_cli(NULL, "recv", "-n", count, "-t", "5000", in_uri, NULL);
     assert_int_equal(r.rc, 0);
     //  The well-formed reference prints as $chan, the malformed ones as
     //  $ext, float 32s as $float32.
@@ -725,13 +434,13 @@ static void test_values_round_trip(void **state)
         *nl = '\n';
         line = nl + 1;
     }
-    s_path(lines, sizeof lines, "lines");
-    s_write_file(lines, r.out);
-    s_run_free(&r);
+    ru_path(lines, sizeof lines, "lines");
+    ru_write_file(lines, r.out);
+    ru_run_free(&r);
 
     r = s_cli(lines, "send", out_uri, NULL);
     assert_int_equal(r.rc, 0);
-    s_run_free(&r);
+    ru_run_free(&r);
     zchan_receiver_t *rx = zchan_receiver_new(out, 0);
     assert_non_null(rx);
     for (int i = 0; i < NVALUES; i++) {
@@ -759,14 +468,14 @@ static void test_values_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_library_logs_to_stderr, s_teardown),
-        cmocka_unit_test_teardown(test_cli_logs_to_stderr, s_teardown),
-        cmocka_unit_test_teardown(test_recv_hub_lost, s_teardown),
-        cmocka_unit_test_teardown(test_send_over_max_size, s_teardown),
-        cmocka_unit_test_teardown(test_sender_flush, s_teardown),
-        cmocka_unit_test_teardown(test_tcp_uri_parse, s_teardown),
-        cmocka_unit_test_teardown(test_cli_uris, s_teardown),
-        cmocka_unit_test_teardown(test_values_round_trip, s_teardown),
+        cmocka_unit_test_teardown(test_library_logs_to_stderr, ru_teardown),
+        cmocka_unit_test_teardown(test_cli_logs_to_stderr, ru_teardown),
+        cmocka_unit_test_teardown(test_recv_hub_lost, ru_teardown),
+        cmocka_unit_test_teardown(test_send_over_max_size, ru_teardown),
+        cmocka_unit_test_teardown(test_sender_flush, ru_teardown),
+        cmocka_unit_test_teardown(test_tcp_uri_parse, ru_teardown),
+        cmocka_unit_test_teardown(test_cli_uris, ru_teardown),
+        cmocka_unit_test_teardown(test_values_round_trip, ru_teardown),
     };
-    return cmocka_run_group_tests(tests, s_setup, s_group_teardown);
+    return cmocka_run_group_tests(tests, ru_setup, ru_group_teardown);
 }

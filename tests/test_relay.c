@@ -5,9 +5,10 @@
     processes and with this process as a library client. Every process a
     test starts is recorded, and the teardown kills and reaps whatever is
     left, so a failed assertion leaves nothing behind. Files live in the
-    test's temporary ZCHAN_IPC_DIR, removed at the end.
+    test's temporary ZCHAN_IPC_DIR, removed at the end. That harness is
+    tests/relayutil.{c,h}, shared with test_cli.
 */
-#include "testutil.h"
+#include "relayutil.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,6 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,232 +29,39 @@
 #include <unistd.h>
 #include <zmq.h>
 
-extern char **environ;
-
-#define MAX_PROCS 64
-
-static char s_bin[PATH_MAX];   // directory of zchan-relay and zchan
-static const char *s_dir;      // the temporary runtime directory
-static pid_t s_procs[MAX_PROCS];
-static int s_nprocs;
-static int s_seq;
-
-// ---------------------------------------------------------------------------
-// Processes
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-//  A fresh path in the test directory.
-static void s_path(char *out, size_t n, const char *what)
-{
-    snprintf(out, n, "%s/%s-%d", s_dir, what, ++s_seq);
-}
-
-//  Starts argv with stdin, stdout and stderr from/to the given files (NULL:
-//  /dev/null). The process is recorded for the teardown.
-static pid_t s_spawn(char *const argv[], const char *in, const char *out, const char *err)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, in ? in : "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, err ? err : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        fail_msg("cannot start %s: %s", argv[0], strerror(rc));
-    if (s_nprocs < MAX_PROCS)
-        s_procs[s_nprocs++] = pid;
-    return pid;
-}
-
-static void s_forget(pid_t pid)
-{
-    for (int i = 0; i < s_nprocs; i++)
-        if (s_procs[i] == pid) {
-            s_procs[i] = s_procs[--s_nprocs];
-            return;
-        }
-}
-
-//  Waits for pid to exit within timeout_ms. Returns its exit code, 128 + the
-//  signal that ended it, or -1 if it was still running (then it is killed).
-static int s_wait(pid_t pid, int timeout_ms)
-{
-    int64_t deadline = s_now_ms() + timeout_ms;
-    int status;
-    while (true) {
-        pid_t got = waitpid(pid, &status, WNOHANG);
-        if (got == pid)
-            break;
-        if (got < 0 && errno != EINTR)
-            return -2;
-        if (s_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            s_forget(pid);
-            return -1;
-        }
-        s_sleep_ms(5);
-    }
-    s_forget(pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static bool s_alive(pid_t pid)
-{
-    int status;
-    return waitpid(pid, &status, WNOHANG) == 0;
-}
-
-//  Reads a whole file into a new string ("" if missing).
-static char *s_slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf = calloc(1, 1);
-    size_t n = 0;
-    if (!f)
-        return buf;
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        buf = realloc(buf, n + got + 1);
-        memcpy(buf + n, chunk, got);
-        n += got;
-        buf[n] = 0;
-    }
-    fclose(f);
-    return buf;
-}
-
-static void s_write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 //  Runs the CLI with args (NULL-terminated) and stdin from in (may be NULL);
 //  returns its exit code, and its output in *out (free it) if out is given.
 static int s_cli(const char *in, char **out, ...)
 {
-    char *argv[40];
-    char exe[PATH_MAX + 8];
-    snprintf(exe, sizeof exe, "%s/zchan", s_bin);
-    argv[0] = exe;
     va_list ap;
     va_start(ap, out);
-    int n = 1;
-    const char *a;
-    while (n < 39 && (a = va_arg(ap, const char *)) != NULL)
-        argv[n++] = (char *) a;
+    ru_run_t r = ru_cli_v(NULL, in, ap);
     va_end(ap);
-    argv[n] = NULL;
-    char opath[PATH_MAX], epath[PATH_MAX];
-    s_path(opath, sizeof opath, "out");
-    s_path(epath, sizeof epath, "err");
-    int rc = s_wait(s_spawn(argv, in, opath, epath), 20000);
-    char *err = s_slurp(epath);
-    if (*err)
-        fprintf(stderr, "  [zchan %s] %s", argv[1], err);
-    free(err);
-    if (out)
-        *out = s_slurp(opath);
-    unlink(opath);
-    unlink(epath);
-    return rc;
+    if (out) {
+        *out = r.out;
+        r.out = NULL;
+    }
+    ru_run_free(&r);
+    return r.rc;
 }
 
 //  Starts the CLI in the background (recv), writing its output to out.
 static pid_t s_cli_bg(const char *out, const char *a1, const char *a2, const char *a3, const char *a4,
                       const char *a5)
 {
-    char exe[PATH_MAX + 8];
-    snprintf(exe, sizeof exe, "%s/zchan", s_bin);
+    char exe[2 * PATH_MAX];
+    ru_tool(exe, sizeof exe, "zchan");
     char *argv[] = {exe, (char *) a1, (char *) a2, (char *) a3, (char *) a4, (char *) a5, NULL};
-    return s_spawn(argv, NULL, out, NULL);
-}
-
-// ---------------------------------------------------------------------------
-// The relay
-
-typedef struct {
-    pid_t pid;
-    char tcp[128];    // tcp://127.0.0.1:PORT
-    char ipc[64];     // ipc://NAME
-    char log[PATH_MAX];
-    char epfile[PATH_MAX];
-} relay_t;
-
-//  Waits until the endpoint file has nlines lines, then reads the first into
-//  r->tcp. The relay writes it (atomically) once it listens.
-static void s_relay_wait_ready(relay_t *r, int nlines)
-{
-    int64_t deadline = s_now_ms() + 10000;
-    while (true) {
-        char *text = s_slurp(r->epfile);
-        int lines = 0;
-        for (char *p = text; *p; p++)
-            lines += *p == '\n';
-        if (lines >= nlines) {
-            snprintf(r->tcp, sizeof r->tcp, "%.*s", (int) strcspn(text, "\n"), text);
-            free(text);
-            return;
-        }
-        free(text);
-        if (!s_alive(r->pid)) {
-            char *log = s_slurp(r->log);
-            fail_msg("the relay did not start:\n%s", log);
-        }
-        assert_true(s_now_ms() < deadline);
-        s_sleep_ms(10);
-    }
-}
-
-//  Starts a relay bound to tcp (port 0 unless tcp_bind says otherwise) and to
-//  a fresh ipc name, with extra options (NULL-terminated).
-static void s_relay_start(relay_t *r, const char *tcp_bind, ...)
-{
-    memset(r, 0, sizeof *r);
-    s_path(r->log, sizeof r->log, "relay.log");
-    s_path(r->epfile, sizeof r->epfile, "relay.ep");
-    snprintf(r->ipc, sizeof r->ipc, "ipc://relay%d", ++s_seq);
-    char exe[PATH_MAX + 16];
-    snprintf(exe, sizeof exe, "%s/zchan-relay", s_bin);
-    char *argv[32] = {exe, "--bind", (char *) (tcp_bind ? tcp_bind : "tcp://127.0.0.1:0"), "--bind", r->ipc,
-                      "--endpoint-file", r->epfile};
-    int n = 7;
-    va_list ap;
-    va_start(ap, tcp_bind);
-    const char *a;
-    while (n < 31 && (a = va_arg(ap, const char *)) != NULL)
-        argv[n++] = (char *) a;
-    va_end(ap);
-    argv[n] = NULL;
-    r->pid = s_spawn(argv, NULL, NULL, r->log);
-    s_relay_wait_ready(r, 2);
+    return ru_spawn(argv, NULL, NULL, out, NULL);
 }
 
 //  SIGTERM; the relay must exit 0 within a few seconds.
-static void s_relay_stop(relay_t *r)
+static void s_relay_stop(ru_relay_t *r)
 {
     kill(r->pid, SIGTERM);
-    int rc = s_wait(r->pid, 8000);
+    int rc = ru_wait(r->pid, 8000);
     if (rc != 0) {
-        char *log = s_slurp(r->log);
+        char *log = ru_slurp(r->log);
         fail_msg("relay exit %d after SIGTERM; log:\n%s", rc, log);
     }
 }
@@ -262,67 +69,6 @@ static void s_relay_stop(relay_t *r)
 static void s_uri(char *out, size_t n, const char *base, const char *name)
 {
     snprintf(out, n, "%s/%s", base, name);
-}
-
-//  Waits until the channel has n receivers attached (the handshake before a
-//  broadcast: a receiver gets what is sent after it attached).
-static void s_wait_receivers(zchan_ctx_t *ctx, const char *uri, uint64_t n)
-{
-    int64_t deadline = s_now_ms() + 10000;
-    zchan_t *ch = NULL;
-    while (!ch && s_now_ms() < deadline)
-        if (!(ch = zchan_open(ctx, uri)))
-            s_sleep_ms(10);
-    assert_non_null(ch);
-    zchan_stat_t st = {0};
-    while (s_now_ms() < deadline) {
-        tu_assert_rc(zchan_stat(ch, &st), ZCHAN_OK);
-        if (st.receivers >= n)
-            break;
-        s_sleep_ms(10);
-    }
-    zchan_destroy(&ch);
-    assert_true(st.receivers >= n);
-}
-
-static zchan_ctx_t *s_ctx(void)
-{
-    zchan_ctx_t *ctx = zchan_ctx_new();
-    assert_non_null(ctx);
-    zchan_ctx_set_timeout(ctx, 3000);
-    return ctx;
-}
-
-// ---------------------------------------------------------------------------
-// Fixture
-
-static int s_setup(void **state)
-{
-    (void) state;
-    s_dir = tu_ipc_dir();
-    const char *bin = getenv("ZCHAN_TEST_BIN_DIR");
-    snprintf(s_bin, sizeof s_bin, "%s/tools", bin ? bin : "..");
-    setenv("ZCHAN_TIMEOUT_MS", "3000", 1);
-    signal(SIGPIPE, SIG_IGN);
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    (void) state;
-    for (int i = 0; i < s_nprocs; i++) {
-        kill(s_procs[i], SIGKILL);
-        waitpid(s_procs[i], NULL, 0);
-    }
-    s_nprocs = 0;
-    return 0;
-}
-
-static int s_group_teardown(void **state)
-{
-    s_teardown(state);
-    tu_cleanup_dir();
-    return 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -333,15 +79,15 @@ static int s_group_teardown(void **state)
 static void test_cli_anycast(void **state)
 {
     (void) state;
-    relay_t r;
-    s_relay_start(&r, NULL, NULL);
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, NULL);
     char uri[256], out[PATH_MAX];
     s_uri(uri, sizeof uri, r.tcp, "jobs");
-    s_path(out, sizeof out, "recv");
+    ru_path(out, sizeof out, "recv");
     pid_t rx = s_cli_bg(out, "recv", "--anycast", uri, "-n", "3");
     assert_int_equal(s_cli(NULL, NULL, "send", "--anycast", uri, "1", "\"two\"", "[3,{\"a\":null}]", NULL), 0);
-    assert_int_equal(s_wait(rx, 10000), 0);
-    char *got = s_slurp(out);
+    assert_int_equal(ru_wait(rx, 10000), 0);
+    char *got = ru_slurp(out);
     assert_string_equal(got, "1\n\"two\"\n[3,{\"a\":null}]\n");
     free(got);
     s_relay_stop(&r);
@@ -352,23 +98,23 @@ static void test_cli_anycast(void **state)
 static void test_cli_broadcast_close(void **state)
 {
     (void) state;
-    relay_t r;
-    s_relay_start(&r, NULL, NULL);
-    zchan_ctx_t *ctx = s_ctx();
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, NULL);
+    zchan_ctx_t *ctx = ru_ctx();
     char uri[256], out[3][PATH_MAX];
     s_uri(uri, sizeof uri, r.tcp, "news");
     assert_int_equal(s_cli(NULL, NULL, "send", "--broadcast", uri, NULL), 0); // creates it, sends nothing
     pid_t rx[3];
     for (int i = 0; i < 3; i++) {
-        s_path(out[i], sizeof out[i], "recv");
+        ru_path(out[i], sizeof out[i], "recv");
         rx[i] = s_cli_bg(out[i], "recv", uri, NULL, NULL, NULL);
     }
-    s_wait_receivers(ctx, uri, 3);
+    ru_wait_receivers(ctx, uri, 3);
     assert_int_equal(s_cli(NULL, NULL, "send", uri, "\"a\"", "{\"b\":[true,false,1.5,-7]}", NULL), 0);
     assert_int_equal(s_cli(NULL, NULL, "close", uri, NULL), 0);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(s_wait(rx[i], 10000), 0);
-        char *got = s_slurp(out[i]);
+        assert_int_equal(ru_wait(rx[i], 10000), 0);
+        char *got = ru_slurp(out[i]);
         assert_string_equal(got, "\"a\"\n{\"b\":[true,false,1.5,-7]}\n");
         free(got);
     }
@@ -383,8 +129,8 @@ static void test_cli_broadcast_close(void **state)
 static void test_cli_stdin(void **state)
 {
     (void) state;
-    relay_t r;
-    s_relay_start(&r, NULL, NULL);
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, NULL);
     char uri[256], in[PATH_MAX];
     s_uri(uri, sizeof uri, r.tcp, "lines");
     const char *lines =
@@ -413,15 +159,15 @@ static void test_cli_stdin(void **state)
         "{\"$map\":[[1,\"one\"],[\"$k\",null]]}\n"
         "{\"$strb64\":\"/w==\"}\n"
         "{\"$map\":[[\"k\\u0000z\",1]]}\n"; // jansson reads no NUL in an object key
-    s_path(in, sizeof in, "in");
-    s_write_file(in, lines);
+    ru_path(in, sizeof in, "in");
+    ru_write_file(in, lines);
     assert_int_equal(s_cli(in, NULL, "send", "--anycast", "--capacity", "100", uri, NULL), 0);
     char *got = NULL;
     assert_int_equal(s_cli(NULL, &got, "recv", uri, "-n", "11", "-t", "5000", NULL), 0);
     assert_string_equal(got, expect);
     free(got);
     //  A bad line stops the send with exit 2; the lines before it were sent.
-    s_write_file(in, "7\n{bad\n8\n");
+    ru_write_file(in, "7\n{bad\n8\n");
     assert_int_equal(s_cli(in, NULL, "send", uri, NULL), 2);
     assert_int_equal(s_cli(NULL, &got, "recv", uri, "-n", "1", "-t", "5000", NULL), 0);
     assert_string_equal(got, "7\n");
@@ -434,8 +180,8 @@ static void test_cli_stdin(void **state)
 static void test_cli_stat(void **state)
 {
     (void) state;
-    relay_t r;
-    s_relay_start(&r, NULL, NULL);
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, NULL);
     char uri[256];
     s_uri(uri, sizeof uri, r.tcp, "counted");
     assert_int_equal(s_cli(NULL, NULL, "send", "--anycast", "--capacity", "5", uri, "1", "2", "3", NULL), 0);
@@ -449,7 +195,7 @@ static void test_cli_stat(void **state)
     assert_string_equal(got, expect);
     free(got);
 
-    zchan_ctx_t *ctx = s_ctx();
+    zchan_ctx_t *ctx = ru_ctx();
     zchan_t *ch = zchan_open(ctx, uri);
     assert_non_null(ch);
     zchan_stat_t st;
@@ -471,8 +217,8 @@ static void test_cli_stat(void **state)
 static void test_cli_errors(void **state)
 {
     (void) state;
-    relay_t r;
-    s_relay_start(&r, NULL, NULL);
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, NULL);
     char uri[256], other[256], dead[64];
     s_uri(uri, sizeof uri, r.tcp, "errs");
     s_uri(other, sizeof other, r.tcp, "never-made");
@@ -504,9 +250,9 @@ static void test_cli_errors(void **state)
 static void test_library_and_cli(void **state)
 {
     (void) state;
-    relay_t r;
-    s_relay_start(&r, NULL, NULL);
-    zchan_ctx_t *ctx = s_ctx();
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, NULL);
+    zchan_ctx_t *ctx = ru_ctx();
     char uri[256];
     s_uri(uri, sizeof uri, r.tcp, "mixed");
     zchan_t *ch = zchan_anycast_new(ctx, uri, 10);
@@ -580,13 +326,13 @@ static void test_library_and_cli(void **state)
 static void test_config_ipc_sighup(void **state)
 {
     (void) state;
-    relay_t r;
+    ru_relay_t r;
     memset(&r, 0, sizeof r);
     char conf[PATH_MAX];
-    s_path(conf, sizeof conf, "relay.conf");
-    s_path(r.log, sizeof r.log, "relay.log");
-    s_path(r.epfile, sizeof r.epfile, "relay.ep");
-    snprintf(r.ipc, sizeof r.ipc, "ipc://relayconf%d", ++s_seq);
+    ru_path(conf, sizeof conf, "relay.conf");
+    ru_path(r.log, sizeof r.log, "relay.log");
+    ru_path(r.epfile, sizeof r.epfile, "relay.ep");
+    snprintf(r.ipc, sizeof r.ipc, "ipc://relayconf%d", ru_seq());
     char text[3 * PATH_MAX];
     snprintf(text, sizeof text,
              "#   zchan-relay test config\n"
@@ -598,12 +344,12 @@ static void test_config_ipc_sighup(void **state)
              "    max-msg-size = 1M\n"
              "    drain-timeout = 2000\n",
              r.ipc, r.epfile, r.log);
-    s_write_file(conf, text);
-    char exe[PATH_MAX + 16];
-    snprintf(exe, sizeof exe, "%s/zchan-relay", s_bin);
+    ru_write_file(conf, text);
+    char exe[2 * PATH_MAX];
+    ru_tool(exe, sizeof exe, "zchan-relay");
     char *argv[] = {exe, "--config", conf, NULL};
-    r.pid = s_spawn(argv, NULL, NULL, NULL);
-    s_relay_wait_ready(&r, 2);
+    r.pid = ru_spawn(argv, NULL, NULL, NULL, NULL);
+    ru_relay_wait_ready(&r, 2);
 
     char via_tcp[256], via_ipc[256];
     s_uri(via_tcp, sizeof via_tcp, r.tcp, "shared");
@@ -620,14 +366,14 @@ static void test_config_ipc_sighup(void **state)
     snprintf(rotated, sizeof rotated, "%s.1", r.log);
     assert_int_equal(rename(r.log, rotated), 0);
     kill(r.pid, SIGHUP);
-    int64_t deadline = s_now_ms() + 10000;
+    int64_t deadline = ru_now_ms() + 10000;
     char *log = NULL;
     while (true) {
-        log = s_slurp(r.log);
-        if (strstr(log, "log reopened") || s_now_ms() > deadline)
+        log = ru_slurp(r.log);
+        if (strstr(log, "log reopened") || ru_now_ms() > deadline)
             break;
         free(log);
-        s_sleep_ms(10);
+        ru_sleep_ms(10);
     }
     assert_non_null(strstr(log, "log reopened"));
     free(log);
@@ -636,7 +382,7 @@ static void test_config_ipc_sighup(void **state)
     assert_string_equal(got, "3\n");
     free(got);
     s_relay_stop(&r);
-    log = s_slurp(r.log);
+    log = ru_slurp(r.log);
     assert_non_null(strstr(log, "stopped"));
     free(log);
     //  The endpoint file goes with the relay.
@@ -644,17 +390,17 @@ static void test_config_ipc_sighup(void **state)
 
     //  Bad settings exit 2 at once; --help documents every option.
     char bad[PATH_MAX];
-    s_path(bad, sizeof bad, "bad.conf");
-    s_write_file(bad, "relay\n    frobnicate = 1\n");
+    ru_path(bad, sizeof bad, "bad.conf");
+    ru_write_file(bad, "relay\n    frobnicate = 1\n");
     char *argv2[] = {exe, "--config", bad, NULL};
-    assert_int_equal(s_wait(s_spawn(argv2, NULL, NULL, NULL), 10000), 2);
+    assert_int_equal(ru_wait(ru_spawn(argv2, NULL, NULL, NULL, NULL), 10000), 2);
     char *argv3[] = {exe, NULL};
-    assert_int_equal(s_wait(s_spawn(argv3, NULL, NULL, NULL), 10000), 2);
+    assert_int_equal(ru_wait(ru_spawn(argv3, NULL, NULL, NULL, NULL), 10000), 2);
     char help[PATH_MAX];
-    s_path(help, sizeof help, "help");
+    ru_path(help, sizeof help, "help");
     char *argv4[] = {exe, "--help", NULL};
-    assert_int_equal(s_wait(s_spawn(argv4, NULL, help, NULL), 10000), 0);
-    char *h = s_slurp(help);
+    assert_int_equal(ru_wait(ru_spawn(argv4, NULL, NULL, help, NULL), 10000), 0);
+    char *h = ru_slurp(help);
     const char *opts[] = {"--bind", "--config", "--advertise", "--max-msg-size", "--drain-timeout",
                           "--endpoint-file", "--log-file", "--verbose", "SIGHUP", "SIGTERM"};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
@@ -669,14 +415,14 @@ static void test_limits(void **state)
 {
     (void) state;
     char conf[PATH_MAX];
-    s_path(conf, sizeof conf, "limits.conf");
-    s_write_file(conf, "relay\n"
+    ru_path(conf, sizeof conf, "limits.conf");
+    ru_write_file(conf, "relay\n"
                        "    max-channels = 2\n"
                        "    max-channel-bytes = 4k\n"
                        "    max-broadcast-limit = 100\n");
-    relay_t r;
-    s_relay_start(&r, NULL, "--config", conf, "--max-channels", "3", "--max-capacity", "50", NULL);
-    zchan_ctx_t *ctx = s_ctx();
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, "--config", conf, "--max-channels", "3", "--max-capacity", "50", NULL);
+    zchan_ctx_t *ctx = ru_ctx();
     char uri[256];
     //  --max-capacity 50
     s_uri(uri, sizeof uri, r.tcp, "a");
@@ -715,19 +461,19 @@ static void test_limits(void **state)
     assert_true(st.lost >= 1);
     assert_true(st.sent >= 1 && st.sent <= 4096 / 200);
     //  SIGHUP reloads the limits from the config file.
-    s_write_file(conf, "relay\n"
+    ru_write_file(conf, "relay\n"
                        "    max-channels = 2\n"
                        "    max-channel-bytes = 4k\n"
                        "    max-broadcast-limit = 200\n");
     kill(r.pid, SIGHUP);
-    int64_t deadline = s_now_ms() + 10000;
+    int64_t deadline = ru_now_ms() + 10000;
     char *log = NULL;
     while (true) {
-        log = s_slurp(r.log);
-        if (strstr(log, "max-broadcast-limit 200") || s_now_ms() > deadline)
+        log = ru_slurp(r.log);
+        if (strstr(log, "max-broadcast-limit 200") || ru_now_ms() > deadline)
             break;
         free(log);
-        s_sleep_ms(10);
+        ru_sleep_ms(10);
     }
     assert_non_null(strstr(log, "max-broadcast-limit 200"));
     free(log);
@@ -742,7 +488,7 @@ static void test_limits(void **state)
     zchan_destroy(&c);
     zchan_ctx_destroy(&ctx);
     s_relay_stop(&r);
-    log = s_slurp(r.log);
+    log = ru_slurp(r.log);
     if (!strstr(log, "limits: max-channels 3, max-attachments 100000, max-capacity 50, max-broadcast-limit 100, "
                      "max-channel-bytes 4096, max-queued-bytes 1073741824"))
         fail_msg("the relay did not log its limits:\n%s", log);
@@ -751,12 +497,12 @@ static void test_limits(void **state)
     free(log);
 
     //  --help lists them; a bad value is a usage error.
-    char exe[PATH_MAX + 16], help[PATH_MAX];
-    snprintf(exe, sizeof exe, "%s/zchan-relay", s_bin);
-    s_path(help, sizeof help, "help");
+    char exe[2 * PATH_MAX], help[PATH_MAX];
+    ru_tool(exe, sizeof exe, "zchan-relay");
+    ru_path(help, sizeof help, "help");
     char *argv[] = {exe, "--help", NULL};
-    assert_int_equal(s_wait(s_spawn(argv, NULL, help, NULL), 10000), 0);
-    char *h = s_slurp(help);
+    assert_int_equal(ru_wait(ru_spawn(argv, NULL, NULL, help, NULL), 10000), 0);
+    char *h = ru_slurp(help);
     const char *opts[] = {"--max-channels", "--max-attachments", "--max-capacity", "--max-broadcast-limit",
                           "--max-channel-bytes", "--max-queued-bytes", "max-queued-bytes = 1G"};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
@@ -764,10 +510,10 @@ static void test_limits(void **state)
             fail_msg("zchan-relay --help does not mention %s", opts[i]);
     free(h);
     char *argv2[] = {exe, "--bind", "tcp://127.0.0.1:0", "--max-channels", "0", NULL};
-    assert_int_equal(s_wait(s_spawn(argv2, NULL, NULL, NULL), 10000), 2);
-    s_write_file(conf, "relay\n    bind = tcp://127.0.0.1:0\n    max-capacity = lots\n");
+    assert_int_equal(ru_wait(ru_spawn(argv2, NULL, NULL, NULL, NULL), 10000), 2);
+    ru_write_file(conf, "relay\n    bind = tcp://127.0.0.1:0\n    max-capacity = lots\n");
     char *argv3[] = {exe, "--config", conf, NULL};
-    assert_int_equal(s_wait(s_spawn(argv3, NULL, NULL, NULL), 10000), 2);
+    assert_int_equal(ru_wait(ru_spawn(argv3, NULL, NULL, NULL, NULL), 10000), 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -844,27 +590,27 @@ static void s_relay_serves(zchan_ctx_t *ctx, const char *base, const char *name)
 static void test_garbage(void **state)
 {
     (void) state;
-    relay_t r;
-    s_relay_start(&r, NULL, "--max-msg-size", "64k", "-v", NULL);
-    zchan_ctx_t *ctx = s_ctx();
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, "--max-msg-size", "64k", "-v", NULL);
+    zchan_ctx_t *ctx = ru_ctx();
     s_relay_serves(ctx, r.tcp, "before");
 
     //  Every socket file of the relay: its --bind ipc name and its own hub.
     char paths[4][PATH_MAX];
     int npaths = 0;
-    if (snprintf(paths[npaths++], PATH_MAX, "%s/%s.hub", s_dir, r.ipc + 6) >= PATH_MAX)
+    if (snprintf(paths[npaths++], PATH_MAX, "%s/%s.hub", ru_dir, r.ipc + 6) >= PATH_MAX)
         fail_msg("path too long");
     char pattern[64];
     snprintf(pattern, sizeof pattern, "hub-%d-", (int) r.pid);
     char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "ls '%s'", s_dir);
+    snprintf(cmd, sizeof cmd, "ls '%s'", ru_dir);
     FILE *ls = popen(cmd, "r");
     char line[256];
     while (ls && fgets(line, sizeof line, ls) && npaths < 4) {
         line[strcspn(line, "\n")] = 0;
         size_t len = strlen(line);
         if (strncmp(line, pattern, strlen(pattern)) == 0 && len > 4 && strcmp(line + len - 4, ".hub") == 0)
-            if (snprintf(paths[npaths++], PATH_MAX, "%s/%s", s_dir, line) >= PATH_MAX)
+            if (snprintf(paths[npaths++], PATH_MAX, "%s/%s", ru_dir, line) >= PATH_MAX)
                 fail_msg("path too long");
     }
     if (ls)
@@ -993,7 +739,7 @@ static void test_garbage(void **state)
     zchan_destroy(&ch);
 
     //  Still alive, and serving over tcp and ipc, through the CLI too.
-    assert_true(s_alive(r.pid));
+    assert_true(ru_alive(r.pid));
     s_relay_serves(ctx, r.tcp, "after-tcp");
     s_relay_serves(ctx, r.ipc, "after-ipc");
     char cli_uri[256];
@@ -1006,8 +752,8 @@ static void test_garbage(void **state)
     size_t ping_size[1] = {3};
     zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
     bool pong = false;
-    int64_t deadline = s_now_ms() + 5000;
-    while (!pong && s_now_ms() < deadline) {
+    int64_t deadline = ru_now_ms() + 5000;
+    while (!pong && ru_now_ms() < deadline) {
         s_zmq_send(dealer, ping, ping_size, 1);
         zmq_poll(&item, 1, 100);
         char buf[64];
@@ -1022,7 +768,7 @@ static void test_garbage(void **state)
     zchan_ctx_destroy(&ctx);
     s_relay_stop(&r);
     //  Bad input was counted and logged, at a limited rate.
-    char *log = s_slurp(r.log);
+    char *log = ru_slurp(r.log);
     assert_non_null(strstr(log, "bad message"));
     assert_non_null(strstr(log, "handshake"));
     free(log);
@@ -1037,9 +783,9 @@ static void test_garbage(void **state)
 static void test_sigterm(void **state)
 {
     (void) state;
-    relay_t r;
-    s_relay_start(&r, NULL, "--drain-timeout", "2000", NULL);
-    zchan_ctx_t *ctx = s_ctx();
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, "--drain-timeout", "2000", NULL);
+    zchan_ctx_t *ctx = ru_ctx();
     char any[256], bcast[256], stuck[256], out[3][PATH_MAX];
     s_uri(any, sizeof any, r.tcp, "work");
     s_uri(bcast, sizeof bcast, r.tcp, "news");
@@ -1047,14 +793,14 @@ static void test_sigterm(void **state)
     assert_int_equal(s_cli(NULL, NULL, "send", "--anycast", any, "1", "2", "3", NULL), 0);
     assert_int_equal(s_cli(NULL, NULL, "send", "--broadcast", bcast, NULL), 0);
     pid_t rx[3];
-    s_path(out[0], sizeof out[0], "recv");
+    ru_path(out[0], sizeof out[0], "recv");
     rx[0] = s_cli_bg(out[0], "recv", any, NULL, NULL, NULL);
     for (int i = 1; i < 3; i++) {
-        s_path(out[i], sizeof out[i], "recv");
+        ru_path(out[i], sizeof out[i], "recv");
         rx[i] = s_cli_bg(out[i], "recv", bcast, NULL, NULL, NULL);
     }
-    s_wait_receivers(ctx, bcast, 2);
-    s_wait_receivers(ctx, any, 1);
+    ru_wait_receivers(ctx, bcast, 2);
+    ru_wait_receivers(ctx, any, 1);
     assert_int_equal(s_cli(NULL, NULL, "send", bcast, "\"x\"", "\"y\"", NULL), 0);
     //  A receiver that never reads, with messages queued for it.
     zchan_t *ch = zchan_anycast_new(ctx, stuck, 100);
@@ -1063,17 +809,17 @@ static void test_sigterm(void **state)
     assert_non_null(lazy);
     assert_int_equal(s_cli(NULL, NULL, "send", stuck, "1", "2", "3", "4", "5", NULL), 0);
 
-    int64_t t0 = s_now_ms();
+    int64_t t0 = ru_now_ms();
     kill(r.pid, SIGTERM);
     //  While it drains (the lazy receiver holds it up), it creates nothing
     //  new, and what exists answers, closed.
     char *log = NULL;
     while (true) {
-        log = s_slurp(r.log);
-        if (strstr(log, "every channel closed") || s_now_ms() - t0 > 5000)
+        log = ru_slurp(r.log);
+        if (strstr(log, "every channel closed") || ru_now_ms() - t0 > 5000)
             break;
         free(log);
-        s_sleep_ms(10);
+        ru_sleep_ms(10);
     }
     assert_non_null(strstr(log, "every channel closed"));
     free(log);
@@ -1086,16 +832,16 @@ static void test_sigterm(void **state)
     assert_non_null(strstr(got, "\"closed\":true"));
     free(got);
     //  It exits 0 at the end of its drain timeout (no second signal).
-    assert_int_equal(s_wait(r.pid, 8000), 0);
-    assert_true(s_now_ms() - t0 < 6000);
+    assert_int_equal(ru_wait(r.pid, 8000), 0);
+    assert_true(ru_now_ms() - t0 < 6000);
     const char *expect[3] = {"1\n2\n3\n", "\"x\"\n\"y\"\n", "\"x\"\n\"y\"\n"};
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(s_wait(rx[i], 10000), 0);
-        char *got = s_slurp(out[i]);
+        assert_int_equal(ru_wait(rx[i], 10000), 0);
+        char *got = ru_slurp(out[i]);
         assert_string_equal(got, expect[i]);
         free(got);
     }
-    log = s_slurp(r.log);
+    log = ru_slurp(r.log);
     assert_non_null(strstr(log, "SIGTERM"));
     assert_non_null(strstr(log, "still pending at exit")); // the lazy receiver's
     assert_non_null(strstr(log, "stopped"));
@@ -1111,18 +857,18 @@ typedef struct {
     int timeout_ms;
     int rc;
     int64_t elapsed;
-    int64_t ended;       // s_now_ms() when the receive returned
+    int64_t ended;       // ru_now_ms() when the receive returned
     atomic_int tid;      // the thread's id, set right before it calls zchan_recv
 } blocked_t;
 
 static void *s_blocked_recv(void *arg)
 {
     blocked_t *b = (blocked_t *) arg;
-    int64_t t0 = s_now_ms();
+    int64_t t0 = ru_now_ms();
     zchan_msg_t *msg = NULL;
     atomic_store(&b->tid, (int) syscall(SYS_gettid));
     b->rc = zchan_recv(b->rx, &msg, b->timeout_ms);
-    b->ended = s_now_ms();
+    b->ended = ru_now_ms();
     b->elapsed = b->ended - t0;
     zchan_msg_destroy(&msg);
     return NULL;
@@ -1154,12 +900,12 @@ static char s_thread_state(int tid)
 //  thread merely preempted on its way there shows 'R', not 'S'.
 static void s_wait_blocked(blocked_t *b)
 {
-    int64_t t0 = s_now_ms();
+    int64_t t0 = ru_now_ms();
     int tid;
     while ((tid = atomic_load(&b->tid)) == 0 || s_thread_state(tid) != 'S') {
-        if (s_now_ms() - t0 > 10000)
+        if (ru_now_ms() - t0 > 10000)
             fail_msg("the receiving thread did not block in zchan_recv within 10 s");
-        s_sleep_ms(1);
+        ru_sleep_ms(1);
     }
 }
 
@@ -1171,11 +917,11 @@ static void s_wait_blocked(blocked_t *b)
 static void test_restart(void **state)
 {
     (void) state;
-    relay_t r;
-    s_relay_start(&r, NULL, NULL);
+    ru_relay_t r;
+    ru_relay_start(&r, NULL, true, NULL);
     char tcp_bind[128];
     snprintf(tcp_bind, sizeof tcp_bind, "%s", r.tcp);
-    zchan_ctx_t *ctx = s_ctx();
+    zchan_ctx_t *ctx = ru_ctx();
     char uri[256], out[PATH_MAX];
     s_uri(uri, sizeof uri, r.tcp, "jobs");
     zchan_t *ch = zchan_anycast_new(ctx, uri, 10);
@@ -1188,34 +934,34 @@ static void test_restart(void **state)
     int64_t v = 0;
     tu_assert_rc(zchan_recv_int(rx, &v, 5000), ZCHAN_OK);
     //  A CLI receiver and a library receiver wait across the restart.
-    s_path(out, sizeof out, "recv");
+    ru_path(out, sizeof out, "recv");
     pid_t cli = s_cli_bg(out, "recv", uri, "-t", "3000", NULL);
-    s_wait_receivers(ctx, uri, 2);
+    ru_wait_receivers(ctx, uri, 2);
     blocked_t b = {.rx = rx, .timeout_ms = 3000};
     atomic_init(&b.tid, 0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, s_blocked_recv, &b), 0);
     s_wait_blocked(&b); // blocked in its receive when the relay dies
 
-    int64_t killed = s_now_ms();
+    int64_t killed = ru_now_ms();
     kill(r.pid, SIGKILL);
-    assert_int_equal(s_wait(r.pid, 5000), 128 + SIGKILL);
+    assert_int_equal(ru_wait(r.pid, 5000), 128 + SIGKILL);
     unlink(r.epfile);
-    relay_t r2;
-    s_relay_start(&r2, tcp_bind, NULL);
+    ru_relay_t r2;
+    ru_relay_start(&r2, tcp_bind, true, NULL);
     assert_string_equal(r2.tcp, tcp_bind);
 
     pthread_join(th, NULL);
     assert_true(b.rc == ZCHAN_ETIMEDOUT || b.rc == ZCHAN_ECLOSED);
     assert_true(b.ended >= killed); // it was still blocked when the relay died
     assert_true(b.elapsed < 3000 + 1500);
-    int crc = s_wait(cli, 8000);
+    int crc = ru_wait(cli, 8000);
     assert_true(crc == 5 || crc == 0);
     //  The old handles carry on at the new relay, by name. The channel is
     //  unknown there until one of them comes back and recreates it.
     zchan_stat_t st;
     tu_assert_rc(zchan_stat(ch, &st), ZCHAN_ENOTFOUND);
-    int64_t t0 = s_now_ms();
+    int64_t t0 = ru_now_ms();
     //  Sends on the lost attachment are refused (lost: at most the sender's
     //  window of ZCHAN_SENDER_SLACK); the refusal makes the sender attach
     //  again, and the send that noticed it goes through.
@@ -1241,9 +987,9 @@ static void test_restart(void **state)
     assert_int_equal(zchan_receiver_reattached(rx), 1);
     zchan_sender_destroy(&tx);
     zchan_receiver_destroy(&rx);
-    assert_true(s_now_ms() - t0 < 15000);
+    assert_true(ru_now_ms() - t0 < 15000);
     print_message("restart: %d sends refused before the sender attached again; the receiver rejoined in %lld ms\n",
-                  sends - 1, (long long) (s_now_ms() - t0));
+                  sends - 1, (long long) (ru_now_ms() - t0));
     zchan_destroy(&ch);
     //  New handles on the new relay work.
     s_relay_serves(ctx, r2.tcp, "jobs");
@@ -1254,17 +1000,17 @@ static void test_restart(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_cli_anycast, s_teardown),
-        cmocka_unit_test_teardown(test_cli_broadcast_close, s_teardown),
-        cmocka_unit_test_teardown(test_cli_stdin, s_teardown),
-        cmocka_unit_test_teardown(test_cli_stat, s_teardown),
-        cmocka_unit_test_teardown(test_cli_errors, s_teardown),
-        cmocka_unit_test_teardown(test_library_and_cli, s_teardown),
-        cmocka_unit_test_teardown(test_config_ipc_sighup, s_teardown),
-        cmocka_unit_test_teardown(test_limits, s_teardown),
-        cmocka_unit_test_teardown(test_garbage, s_teardown),
-        cmocka_unit_test_teardown(test_sigterm, s_teardown),
-        cmocka_unit_test_teardown(test_restart, s_teardown),
+        cmocka_unit_test_teardown(test_cli_anycast, ru_teardown),
+        cmocka_unit_test_teardown(test_cli_broadcast_close, ru_teardown),
+        cmocka_unit_test_teardown(test_cli_stdin, ru_teardown),
+        cmocka_unit_test_teardown(test_cli_stat, ru_teardown),
+        cmocka_unit_test_teardown(test_cli_errors, ru_teardown),
+        cmocka_unit_test_teardown(test_library_and_cli, ru_teardown),
+        cmocka_unit_test_teardown(test_config_ipc_sighup, ru_teardown),
+        cmocka_unit_test_teardown(test_limits, ru_teardown),
+        cmocka_unit_test_teardown(test_garbage, ru_teardown),
+        cmocka_unit_test_teardown(test_sigterm, ru_teardown),
+        cmocka_unit_test_teardown(test_restart, ru_teardown),
     };
-    return cmocka_run_group_tests(tests, s_setup, s_group_teardown);
+    return cmocka_run_group_tests(tests, ru_setup, ru_group_teardown);
 }

@@ -5,11 +5,15 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 volatile sig_atomic_t g_stop;
 char g_self[PATH_MAX];
@@ -135,6 +139,56 @@ int pipe_hi(int fds[2])
     return 0;
 }
 
+int worker_pipes(int down[2], int up[2], char *err, size_t errn)
+{
+    if (pipe_hi(down) != 0) {
+        snprintf(err, errn, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    if (pipe_hi(up) != 0) {
+        snprintf(err, errn, "pipe: %s", strerror(errno));
+        close(down[0]);
+        close(down[1]);
+        return -1;
+    }
+    return 0;
+}
+
+int worker_spawn(pid_t *pid, char *const argv[], int in, int out)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in, WORKER_IN_FD);
+    posix_spawn_file_actions_adddup2(&fa, out, WORKER_OUT_FD);
+    int rc = posix_spawn(pid, g_self, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc == 0)
+        pid_track(*pid, true);
+    close(in);
+    close(out);
+    return rc;
+}
+
+int worker_reap(pid_t pid, int grace_ms)
+{
+    int64_t deadline = now_ns() + (int64_t) grace_ms * 1000000;
+    int ws = 0, status;
+    pid_t r;
+    while ((r = waitpid(pid, &ws, WNOHANG)) == 0 && now_ns() < deadline)
+        sleep_ms(5);
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+            ;
+        status = 1;
+    } else if (r < 0)
+        status = 1;
+    else
+        status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+    pid_track(pid, false);
+    return status;
+}
+
 bool parse_long(const char *s, long min, long max, long *out)
 {
     char *end;
@@ -168,6 +222,18 @@ static int s_rm_entry(const char *path, const struct stat *sb, int flag, struct 
 {
     (void) sb, (void) flag, (void) ftw;
     remove(path);
+    return 0;
+}
+
+int make_tmpdir(const char *prog)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_tmpdir, sizeof g_tmpdir, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prog);
+    if (!mkdtemp(g_tmpdir)) {
+        fprintf(stderr, "%s: mkdtemp %s: %s\n", prog, g_tmpdir, strerror(errno));
+        return -1;
+    }
+    setenv("ZCHAN_IPC_DIR", g_tmpdir, 1);
     return 0;
 }
 

@@ -3,9 +3,10 @@
     Both benchmarks are a coordinator that re-executes itself as worker
     processes (or runs workers as threads) and talks to each over a pair of
     pipes, one line per message. This is that: line buffers, "say" and
-    "read a line within a timeout", pipes out of the workers' way, the
-    coordinator's signal handling (it kills its workers), its private
-    runtime directory, and the start of main.
+    "read a line within a timeout", pipes out of the workers' way, starting
+    and reaping worker processes, the coordinator's signal handling (it
+    kills its workers), its private runtime directory, and the start of
+    main.
 */
 #ifndef ZCHAN_BENCHPROC_H_INCLUDED
 #define ZCHAN_BENCHPROC_H_INCLUDED
@@ -19,6 +20,8 @@
 #include <sys/types.h>
 
 #define LINE_MAX_ 1024 // the longest line between coordinator and worker
+#define WORKER_IN_FD 3  // a worker process's commands from the coordinator
+#define WORKER_OUT_FD 4 // its reports to the coordinator
 
 extern volatile sig_atomic_t g_stop; // coordinator: interrupted by a signal
 extern char g_self[PATH_MAX];        // this program, for re-executing it as a worker
@@ -55,11 +58,30 @@ int line_read(linebuf_t *lb, char *out, size_t n, int timeout_ms);
 //  0 or -1 (nothing left open).
 int pipe_hi(int fds[2]);
 
+//  The two pipes to one worker: down (commands) and up (reports), each as
+//  pipe_hi makes it. 0, or -1 with "pipe: REASON" in err (nothing left open).
+int worker_pipes(int down[2], int up[2], char *err, size_t errn);
+
+//  Starts this program (g_self) as a worker process with argv (argv[0] is
+//  g_self), with in and out as its fds WORKER_IN_FD and WORKER_OUT_FD, and
+//  tracks it (pid_track). Closes in and out here either way. 0, or
+//  posix_spawn's error number.
+int worker_spawn(pid_t *pid, char *const argv[], int in, int out);
+
+//  Waits for a worker process, killing it after grace_ms, and stops tracking
+//  it. Its exit status: its exit code, 128 + the signal that ended it, or 1
+//  if it had to be killed or could not be waited for.
+int worker_reap(pid_t pid, int grace_ms);
+
 //  Parses a whole decimal number within [min, max]. false if it is not one.
 bool parse_long(const char *s, long min, long max, long *out);
 
 //  Worker processes the signal handler kills: add or remove one.
 void pid_track(pid_t pid, bool add);
+
+//  Makes g_tmpdir, $TMPDIR/PROG-XXXXXX (/tmp without $TMPDIR), and sets
+//  ZCHAN_IPC_DIR to it. 0, or -1 (reported on stderr, named by prog).
+int make_tmpdir(const char *prog);
 
 //  Removes g_tmpdir and everything in it, if set, and clears it.
 void rm_tmpdir(void);

@@ -39,7 +39,6 @@
 #include <msgpack.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,10 +56,6 @@
 #include "benchproc.h"
 #include <zmq.h>
 
-extern char **environ;
-
-#define WORKER_IN_FD 3
-#define WORKER_OUT_FD 4
 #define MAX_WORKERS 1024
 #define MAX_STEPS 16
 #define MIN_SIZE 12 // sender id (4 bytes) and sequence (8 bytes)
@@ -459,16 +454,8 @@ static int child_start(child_t *c, const wargs_t *w, char *err, size_t errn)
     memset(c, 0, sizeof *c);
     c->to_fd = c->from.fd = -1;
     c->pid = -1;
-    if (pipe_hi(down) != 0) {
-        snprintf(err, errn, "pipe: %s", strerror(errno));
+    if (worker_pipes(down, up, err, errn) != 0)
         return -1;
-    }
-    if (pipe_hi(up) != 0) {
-        snprintf(err, errn, "pipe: %s", strerror(errno));
-        close(down[0]);
-        close(down[1]);
-        return -1;
-    }
     c->w = *w;
     enum { NK = 12 };
     const char *keys[NK] = {"--role", "--ep",   "--n",    "--count", "--id",    "--senders",
@@ -488,14 +475,7 @@ static int child_start(child_t *c, const wargs_t *w, char *err, size_t errn)
         argv[n++] = vals[i];
     }
     argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, down[0], WORKER_IN_FD);
-    posix_spawn_file_actions_adddup2(&fa, up[1], WORKER_OUT_FD);
-    int rc = posix_spawn(&c->pid, g_self, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(down[0]);
-    close(up[1]);
+    int rc = worker_spawn(&c->pid, argv, down[0], up[1]);
     if (rc != 0) {
         snprintf(err, errn, "cannot start a %s worker: %s", role_names[w->role], strerror(rc));
         close(down[1]);
@@ -503,7 +483,6 @@ static int child_start(child_t *c, const wargs_t *w, char *err, size_t errn)
         c->pid = -1;
         return -1;
     }
-    pid_track(c->pid, true);
     c->to_fd = down[1];
     c->from.fd = up[0];
     return 0;
@@ -518,21 +497,7 @@ static int child_finish(child_t *c, int grace_ms)
     if (c->to_fd >= 0)
         close(c->to_fd);
     c->to_fd = -1;
-    int64_t deadline = now_ns() + (int64_t) grace_ms * 1000000;
-    int ws = 0, status;
-    pid_t r;
-    while ((r = waitpid(c->pid, &ws, WNOHANG)) == 0 && now_ns() < deadline)
-        sleep_ms(5);
-    if (r == 0) {
-        kill(c->pid, SIGKILL);
-        while (waitpid(c->pid, &ws, 0) < 0 && errno == EINTR)
-            ;
-        status = 1;
-    } else if (r < 0)
-        status = 1;
-    else
-        status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
-    pid_track(c->pid, false);
+    int status = worker_reap(c->pid, grace_ms);
     if (c->from.fd >= 0)
         close(c->from.fd);
     c->from.fd = -1;
@@ -1291,13 +1256,8 @@ int main(int argc, char **argv)
         return 2;
     long nofile = raise_nofile();
 
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_tmpdir, sizeof g_tmpdir, "%s/zchan-scale-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_tmpdir)) {
-        fprintf(stderr, "zchan-scale: mkdtemp %s: %s\n", g_tmpdir, strerror(errno));
+    if (make_tmpdir("zchan-scale") != 0)
         return 2;
-    }
-    setenv("ZCHAN_IPC_DIR", g_tmpdir, 1);
 
     int rc = 0;
     env_t e = {.o = &o};

@@ -7,12 +7,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 //  A worker thread on the pipe ends in (its commands) and out (its reports).
 static int s_start_thread(child_t *c, int in, int out)
@@ -34,17 +30,7 @@ static int s_spawn(child_t *c, const worker_t *w, int in, int out)
     static perf_argval_t vals[PERF_WORKER_ARGS];
     char *argv[2 * PERF_WORKER_ARGS + 2];
     perf_worker_argv(w, g_self, vals, argv);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in, WORKER_IN_FD);
-    posix_spawn_file_actions_adddup2(&fa, out, WORKER_OUT_FD);
-    int rc = posix_spawn(&c->pid, g_self, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc == 0)
-        pid_track(c->pid, true);
-    close(in);
-    close(out);
-    return rc;
+    return worker_spawn(&c->pid, argv, in, out);
 }
 
 int perf_child_start(child_t *c, const worker_t *w, bool thread, char *err, size_t errn)
@@ -52,16 +38,8 @@ int perf_child_start(child_t *c, const worker_t *w, bool thread, char *err, size
     int down[2], up[2];
     memset(c, 0, sizeof *c);
     c->to_fd = c->from.fd = -1;
-    if (pipe_hi(down) != 0) {
-        snprintf(err, errn, "pipe: %s", strerror(errno));
+    if (worker_pipes(down, up, err, errn) != 0)
         return -1;
-    }
-    if (pipe_hi(up) != 0) {
-        snprintf(err, errn, "pipe: %s", strerror(errno));
-        close(down[0]);
-        close(down[1]);
-        return -1;
-    }
     c->w = *w;
     c->to_fd = down[1];
     c->from.fd = up[0];
@@ -78,25 +56,6 @@ int perf_child_start(child_t *c, const worker_t *w, bool thread, char *err, size
     return 0;
 }
 
-//  Waits for a worker process, killing it after grace_ms. Its exit status.
-static int s_reap(pid_t pid, int grace_ms)
-{
-    int64_t deadline = now_ns() + (int64_t) grace_ms * 1000000;
-    int ws = 0;
-    pid_t r;
-    while ((r = waitpid(pid, &ws, WNOHANG)) == 0 && now_ns() < deadline)
-        sleep_ms(5);
-    if (r == 0) {
-        kill(pid, SIGKILL);
-        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-            ;
-        return 1;
-    }
-    if (r < 0)
-        return 1;
-    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
-}
-
 int perf_child_finish(child_t *c, int grace_ms)
 {
     if (!c->started)
@@ -109,8 +68,7 @@ int perf_child_finish(child_t *c, int grace_ms)
         pthread_join(c->thread, NULL);
         status = c->w.status;
     } else {
-        status = s_reap(c->pid, grace_ms);
-        pid_track(c->pid, false);
+        status = worker_reap(c->pid, grace_ms);
     }
     if (c->from.fd >= 0)
         close(c->from.fd);

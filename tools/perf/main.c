@@ -156,20 +156,6 @@ static int s_run_matrix(const options_t *o, zchan_ctx_t *zctx, const char *tcp_h
     return rc;
 }
 
-//  A private runtime directory for every ipc socket and lock file, zchan's
-//  and raw libzmq's; the workers inherit it. Removed at exit.
-static int s_make_tmpdir(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_tmpdir, sizeof g_tmpdir, "%s/zchan-perf-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_tmpdir)) {
-        fprintf(stderr, "zchan-perf: mkdtemp %s: %s\n", g_tmpdir, strerror(errno));
-        return -1;
-    }
-    setenv("ZCHAN_IPC_DIR", g_tmpdir, 1);
-    return 0;
-}
-
 //  The coordinator's zchan context, hosting the channels (and listening on
 //  tcp when a case needs it). 0, or -1 after saying why.
 static int s_zchan_ctx(const options_t *o, zchan_ctx_t **zctx, const char **tcp_hub)
@@ -197,8 +183,10 @@ int main(int argc, char **argv)
     options_t o;
     if (perf_parse_options(argc, argv, &o) != 0)
         return 2;
-    //  Results go to the real stdout (g_out); stdout itself to stderr.
-    if (coordinator_setup("zchan-perf", &g_out) != 0 || s_make_tmpdir() != 0)
+    //  Results go to the real stdout (g_out); stdout itself to stderr. A
+    //  private runtime directory for every ipc socket and lock file, zchan's
+    //  and raw libzmq's; the workers inherit it. Removed at exit.
+    if (coordinator_setup("zchan-perf", &g_out) != 0 || make_tmpdir("zchan-perf") != 0)
         return 2;
 
     int rc = 2;

@@ -29,8 +29,6 @@
 #define MAX_SIZES 16
 #define MAX_PEERS 64
 #define MAX_KIDS (2 * MAX_PEERS + 2)
-#define WORKER_IN_FD 3
-#define WORKER_OUT_FD 4
 #define PROBE_SIZE 5
 
 //  nng's message queues (NNG_OPT_SENDBUF, NNG_OPT_RECVBUF): its maximum,
@@ -124,7 +122,7 @@ typedef struct {
     result_t res;
     int64_t *rtt;     // pingers: the measured round trips (ns)
     char bound[256];  // a binding role: where it listens, for "ready EP"
-    void *impl;       // the implementation's state, made by setup
+    void *impl;       // the implementation's state (state_size), filled by setup
 } wrun_t;
 
 //  What a round trip op returns when the echo is not the payload sent.
@@ -134,11 +132,14 @@ typedef struct {
 //  same way through these; none of them is called with a role of another
 //  implementation. Each blocks at most w->stall_ms per send or receive.
 typedef struct {
+    //  The size of the implementation's state: worker.c gives setup x->impl
+    //  zeroed, this big, and frees it after teardown.
+    size_t state_size;
     //  Makes what the role needs (context, socket or channels, the bytes on
     //  the wire) and attaches, so that the role is ready to start: a
     //  subscriber has had a probe from every publisher. A binding role puts
     //  its endpoint in x->bound. 0, or 1 once it reported the failure
-    //  (perf_wfail). Whatever it made goes to x->impl, even on failure.
+    //  (perf_wfail). Whatever it made is in x->impl, even on failure.
     int (*setup)(wrun_t *x);
     //  Sends one message with the payload. 0, or an error code for strerror.
     int (*send)(wrun_t *x);
@@ -157,7 +158,7 @@ typedef struct {
     void (*probe)(wrun_t *x, const void *probe, size_t n);
     //  The text of an error code of send or round_trip.
     const char *(*strerror)(int err);
-    //  Frees x->impl (which may be NULL, or half made).
+    //  Frees what setup made in x->impl (which may be half made), not x->impl.
     void (*teardown)(wrun_t *x);
 } perf_worker_ops_t;
 

@@ -134,9 +134,14 @@ int perf_worker_run(worker_t *w)
     bool pinger = perf_roles[w->role].kind == K_PING;
     if (pinger && !(x.rtt = malloc(sizeof *x.rtt * (size_t) (w->count > 0 ? w->count : 1))))
         perf_wfail(w, "out of memory");
-    else if (ops->setup(&x) == 0)
-        rc = s_drive(&x, ops);
-    ops->teardown(&x);
+    else if (!(x.impl = calloc(1, ops->state_size)))
+        perf_wfail(w, "out of memory");
+    else {
+        if (ops->setup(&x) == 0)
+            rc = s_drive(&x, ops);
+        ops->teardown(&x);
+    }
+    free(x.impl);
     free(x.rtt);
     free(payload);
     return rc;

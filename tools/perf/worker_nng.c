@@ -116,10 +116,7 @@ static int s_await_probes(worker_t *w, s_state_t *st)
 static int s_setup(wrun_t *x)
 {
     worker_t *w = x->w;
-    s_state_t *st = calloc(1, sizeof *st);
-    if (!st)
-        return perf_wfail(w, "out of memory");
-    x->impl = st;
+    s_state_t *st = x->impl;
     perf_wire_payload(&st->sb, x->payload, w->size);
     st->plen = st->sb.size;
     if (s_open_socket(w, &st->sock) != 0)
@@ -133,15 +130,11 @@ static int s_setup(wrun_t *x)
 static void s_teardown(wrun_t *x)
 {
     s_state_t *st = x->impl;
-    if (!st)
-        return;
     if (st->m)
         nng_msg_free(st->m);
     msgpack_sbuffer_destroy(&st->sb);
     if (st->open)
         nng_close(st->sock);
-    free(st);
-    x->impl = NULL;
 }
 
 // ---------------------------------------------------------------------------
@@ -233,6 +226,7 @@ static int s_round_trip(wrun_t *x)
 }
 
 const perf_worker_ops_t perf_nng_ops = {
+    .state_size = sizeof(s_state_t),
     .setup = s_setup,
     .send = s_send,
     .flush = NULL,

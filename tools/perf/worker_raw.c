@@ -82,10 +82,7 @@ static int s_setup(wrun_t *x)
     static const int types[R_N] = {[R_PUSH] = ZMQ_PUSH, [R_PULL] = ZMQ_PULL, [R_PUB] = ZMQ_PUB,
                                    [R_SUB] = ZMQ_SUB,   [R_REQ] = ZMQ_REQ,   [R_REP] = ZMQ_REP};
     worker_t *w = x->w;
-    s_state_t *st = calloc(1, sizeof *st);
-    if (!st)
-        return perf_wfail(w, "out of memory");
-    x->impl = st;
+    s_state_t *st = x->impl;
     zmq_msg_init(&st->msg);
     perf_wire_payload(&st->sb, x->payload, w->size);
     st->plen = st->sb.size;
@@ -102,16 +99,12 @@ static int s_setup(wrun_t *x)
 static void s_teardown(wrun_t *x)
 {
     s_state_t *st = x->impl;
-    if (!st)
-        return;
     zmq_msg_close(&st->msg);
     msgpack_sbuffer_destroy(&st->sb);
     if (st->sock)
         zmq_close(st->sock);
     if (st->ctx && !x->w->rctx)
         zmq_ctx_term(st->ctx);
-    free(st);
-    x->impl = NULL;
 }
 
 // ---------------------------------------------------------------------------
@@ -205,6 +198,7 @@ static int s_round_trip(wrun_t *x)
 }
 
 const perf_worker_ops_t perf_raw_ops = {
+    .state_size = sizeof(s_state_t),
     .setup = s_setup,
     .send = s_send,
     .flush = NULL,

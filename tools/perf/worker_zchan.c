@@ -135,10 +135,7 @@ static int s_swap_to_peers(worker_t *w, s_state_t *st)
 static int s_setup(wrun_t *x)
 {
     worker_t *w = x->w;
-    s_state_t *st = calloc(1, sizeof *st);
-    if (!st)
-        return perf_wfail(w, "out of memory");
-    x->impl = st;
+    s_state_t *st = x->impl;
     if (s_ctx(w, st) != 0 || s_attach(w, st) != 0)
         return 1;
     if (s_pingpong(w) && w->host)
@@ -149,16 +146,12 @@ static int s_setup(wrun_t *x)
 static void s_teardown(wrun_t *x)
 {
     s_state_t *st = x->impl;
-    if (!st)
-        return;
     zchan_sender_destroy(&st->s);
     zchan_receiver_destroy(&st->r);
     zchan_destroy(&st->ch);
     zchan_destroy(&st->ch2);
     if (!x->w->zctx)
         zchan_ctx_destroy(&st->ctx);
-    free(st);
-    x->impl = NULL;
 }
 
 // ---------------------------------------------------------------------------
@@ -230,6 +223,7 @@ static int s_round_trip(wrun_t *x)
 }
 
 const perf_worker_ops_t perf_zchan_ops = {
+    .state_size = sizeof(s_state_t),
     .setup = s_setup,
     .send = s_send,
     .flush = s_flush,
