@@ -81,33 +81,28 @@ static int s_attach(zchan__att_t *a)
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
     if (a->sender) {
-        zchan__out_init(&o, 4, ZCHAN__ATTACH_S);
-        zchan__out_u64(&o, reqid);
-        zchan__out_str(&o, a->loc.key);
+        zchan__wire_keyed_t q = {.reqid = reqid, .key = a->loc.key, .key_len = strlen(a->loc.key)};
+        zchan__wire_pack_attach_s(&o, &q);
     } else {
-        zchan__out_init(&o, 5, ZCHAN__ATTACH_R);
-        zchan__out_u64(&o, reqid);
-        zchan__out_str(&o, a->loc.key);
-        zchan__out_u64(&o, a->limit ? a->limit : ZCHAN_BROADCAST_LIMIT);
+        zchan__wire_attach_r_t q = {.reqid = reqid, .key = a->loc.key, .key_len = strlen(a->loc.key),
+                                    .limit = a->limit ? a->limit : ZCHAN_BROADCAST_LIMIT};
+        zchan__wire_pack_attach_r(&o, &q);
     }
-    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
     zchan__reply_t r;
     int rc = zchan__att_request(a, &o, reqid, &r, NULL, NULL);
     zchan__out_fini(&o);
-    uint64_t kind = 0, given = 0;
-    bool closed = false;
-    if (rc == 0
-        && (zchan__hdr_u64(&r.hdr, 3, &a->handle) || zchan__hdr_u64(&r.hdr, 4, &kind)
-            || zchan__hdr_u64(&r.hdr, 5, &given) || zchan__hdr_bool(&r.hdr, 6, &closed)
-            || (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)))
+    zchan__wire_reply_attach_t ra;
+    if (rc == 0 && zchan__wire_parse_reply_attach(&r.hdr, &ra) != 0)
         rc = ZCHAN_EPROTO;
     zchan__reply_fini(&r);
     if (rc != 0) {
         a->handle = 0;
         return rc;
     }
-    a->kind = (zchan_kind_t) kind;
-    a->given = given;
+    bool closed = ra.closed;
+    a->handle = ra.handle;
+    a->kind = (zchan_kind_t) ra.kind;
+    a->given = ra.n;
     a->heard_ms = zchan__now_ms();
     a->probe_ms = -1;
     a->probe_reqid = 0;
@@ -163,17 +158,18 @@ void zchan__att_kill(zchan__att_t *a)
 bool zchan__att_notice(zchan__att_t *a, zchan__hdr_t *h)
 {
     int type = zchan__hdr_type(h);
-    uint64_t n;
+    zchan__wire_closed_t cl;
+    zchan__wire_reply_t rep;
     a->heard_ms = zchan__now_ms(); // anything, a probe's reply included
     a->probe_ms = -1;
-    if (type == ZCHAN__CLOSED && zchan__hdr_u64(h, 1, &n) == 0 && n == ZCHAN__NOT_ATTACHED)
+    if (type == ZCHAN__CLOSED && zchan__wire_parse_closed(h, &cl) == 0 && cl.reason == ZCHAN__NOT_ATTACHED)
         zchan__att_move(a, ZCHAN__ATT_REJOIN); // not a close: the hub lost us
     else if (type == ZCHAN__CLOSED)
         zchan__att_closed(a);
-    else if (type == ZCHAN__REPLY && a->probe_reqid && zchan__hdr_u64(h, 1, &n) == 0 && n == a->probe_reqid) {
-        uint64_t status = 0;
+    else if (type == ZCHAN__REPLY && a->probe_reqid && zchan__wire_parse_reply(h, &rep) == 0
+             && rep.reqid == a->probe_reqid) {
         a->probe_reqid = 0;
-        if (zchan__hdr_u64(h, 2, &status) == 0 && status == ZCHAN_ENOTFOUND)
+        if (rep.status == ZCHAN_ENOTFOUND)
             zchan__att_move(a, ZCHAN__ATT_REJOIN);
     } else
         return false;
@@ -195,21 +191,17 @@ static void s_probe(zchan__att_t *a, uint64_t *consumed)
     zchan__out_t o;
     if (a->sender) {
         a->probe_reqid = zchan__reqid();
-        zchan__out_init(&o, 3, ZCHAN__FLUSH);
-        zchan__out_u64(&o, a->probe_reqid);
-        zchan__out_u64(&o, a->handle);
+        zchan__wire_handle_req_t m = {.reqid = a->probe_reqid, .handle = a->handle};
+        zchan__wire_pack_flush(&o, &m);
         zchan__out_send(&o, a->sock, false, ZMQ_DONTWAIT);
         zchan__out_fini(&o);
     } else {
-        zchan__out_init(&o, 4, ZCHAN__CREDIT);
-        zchan__out_u64(&o, a->handle);
-        zchan__out_u64(&o, consumed ? *consumed : 0);
-        zchan__out_u64(&o, 0);
+        zchan__wire_credit_t m = {.handle = a->handle, .consumed = consumed ? *consumed : 0, .grant = 0};
+        zchan__wire_pack_credit(&o, &m);
         if (zchan__out_send(&o, a->sock, false, ZMQ_DONTWAIT) == 0 && consumed)
             *consumed = 0;
         zchan__out_fini(&o);
-        zchan__out_init(&o, 2, ZCHAN__PING);
-        zchan__out_u64(&o, zchan__reqid());
+        zchan__wire_pack_ping(&o, zchan__reqid());
         zchan__out_send(&o, a->sock, false, ZMQ_DONTWAIT);
         zchan__out_fini(&o);
     }
@@ -264,10 +256,8 @@ int zchan__att_detach(zchan__att_t *a, uint64_t consumed, zchan__att_other_fn *o
         return 0;
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, 4, ZCHAN__DETACH);
-    zchan__out_u64(&o, reqid);
-    zchan__out_u64(&o, a->handle);
-    zchan__out_u64(&o, consumed);
+    zchan__wire_detach_t m = {.reqid = reqid, .handle = a->handle, .consumed = consumed};
+    zchan__wire_pack_detach(&o, &m);
     zchan__reply_t r;
     int rc = zchan__att_request(a, &o, reqid, &r, on_other, arg);
     zchan__out_fini(&o);

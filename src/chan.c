@@ -45,30 +45,34 @@ void zchan__chan_loc(const zchan_t *ch, zchan__chanloc_t *w)
     snprintf(w->curve, sizeof w->curve, "%s", ch->info.curve);
 }
 
+//  Packs CREATE (create true) or OPEN for key into o.
+static void s_pack_create_open(zchan__out_t *o, bool create, const char *key, zchan_kind_t kind, size_t capacity,
+                               bool resend)
+{
+    if (create) {
+        zchan__wire_create_t m = {.reqid = zchan__reqid(), .key = key, .key_len = strlen(key), .kind = kind,
+                                  .capacity = capacity, .resend = resend};
+        zchan__wire_pack_create(o, &m);
+    } else {
+        zchan__wire_keyed_t m = {.reqid = zchan__reqid(), .key = key, .key_len = strlen(key)};
+        zchan__wire_pack_open(o, &m);
+    }
+}
+
 int zchan__chan_rejoin(zchan_ctx_t *ctx, const zchan__chanloc_t *w, bool *closed)
 {
     zchan__out_t o;
-    if (w->known) {
-        zchan__out_init(&o, 7, ZCHAN__CREATE);
-        zchan__out_u64(&o, zchan__reqid());
-        zchan__out_str(&o, w->key);
-        zchan__out_u64(&o, w->kind);
-        zchan__out_u64(&o, w->capacity);
-        zchan__out_bool(&o, w->resend);
-    } else {
-        zchan__out_init(&o, 4, ZCHAN__OPEN);
-        zchan__out_u64(&o, zchan__reqid());
-        zchan__out_str(&o, w->key);
-    }
-    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
+    s_pack_create_open(&o, w->known, w->key, w->kind, w->capacity, w->resend);
     zchan__reply_t r;
     int rc = zchan__request_key(ctx, w->endpoint, w->curve, &o, &r);
     zchan__out_fini(&o);
-    uint64_t kind = 0;
-    if (rc == 0 && (zchan__hdr_u64(&r.hdr, 3, &kind) != 0 || zchan__hdr_bool(&r.hdr, 5, closed) != 0))
+    zchan__wire_reply_chan_t m;
+    if (rc == 0 && zchan__wire_parse_reply_chan(&r.hdr, &m) != 0)
         rc = ZCHAN_EPROTO;
-    else if (rc == 0 && kind != (uint64_t) w->kind)
+    else if (rc == 0 && m.kind != (uint64_t) w->kind)
         rc = ZCHAN_EINVAL;
+    if (rc == 0)
+        *closed = m.closed;
     zchan__reply_fini(&r);
     return rc;
 }
@@ -79,35 +83,20 @@ static zchan_t *s_exchange(zchan_ctx_t *ctx, const char *endpoint, const zchan__
                            bool create, zchan_kind_t kind, size_t capacity, bool resend)
 {
     zchan__out_t o;
-    if (create) {
-        zchan__out_init(&o, 7, ZCHAN__CREATE);
-        zchan__out_u64(&o, zchan__reqid());
-        zchan__out_str(&o, t->key);
-        zchan__out_u64(&o, kind);
-        zchan__out_u64(&o, capacity);
-        zchan__out_bool(&o, resend);
-    } else {
-        zchan__out_init(&o, 4, ZCHAN__OPEN);
-        zchan__out_u64(&o, zchan__reqid());
-        zchan__out_str(&o, t->key);
-    }
-    zchan__out_u64(&o, ZCHAN_PROTO_VERSION);
+    s_pack_create_open(&o, create, t->key, kind, capacity, resend);
     zchan__reply_t r;
     int rc = zchan__request(ctx, endpoint, &o, &r);
     zchan__out_fini(&o);
     zchan_t *ch = NULL;
-    uint64_t got_kind;
-    zchan__hubinfo_t info;
+    zchan__wire_reply_chan_t m;
     if (rc == 0) {
-        if (zchan__hdr_u64(&r.hdr, 3, &got_kind) != 0 || (got_kind != ZCHAN_ANYCAST && got_kind != ZCHAN_BROADCAST)
-            || zchan__hubinfo_read(zchan__hdr_at(&r.hdr, 6), &info) != 0)
+        if (zchan__wire_parse_reply_chan(&r.hdr, &m) != 0)
             zchan__fail(ZCHAN_EPROTO);
         else
-            ch = zchan__chan_make(ctx, (zchan_kind_t) got_kind, t->key, t->name, uri, endpoint, &info);
-        uint64_t got_capacity;
-        if (ch && zchan__hdr_u64(&r.hdr, 4, &got_capacity) == 0) {
+            ch = zchan__chan_make(ctx, (zchan_kind_t) m.kind, t->key, t->name, uri, endpoint, &m.info);
+        if (ch) {
             ch->known = true;
-            ch->capacity = (size_t) got_capacity;
+            ch->capacity = (size_t) m.capacity;
             ch->resend = create && resend;
         }
     }
@@ -274,46 +263,6 @@ zchan_kind_t zchan_kind(const zchan_t *ch)
     return ch->kind;
 }
 
-//  Reads the STAT reply's map into st. Unknown keys are skipped (a newer hub
-//  may send more); kind is required.
-static int s_stat_read(const msgpack_object *m, zchan_stat_t *st)
-{
-    if (!m || m->type != MSGPACK_OBJECT_MAP)
-        return ZCHAN_EPROTO;
-    static const char *names[] = {"capacity", "depth", "senders", "receivers", "sent",
-                                  "delivered", "dropped", "lost", "closed", "kind"};
-    uint64_t *fields[] = {&st->capacity, &st->depth, &st->senders, &st->receivers, &st->sent,
-                          &st->delivered, &st->dropped, &st->lost};
-    uint64_t closed = 0, kind = 0;
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR)
-            continue;
-        uint64_t val;
-        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            val = v->via.u64;
-        else if (v->type == MSGPACK_OBJECT_BOOLEAN)
-            val = v->via.boolean;
-        else
-            continue;
-        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++) {
-            if (k->via.str.size != strlen(names[j]) || memcmp(k->via.str.ptr, names[j], k->via.str.size) != 0)
-                continue;
-            if (j < 8)
-                *fields[j] = val;
-            else if (j == 8)
-                closed = val;
-            else
-                kind = val;
-        }
-    }
-    if (kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST)
-        return ZCHAN_EPROTO;
-    st->kind = (zchan_kind_t) kind;
-    st->closed = closed != 0;
-    return 0;
-}
-
 int zchan_stat(zchan_t *ch, zchan_stat_t *st)
 {
     zchan__assert(ch);
@@ -322,18 +271,16 @@ int zchan_stat(zchan_t *ch, zchan_stat_t *st)
     if (zchan__party_dead(&ch->party))
         return zchan__fail(ZCHAN_ECLOSED);
     zchan__out_t o;
-    zchan__out_init(&o, 3, ZCHAN__STAT);
-    zchan__out_u64(&o, zchan__reqid());
-    zchan__out_str(&o, ch->key);
+    zchan__wire_keyed_t q = {.reqid = zchan__reqid(), .key = ch->key, .key_len = strlen(ch->key)};
+    zchan__wire_pack_stat(&o, &q);
     zchan__reply_t r;
     int rc = zchan__request_key(ch->ctx, ch->endpoint, ch->info.curve, &o, &r);
     zchan__out_fini(&o);
     if (rc == 0) {
-        zchan_stat_t got;
-        memset(&got, 0, sizeof got);
-        rc = s_stat_read(zchan__hdr_at(&r.hdr, 3), &got);
+        zchan__wire_reply_stat_t m;
+        rc = zchan__wire_parse_reply_stat(&r.hdr, &m);
         if (rc == 0)
-            *st = got;
+            *st = m.st;
     }
     zchan__reply_fini(&r);
     return rc ? zchan__fail(rc) : 0;
@@ -351,9 +298,8 @@ int zchan_close(zchan_t *ch)
     if (rc != 0)
         return zchan__fail(rc);
     zchan__out_t o;
-    zchan__out_init(&o, 3, ZCHAN__CLOSE);
-    zchan__out_u64(&o, zchan__reqid());
-    zchan__out_str(&o, ch->key);
+    zchan__wire_keyed_t q = {.reqid = zchan__reqid(), .key = ch->key, .key_len = strlen(ch->key)};
+    zchan__wire_pack_close(&o, &q);
     zchan__reply_t r;
     rc = zchan__request_key(ch->ctx, ch->endpoint, ch->info.curve, &o, &r);
     zchan__out_fini(&o);

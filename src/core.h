@@ -7,24 +7,13 @@
 #include "internal.h"
 #include "proto.h"
 #include "transport.h"
+#include "wire.h"
 #include <czmq.h>
 #include <stdatomic.h>
 
-#define ZCHAN__ID_MAX 96   // longest host or process identity
-#define ZCHAN__MAX_LOC 8   // locators a hub advertises at most
 #define ZCHAN__DEFAULT_TIMEOUT_MS 5000
-#define ZCHAN__KEY_Z85 41  // a CURVE key in Z85 text, NUL included
 #define ZCHAN__UNNAMED_BYTES 16 // random bytes in an unnamed channel's name ("zc-" and 32 hex digits)
-
-//  Who a hub is and where it can be reached: what replies and references carry.
-typedef struct {
-    char host[ZCHAN__ID_MAX]; // host identity ($ZCHAN_HOST_ID, else the boot id)
-    char proc[ZCHAN__ID_MAX]; // process identity (host, pid and 64 random bits)
-    char hub[ZCHAN__ID_MAX];  // hub identity (proc and a counter)
-    int nloc;
-    char loc[ZCHAN__MAX_LOC][ZCHAN__EP_MAX];
-    char curve[ZCHAN__KEY_Z85]; // CURVE public key (Z85) its tcp endpoints require, "" if none
-} zchan__hubinfo_t;
+// zchan__hubinfo_t and the other wire-format types: wire.h
 
 #define ZCHAN__NLIMITS 6 // the values of zchan_limit_t
 
@@ -160,12 +149,6 @@ void zchan__reply_fini(zchan__reply_t *reply);
 //  A fresh request id, unique in the process.
 uint64_t zchan__reqid(void);
 
-//  Reads a hub info map (from a reply or reference) into info. 0 or EPROTO.
-int zchan__hubinfo_read(const msgpack_object *o, zchan__hubinfo_t *info);
-
-//  Packs info as a map.
-void zchan__hubinfo_pack(msgpack_packer *pk, const zchan__hubinfo_t *info);
-
 //  Picks the nearest locator of info that ctx can reach into out. 0 or ENOTFOUND.
 int zchan__pick_locator(zchan_ctx_t *ctx, const zchan__hubinfo_t *info, char *out, size_t n);
 
@@ -284,18 +267,7 @@ zchan_msg_t *zchan__msg_from_frame(zmq_msg_t *frame);
 //  msgpack value.
 int zchan__msg_to_frame(zchan_msg_t *msg, zmq_msg_t *frame, bool move);
 
-//  The fields of a channel reference (docs/PROTOCOL.md, section 14).
-typedef struct {
-    zchan_kind_t kind;
-    char key[ZCHAN__EP_MAX];
-    char name[ZCHAN__EP_MAX];
-    char uri[ZCHAN__EP_MAX];
-    zchan__hubinfo_t info;
-} zchan__ref_t;
-
-//  Decodes the body of a reference (ext ZCHAN_EXT_REF, size bytes of a
-//  peer's) into *ref: no sockets, no context. 0, EPROTO or ENOMEM.
-int zchan__ref_decode(const void *body, size_t size, zchan__ref_t *ref);
+//  The reference codec (zchan__ref_t, zchan__ref_decode, zchan__ref_pack): wire.h.
 
 // ---------------------------------------------------------------------------
 // The hub (src/hub/: loop.c, seam.c; the map is in docs/ARCHITECTURE.md)

@@ -237,14 +237,11 @@ int zchan__await_reply(void *sock, uint64_t reqid, int64_t deadline_ms, zchan__r
         zmq_msg_move(&reply->frame, &frames[0]);
         zmq_msg_close(&frames[0]);
         int prc = zchan__hdr_parse(&reply->hdr, zmq_msg_data(&reply->frame), zmq_msg_size(&reply->frame));
-        uint64_t rid, status;
-        if (prc == 0 && zchan__hdr_type(&reply->hdr) == ZCHAN__REPLY
-            && zchan__hdr_u64(&reply->hdr, 1, &rid) == 0 && rid == reqid) {
+        zchan__wire_reply_t rep;
+        if (prc == 0 && zchan__wire_parse_reply(&reply->hdr, &rep) == 0 && rep.reqid == reqid) {
             zmq_msg_close(&frames[1]);
-            if (zchan__hdr_u64(&reply->hdr, 2, &status) != 0 || status > ZCHAN_ELIMIT)
-                return reply->status = zchan__fail(ZCHAN_EPROTO);
-            reply->status = (int) status;
-            return status ? zchan__fail((int) status) : 0;
+            reply->status = rep.status;
+            return rep.status ? zchan__fail(rep.status) : 0;
         }
         if (prc == 0 && on_other)
             on_other(arg, &reply->hdr, n > 1 ? &frames[1] : NULL);
@@ -320,12 +317,11 @@ int zchan__request_key(zchan_ctx_t *ctx, const char *endpoint, const char *serve
     void *sock = s_req_take(ctx, endpoint, curve);
     if (!sock)
         return reply->status = zchan_errno();
-    //  The request id is the header's second field.
     uint64_t reqid = 0;
     zchan__hdr_t h;
     zchan__hdr_init(&h);
     if (zchan__hdr_parse(&h, o->sbuf.data, o->sbuf.size) == 0)
-        zchan__hdr_u64(&h, 1, &reqid);
+        zchan__wire_parse_reqid(&h, &reqid);
     zchan__hdr_fini(&h);
     int64_t deadline = zchan__deadline(ctx->timeout_ms);
     //  A DEALER with no connection to queue on blocks a send. ZeroMQ ends a
@@ -353,91 +349,7 @@ int zchan__request_key(zchan_ctx_t *ctx, const char *endpoint, const char *serve
 }
 
 // ---------------------------------------------------------------------------
-// Hub info
-
-void zchan__hubinfo_pack(msgpack_packer *pk, const zchan__hubinfo_t *info)
-{
-    msgpack_pack_map(pk, info->curve[0] ? 5 : 4);
-    const char *keys[] = {"host", "proc", "hub"};
-    const char *vals[] = {info->host, info->proc, info->hub};
-    for (int i = 0; i < 3; i++) {
-        msgpack_pack_str(pk, strlen(keys[i]));
-        msgpack_pack_str_body(pk, keys[i], strlen(keys[i]));
-        msgpack_pack_str(pk, strlen(vals[i]));
-        msgpack_pack_str_body(pk, vals[i], strlen(vals[i]));
-    }
-    msgpack_pack_str(pk, 3);
-    msgpack_pack_str_body(pk, "loc", 3);
-    msgpack_pack_array(pk, (size_t) info->nloc);
-    for (int i = 0; i < info->nloc; i++) {
-        msgpack_pack_str(pk, strlen(info->loc[i]));
-        msgpack_pack_str_body(pk, info->loc[i], strlen(info->loc[i]));
-    }
-    if (info->curve[0]) {
-        msgpack_pack_str(pk, 5);
-        msgpack_pack_str_body(pk, "curve", 5);
-        msgpack_pack_str(pk, strlen(info->curve));
-        msgpack_pack_str_body(pk, info->curve, strlen(info->curve));
-    }
-}
-
-static bool s_key_is(const msgpack_object *k, const char *name)
-{
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(name)
-           && memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
-}
-
-static int s_copy_str(const msgpack_object *v, char *out, size_t n)
-{
-    if (v->type != MSGPACK_OBJECT_STR || v->via.str.size >= n)
-        return ZCHAN_EPROTO;
-    //  A zero byte would cut the C string short. (msgpack-c gives an empty
-    //  str a NULL pointer, which memcpy and memchr must not see.)
-    if (v->via.str.size) {
-        if (memchr(v->via.str.ptr, 0, v->via.str.size))
-            return ZCHAN_EPROTO;
-        memcpy(out, v->via.str.ptr, v->via.str.size);
-    }
-    out[v->via.str.size] = 0;
-    return 0;
-}
-
-int zchan__hubinfo_read(const msgpack_object *o, zchan__hubinfo_t *info)
-{
-    memset(info, 0, sizeof *info);
-    if (!o || o->type != MSGPACK_OBJECT_MAP)
-        return ZCHAN_EPROTO;
-    int seen = 0;
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        int rc = 0;
-        if (s_key_is(k, "host"))
-            rc = s_copy_str(v, info->host, sizeof info->host), seen |= 1;
-        else if (s_key_is(k, "proc"))
-            rc = s_copy_str(v, info->proc, sizeof info->proc), seen |= 2;
-        else if (s_key_is(k, "hub"))
-            rc = s_copy_str(v, info->hub, sizeof info->hub), seen |= 4;
-        else if (s_key_is(k, "loc")) {
-            if (v->type != MSGPACK_OBJECT_ARRAY)
-                return ZCHAN_EPROTO;
-            for (uint32_t j = 0; j < v->via.array.size && info->nloc < ZCHAN__MAX_LOC; j++) {
-                if (s_copy_str(&v->via.array.ptr[j], info->loc[info->nloc], ZCHAN__EP_MAX) != 0)
-                    return ZCHAN_EPROTO;
-                info->nloc++;
-            }
-            seen |= 8;
-        } else if (s_key_is(k, "curve")) {
-            //  Optional: the CURVE public key the hub's tcp endpoints require.
-            uint8_t key[32];
-            rc = s_copy_str(v, info->curve, sizeof info->curve);
-            if (rc == 0 && (strlen(info->curve) != 40 || !zmq_z85_decode(key, info->curve)))
-                rc = ZCHAN_EPROTO;
-        }
-        if (rc != 0)
-            return ZCHAN_EPROTO;
-    }
-    return seen == 15 && info->nloc > 0 ? 0 : ZCHAN_EPROTO;
-}
+// Hub info (its codec is in wire_ref.c)
 
 int zchan__pick_locator(zchan_ctx_t *ctx, const zchan__hubinfo_t *info, char *out, size_t n)
 {

@@ -3,8 +3,7 @@
     A message is either being built (msgpack-c's packer writing into an
     sbuffer) or received (a ZeroMQ frame). Decoding is lazy and zero-copy:
     strings, bins and exts in the object point into the message's bytes.
-    A reference is the ext type ZCHAN_EXT_REF whose body is the msgpack array
-    [version, kind, key, name, uri, hubinfo] (docs/PROTOCOL.md).
+    A reference is the ext type ZCHAN_EXT_REF (its codec: wire_ref.c).
 */
 #include "core.h"
 #include <stdlib.h>
@@ -173,82 +172,23 @@ void zchan_msg_destroy(zchan_msg_t **msg_p)
 // ---------------------------------------------------------------------------
 // References
 
-static void s_pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 int zchan_msg_pack_chan(zchan_msg_t *msg, const zchan_t *ch)
 {
     zchan__assert(msg);
     zchan__assert(ch);
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init(&body);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 6);
-    msgpack_pack_uint64(&pk, ZCHAN_PROTO_VERSION);
-    msgpack_pack_uint64(&pk, ch->kind);
-    s_pack_str(&pk, ch->key);
-    s_pack_str(&pk, ch->name);
-    s_pack_str(&pk, ch->uri);
     //  A channel hosted by this context advertises the context's current
     //  locators (tcp bound after the handle was made included).
     bool local = strcmp(ch->info.hub, ch->ctx->info.hub) == 0;
     if (local)
         pthread_mutex_lock(&ch->ctx->lock);
-    zchan__hubinfo_pack(&pk, local ? &ch->ctx->info : &ch->info);
+    zchan__ref_out_t ref = {
+        .kind = ch->kind, .key = ch->key, .name = ch->name, .uri = ch->uri,
+        .info = local ? &ch->ctx->info : &ch->info,
+    };
+    int rc = zchan__ref_pack(&msg->pk, &ref);
     if (local)
         pthread_mutex_unlock(&ch->ctx->lock);
-    int rc = 0;
-    if (!body.data)
-        rc = ZCHAN_ENOMEM;
-    else if (msgpack_pack_ext(&msg->pk, body.size, ZCHAN_EXT_REF) != 0
-             || msgpack_pack_ext_body(&msg->pk, body.data, body.size) != 0)
-        rc = ZCHAN_ENOMEM;
-    msgpack_sbuffer_destroy(&body);
     return rc ? zchan__fail(rc) : 0;
-}
-
-static char *s_field_str(const msgpack_object *arr, uint32_t i, char *out, size_t n)
-{
-    const msgpack_object *o = &arr->via.array.ptr[i];
-    //  A zero byte would cut the C string short: not a name anyone has.
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size >= n
-        || memchr(o->via.str.ptr, 0, o->via.str.size))
-        return NULL;
-    memcpy(out, o->via.str.ptr, o->via.str.size);
-    out[o->via.str.size] = 0;
-    return out;
-}
-
-int zchan__ref_decode(const void *body, size_t size, zchan__ref_t *ref)
-{
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 512))
-        return ZCHAN_ENOMEM;
-    msgpack_object arr;
-    size_t off = 0;
-    int rc = ZCHAN_EPROTO;
-    if (zchan__msgpack_check(body, size) != 0
-        || msgpack_unpack((const char *) body, size, &off, &zone, &arr) != MSGPACK_UNPACK_SUCCESS
-        || off != size || arr.type != MSGPACK_OBJECT_ARRAY || arr.via.array.size < 6)
-        goto done;
-    const msgpack_object *f = arr.via.array.ptr;
-    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 != ZCHAN_PROTO_VERSION
-        || f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER
-        || (f[1].via.u64 != ZCHAN_ANYCAST && f[1].via.u64 != ZCHAN_BROADCAST))
-        goto done;
-    ref->kind = (zchan_kind_t) f[1].via.u64;
-    if (!s_field_str(&arr, 2, ref->key, sizeof ref->key) || !s_field_str(&arr, 3, ref->name, sizeof ref->name)
-        || !s_field_str(&arr, 4, ref->uri, sizeof ref->uri) || zchan__hubinfo_read(&f[5], &ref->info) != 0)
-        goto done;
-    rc = 0;
-done:
-    msgpack_zone_destroy(&zone);
-    return rc;
 }
 
 zchan_t *zchan_msg_chan(zchan_ctx_t *ctx, const msgpack_object *obj)

@@ -259,7 +259,8 @@ void zchan__out_str(zchan__out_t *o, const char *s)
 void zchan__out_strn(zchan__out_t *o, const char *s, size_t n)
 {
     msgpack_pack_str(&o->pk, n);
-    msgpack_pack_str_body(&o->pk, s, n);
+    if (n) // s may be NULL when empty (msgpack-c decodes "" so), which memcpy must not see
+        msgpack_pack_str_body(&o->pk, s, n);
 }
 
 void zchan__out_bool(zchan__out_t *o, bool v)

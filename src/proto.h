@@ -1,8 +1,14 @@
-/*  proto.h: the zchan wire protocol (docs/PROTOCOL.md is the normative text).
+/*  proto.h: the zchan wire protocol's codec (docs/PROTOCOL.md is the
+    normative text): message types, header decoding and encoding, frame I/O.
 
     Every zchan message is one or two ZeroMQ frames after the ROUTER identity:
     a header (a msgpack array whose first element is the message type) and, for
     DATA and DELIVER, a payload (one msgpack value, passed through untouched).
+
+    The layout of each message (which field sits where) is not here: it is in
+    the wire module (wire.h), the only user of the indexed getters and of the
+    packers below, apart from tests that talk raw protocol. The layouts in the
+    comments of the enums are a summary of wire.h.
 */
 #ifndef ZCHAN_PROTO_H_INCLUDED
 #define ZCHAN_PROTO_H_INCLUDED
@@ -74,7 +80,8 @@ int zchan__msgpack_check(const void *data, size_t size);
 int zchan__msgpack_span(const void *data, size_t size, size_t *end);
 
 //  The header's length, type, and typed fields. A missing or mistyped field
-//  returns EPROTO and leaves *out untouched.
+//  returns EPROTO and leaves *out untouched. Field positions belong to the
+//  wire module (wire.c): call these from there only.
 size_t zchan__hdr_len(const zchan__hdr_t *h);
 int zchan__hdr_type(const zchan__hdr_t *h);
 int zchan__hdr_u64(const zchan__hdr_t *h, size_t i, uint64_t *out);
@@ -100,7 +107,7 @@ typedef struct {
 } zchan__out_t;
 
 //  Starts a header array of n elements with type as the first. Free with
-//  zchan__out_fini after sending.
+//  zchan__out_fini after sending. Called by wire.c's pack functions.
 void zchan__out_init(zchan__out_t *o, size_t n, int type);
 void zchan__out_fini(zchan__out_t *o);
 void zchan__out_u64(zchan__out_t *o, uint64_t v);

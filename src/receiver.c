@@ -54,10 +54,8 @@ static void s_report(chan_recv_t *cr, uint64_t grant)
     if (grant == 0 && cr->unreported == 0)
         return;
     zchan__out_t o;
-    zchan__out_init(&o, 4, ZCHAN__CREDIT);
-    zchan__out_u64(&o, cr->att.handle);
-    zchan__out_u64(&o, cr->unreported);
-    zchan__out_u64(&o, grant);
+    zchan__wire_credit_t m = {.handle = cr->att.handle, .consumed = cr->unreported, .grant = grant};
+    zchan__wire_pack_credit(&o, &m);
     if (zchan__out_send(&o, cr->att.sock, false, ZMQ_DONTWAIT) == 0) {
         cr->avail += grant;
         cr->unreported = 0;
@@ -102,14 +100,14 @@ static bool s_take(chan_recv_t *cr, zmq_msg_t *frames, size_t n)
     bool got = false;
     if (zchan__hdr_parse(h, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) == 0) {
         int type = zchan__hdr_type(h);
-        uint64_t dropped;
+        zchan__wire_count_t d;
         if (zchan__att_notice(&cr->att, h)) { // a close, or the hub lost us
             s_stopped(cr);
             got = true;
-        } else if (type == ZCHAN__DELIVER && n == 2 && zchan__hdr_u64(h, 1, &dropped) == 0) {
+        } else if (type == ZCHAN__DELIVER && n == 2 && zchan__wire_parse_deliver(h, &d) == 0) {
             if (cr->avail > 0)
                 cr->avail--;
-            cr->dropped = dropped;
+            cr->dropped = d.n;
             cr->look = zchan__msg_from_frame(&frames[1]);
             got = cr->look != NULL;
         } else if (type == ZCHAN__CLOSING)

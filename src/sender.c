@@ -57,11 +57,11 @@ static void s_on_other(void *arg, zchan__hdr_t *h, zmq_msg_t *payload)
     if (zchan__att_notice(&s->att, h)) // a close, a lost attachment, a probe's answer
         return;
     int type = zchan__hdr_type(h);
-    uint64_t n;
-    if (type == ZCHAN__ACK && zchan__hdr_u64(h, 1, &n) == 0)
-        s->credit += n;
-    else if (type == ZCHAN__REFUSED && zchan__hdr_u64(h, 1, &n) == 0)
-        s->refused = n == ZCHAN_ELIMIT ? ZCHAN_ELIMIT : ZCHAN_EPROTO;
+    zchan__wire_count_t c;
+    if (type == ZCHAN__ACK && zchan__wire_parse_ack(h, &c) == 0)
+        s->credit += c.n;
+    else if (type == ZCHAN__REFUSED && zchan__wire_parse_refused(h, &c) == 0)
+        s->refused = c.n == ZCHAN_ELIMIT ? ZCHAN_ELIMIT : ZCHAN_EPROTO;
 }
 
 //  Reads every message waiting from the hub. Never blocks.
@@ -146,8 +146,8 @@ static void s_attached(zchan_sender_t *s)
     s->unlimited = kind == ZCHAN_BROADCAST;
     s->rendezvous = kind == ZCHAN_ANYCAST && s->att.given == 1;
     zchan__out_t o;
-    zchan__out_init(&o, 2, ZCHAN__DATA);
-    zchan__out_u64(&o, s->att.handle);
+    zchan__wire_data_t d = {.handle = s->att.handle};
+    zchan__wire_pack_data(&o, &d);
     zmq_msg_close(&s->hdr);
     zmq_msg_init_size(&s->hdr, o.sbuf.size);
     memcpy(zmq_msg_data(&s->hdr), o.sbuf.data, o.sbuf.size);
@@ -229,9 +229,8 @@ static int s_flush(zchan_sender_t *s)
 {
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, 3, ZCHAN__FLUSH);
-    zchan__out_u64(&o, reqid);
-    zchan__out_u64(&o, s->att.handle);
+    zchan__wire_handle_req_t m = {.reqid = reqid, .handle = s->att.handle};
+    zchan__wire_pack_flush(&o, &m);
     zchan__reply_t r;
     int rc = s_request(s, &o, reqid, &r);
     zchan__out_fini(&o);
@@ -253,9 +252,8 @@ static int s_flush_confirm(zchan_sender_t *s)
     int64_t deadline = zchan__deadline(s->ctx->timeout_ms);
     while (true) {
         zchan__out_t o;
-        zchan__out_init(&o, 3, ZCHAN__FLUSH);
-        zchan__out_u64(&o, reqid);
-        zchan__out_u64(&o, s->att.handle);
+        zchan__wire_handle_req_t m = {.reqid = reqid, .handle = s->att.handle};
+        zchan__wire_pack_flush(&o, &m);
         int rc = zchan__out_send(&o, s->att.sock, false, 0);
         zchan__out_fini(&o);
         if (rc != 0)
@@ -341,15 +339,15 @@ static bool s_cancel(zchan_sender_t *s)
 {
     zchan__out_t o;
     uint64_t reqid = zchan__reqid();
-    zchan__out_init(&o, 3, ZCHAN__CANCEL);
-    zchan__out_u64(&o, reqid);
-    zchan__out_u64(&o, s->att.handle);
+    zchan__wire_handle_req_t m = {.reqid = reqid, .handle = s->att.handle};
+    zchan__wire_pack_cancel(&o, &m);
     zchan__reply_t r;
     int rc = s_request(s, &o, reqid, &r);
     zchan__out_fini(&o);
     bool cancelled = true;
-    if (rc == 0)
-        zchan__hdr_bool(&r.hdr, 3, &cancelled);
+    zchan__wire_reply_cancel_t rc_m;
+    if (rc == 0 && zchan__wire_parse_reply_cancel(&r.hdr, &rc_m) == 0)
+        cancelled = rc_m.cancelled;
     zchan__reply_fini(&r);
     //  Either way the window is free again: the hub dropped the message, or
     //  a receiver took it (and its ACK came before this reply).

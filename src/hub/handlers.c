@@ -8,45 +8,30 @@
 #include "hub.h"
 #include <string.h>
 
-//  [REPLY, reqid, status, kind, capacity, closed, info]
+//  The reply to CREATE and OPEN (wire.h: zchan__wire_reply_chan_t).
 static void s_reply_chan(hub_t *hub, const hub_req_t *rq, zchan_kind_t kind, size_t capacity, bool closed)
 {
     zchan__out_t o;
-    zchan__hub_reply_init(&o, rq, 0, 4);
-    zchan__out_u64(&o, kind);
-    zchan__out_u64(&o, capacity);
-    zchan__out_bool(&o, closed);
+    zchan__wire_reply_chan_t m = {.reqid = rq->reqid, .kind = kind, .capacity = capacity, .closed = closed};
     pthread_mutex_lock(&hub->ctx->lock);
-    zchan__hubinfo_pack(&o.pk, &hub->ctx->info);
+    m.info = hub->ctx->info;
     pthread_mutex_unlock(&hub->ctx->lock);
+    zchan__wire_pack_reply_chan(&o, &m);
     zchan__hub_reply_send(hub, rq, &o);
-}
-
-static int s_check_version(const zchan__hdr_t *h, size_t i)
-{
-    uint64_t v;
-    if (zchan__hdr_u64(h, i, &v) != 0 || v != ZCHAN_PROTO_VERSION)
-        return ZCHAN_EPROTO;
-    return 0;
 }
 
 static void s_on_create(hub_t *hub, const hub_req_t *rq)
 {
-    const char *kp;
-    size_t klen;
-    uint64_t kind, capacity;
-    bool resend;
-    const zchan__hdr_t *h = rq->hdr;
-    if (zchan__hdr_str(h, 2, &kp, &klen) || zchan__hdr_u64(h, 3, &kind) || zchan__hdr_u64(h, 4, &capacity)
-        || zchan__hdr_bool(h, 5, &resend) || s_check_version(h, 6)) {
-        zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
+    zchan__wire_create_t q;
+    int prc = zchan__wire_parse_create(rq->hdr, &q);
+    if (prc != 0) {
+        zchan__hub_reply_status(hub, rq, prc); // EPROTO, or EINVAL for values out of range
         return;
     }
-    if ((kind != ZCHAN_ANYCAST && kind != ZCHAN_BROADCAST) || klen == 0 || klen >= ZCHAN__EP_MAX
-        || memchr(kp, 0, klen) || capacity > (uint64_t) 1 << 40) {
-        zchan__hub_reply_status(hub, rq, ZCHAN_EINVAL);
-        return;
-    }
+    const char *kp = q.key;
+    size_t klen = q.key_len;
+    uint64_t kind = q.kind, capacity = q.capacity;
+    bool resend = q.resend;
     zchan__chan_t *ch = zchan__chans_lookup(hub, kp, klen);
     if (ch) {
         if (ch->kind != (zchan_kind_t) kind)
@@ -92,19 +77,19 @@ static void s_on_create(hub_t *hub, const hub_req_t *rq)
     s_reply_chan(hub, rq, ch->kind, ch->capacity, ch->closed);
 }
 
-//  The channel a request names by key in field 2 (*ch), or its tombstone
-//  (*t). false once the request has been answered EPROTO (no key) or
-//  ENOTFOUND (neither).
-static bool s_request_chan(hub_t *hub, const hub_req_t *rq, zchan__chan_t **ch, hub_tomb_t **t)
+//  The channel a request (OPEN, CLOSE or STAT, parsed by parse) names by
+//  key (*ch), or its tombstone (*t). false once the request has been
+//  answered EPROTO (not such a request) or ENOTFOUND (neither).
+static bool s_request_chan(hub_t *hub, const hub_req_t *rq, int (*parse)(const zchan__hdr_t *, zchan__wire_keyed_t *),
+                           zchan__chan_t **ch, hub_tomb_t **t)
 {
-    const char *kp;
-    size_t klen;
-    if (zchan__hdr_str(rq->hdr, 2, &kp, &klen)) {
+    zchan__wire_keyed_t q;
+    if (parse(rq->hdr, &q)) {
         zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
         return false;
     }
-    *ch = zchan__chans_lookup(hub, kp, klen);
-    *t = *ch ? NULL : zchan__chans_tomb(hub, kp, klen);
+    *ch = zchan__chans_lookup(hub, q.key, q.key_len);
+    *t = *ch ? NULL : zchan__chans_tomb(hub, q.key, q.key_len);
     if (!*ch && !*t)
         zchan__hub_reply_status(hub, rq, ZCHAN_ENOTFOUND);
     return *ch || *t;
@@ -112,13 +97,9 @@ static bool s_request_chan(hub_t *hub, const hub_req_t *rq, zchan__chan_t **ch, 
 
 static void s_on_open(hub_t *hub, const hub_req_t *rq)
 {
-    if (s_check_version(rq->hdr, 3)) {
-        zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
-        return;
-    }
     zchan__chan_t *ch;
     hub_tomb_t *t;
-    if (!s_request_chan(hub, rq, &ch, &t))
+    if (!s_request_chan(hub, rq, zchan__wire_parse_open, &ch, &t))
         return;
     if (ch)
         s_reply_chan(hub, rq, ch->kind, ch->capacity, ch->closed);
@@ -130,7 +111,7 @@ static void s_on_close(hub_t *hub, const hub_req_t *rq)
 {
     zchan__chan_t *ch;
     hub_tomb_t *t;
-    if (!s_request_chan(hub, rq, &ch, &t))
+    if (!s_request_chan(hub, rq, zchan__wire_parse_close, &ch, &t))
         return;
     if (ch) {
         zchan__chan_close(ch);
@@ -139,30 +120,36 @@ static void s_on_close(hub_t *hub, const hub_req_t *rq)
     zchan__hub_reply_status(hub, rq, 0);
 }
 
-//  [REPLY, reqid, status, handle, kind, capacity or window, closed]
+//  The reply to ATTACH_S and ATTACH_R (n: the sender's window, or the
+//  channel's capacity for a receiver).
 static void s_reply_attach(hub_t *hub, const hub_req_t *rq, uint64_t handle, zchan_kind_t kind, uint64_t n,
                            bool closed)
 {
     zchan__out_t o;
-    zchan__hub_reply_init(&o, rq, 0, 4);
-    zchan__out_u64(&o, handle);
-    zchan__out_u64(&o, kind);
-    zchan__out_u64(&o, n);
-    zchan__out_bool(&o, closed);
+    zchan__wire_reply_attach_t m = {.reqid = rq->reqid, .handle = handle, .kind = kind, .n = n, .closed = closed};
+    zchan__wire_pack_reply_attach(&o, &m);
     zchan__hub_reply_send(hub, rq, &o);
 }
 
 static void s_on_attach(hub_t *hub, const hub_req_t *rq, bool receiver)
 {
-    const char *kp;
-    size_t klen;
-    uint64_t limit = 0;
-    const zchan__hdr_t *h = rq->hdr;
-    if (zchan__hdr_str(h, 2, &kp, &klen)
-        || (receiver ? (zchan__hdr_u64(h, 3, &limit) || s_check_version(h, 4)) : s_check_version(h, 3))) {
+    zchan__wire_attach_r_t q = {0};
+    int prc;
+    if (receiver)
+        prc = zchan__wire_parse_attach_r(rq->hdr, &q);
+    else {
+        zchan__wire_keyed_t qs;
+        prc = zchan__wire_parse_attach_s(rq->hdr, &qs);
+        q.key = qs.key;
+        q.key_len = qs.key_len;
+    }
+    if (prc) {
         zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
         return;
     }
+    const char *kp = q.key;
+    size_t klen = q.key_len;
+    uint64_t limit = q.limit;
     zchan__chan_t *ch = zchan__chans_lookup(hub, kp, klen);
     const hub_tomb_t *t = ch ? NULL : zchan__chans_tomb(hub, kp, klen);
     if (!ch && !t) {
@@ -222,12 +209,12 @@ static void s_on_attach(hub_t *hub, const hub_req_t *rq, bool receiver)
 
 static void s_on_data(hub_t *hub, const hub_req_t *rq)
 {
-    uint64_t handle;
-    if (zchan__hdr_u64(rq->hdr, 1, &handle)) {
+    zchan__wire_data_t q;
+    if (zchan__wire_parse_data(rq->hdr, &q)) {
         zchan__hub_proto_error(hub, "DATA header");
         return;
     }
-    peer_t *p = zchan__peer_find(hub, rq, handle, ROLE_SENDER);
+    peer_t *p = zchan__peer_find(hub, rq, q.handle, ROLE_SENDER);
     if (!p) {
         //  Not attached here (the hub restarted, or a stranger): tell it the
         //  channel is closed for it, so it stops rather than waits.
@@ -241,13 +228,12 @@ static void s_on_data(hub_t *hub, const hub_req_t *rq)
 
 static void s_on_credit(hub_t *hub, const hub_req_t *rq)
 {
-    uint64_t handle, consumed, grant;
-    const zchan__hdr_t *h = rq->hdr;
-    if (zchan__hdr_u64(h, 1, &handle) || zchan__hdr_u64(h, 2, &consumed) || zchan__hdr_u64(h, 3, &grant)) {
+    zchan__wire_credit_t q;
+    if (zchan__wire_parse_credit(rq->hdr, &q)) {
         zchan__hub_proto_error(hub, "CREDIT header");
         return;
     }
-    peer_t *p = zchan__peer_find(hub, rq, handle, ROLE_RECEIVER);
+    peer_t *p = zchan__peer_find(hub, rq, q.handle, ROLE_RECEIVER);
     if (!p) {
         zchan__hub_proto_error(hub, "CREDIT from an unknown receiver");
         zchan__hub_send_not_attached(hub, rq);
@@ -255,18 +241,18 @@ static void s_on_credit(hub_t *hub, const hub_req_t *rq)
     }
     zchan__peer_heard(hub, p);
     zchan__chan_t *ch = p->m.ch;
-    zchan__chan_credit(ch, &p->m, consumed, grant);
+    zchan__chan_credit(ch, &p->m, q.consumed, q.grant);
     zchan__chans_reclaim(hub, ch); // a delivery that failed may have dropped the last member
 }
 
 static void s_on_flush(hub_t *hub, const hub_req_t *rq)
 {
-    uint64_t handle;
-    if (zchan__hdr_u64(rq->hdr, 2, &handle)) {
+    zchan__wire_handle_req_t q;
+    if (zchan__wire_parse_flush(rq->hdr, &q)) {
         zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
         return;
     }
-    peer_t *p = zchan__peer_find(hub, rq, handle, ROLE_SENDER);
+    peer_t *p = zchan__peer_find(hub, rq, q.handle, ROLE_SENDER);
     if (p)
         zchan__hub_flush_ack(hub, p);
     //  Everything this peer sent before the flush has been handled.
@@ -275,33 +261,33 @@ static void s_on_flush(hub_t *hub, const hub_req_t *rq)
 
 static void s_on_detach(hub_t *hub, const hub_req_t *rq)
 {
-    uint64_t handle, consumed;
-    if (zchan__hdr_u64(rq->hdr, 2, &handle) || zchan__hdr_u64(rq->hdr, 3, &consumed)) {
+    zchan__wire_detach_t q;
+    if (zchan__wire_parse_detach(rq->hdr, &q)) {
         zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
         return;
     }
-    peer_t *p = zchan__peer_find(hub, rq, handle, ROLE_SENDER);
+    peer_t *p = zchan__peer_find(hub, rq, q.handle, ROLE_SENDER);
     if (!p)
-        p = zchan__peer_find(hub, rq, handle, ROLE_RECEIVER);
+        p = zchan__peer_find(hub, rq, q.handle, ROLE_RECEIVER);
     if (!p) {
         zchan__hub_reply_status(hub, rq, ZCHAN_ENOTFOUND);
         return;
     }
     //  A receiver hands back what it did not consume; p is released.
     zchan__chan_t *ch = p->m.ch;
-    zchan__chan_leave(ch, &p->m, consumed);
+    zchan__chan_leave(ch, &p->m, q.consumed);
     zchan__chans_reclaim(hub, ch);
     zchan__hub_reply_status(hub, rq, 0);
 }
 
 static void s_on_cancel(hub_t *hub, const hub_req_t *rq)
 {
-    uint64_t handle;
-    if (zchan__hdr_u64(rq->hdr, 2, &handle)) {
+    zchan__wire_handle_req_t q;
+    if (zchan__wire_parse_cancel(rq->hdr, &q)) {
         zchan__hub_reply_status(hub, rq, ZCHAN_EPROTO);
         return;
     }
-    peer_t *p = zchan__peer_find(hub, rq, handle, ROLE_SENDER);
+    peer_t *p = zchan__peer_find(hub, rq, q.handle, ROLE_SENDER);
     bool cancelled = false;
     if (p) {
         //  Remove the sender's unaccepted messages, if still waiting.
@@ -309,8 +295,8 @@ static void s_on_cancel(hub_t *hub, const hub_req_t *rq)
         zchan__hub_flush_ack(hub, p);
     }
     zchan__out_t o;
-    zchan__hub_reply_init(&o, rq, p ? 0 : ZCHAN_ENOTFOUND, 1);
-    zchan__out_bool(&o, cancelled);
+    zchan__wire_reply_cancel_t m = {.reqid = rq->reqid, .status = p ? 0 : ZCHAN_ENOTFOUND, .cancelled = cancelled};
+    zchan__wire_pack_reply_cancel(&o, &m);
     zchan__hub_reply_send(hub, rq, &o);
 }
 
@@ -318,27 +304,21 @@ static void s_on_stat(hub_t *hub, const hub_req_t *rq)
 {
     zchan__chan_t *ch;
     hub_tomb_t *t;
-    if (!s_request_chan(hub, rq, &ch, &t))
+    if (!s_request_chan(hub, rq, zchan__wire_parse_stat, &ch, &t))
         return;
-    uint64_t vals[10];
+    zchan__wire_reply_stat_t m = {.reqid = rq->reqid};
+    zchan_stat_t *st = &m.st;
     if (ch) {
-        uint64_t v[] = {ch->kind, ch->capacity, zchan__chan_depth(ch), ch->send.n, ch->recv.n,
-                        ch->sent, ch->delivered, ch->dropped, ch->lost, ch->closed};
-        memcpy(vals, v, sizeof vals);
+        *st = (zchan_stat_t){.kind = ch->kind, .capacity = ch->capacity, .depth = zchan__chan_depth(ch),
+                             .senders = ch->send.n, .receivers = ch->recv.n, .sent = ch->sent,
+                             .delivered = ch->delivered, .dropped = ch->dropped, .lost = ch->lost,
+                             .closed = ch->closed};
     } else {
-        uint64_t v[] = {t->kind, t->capacity, 0, 0, 0, t->sent, t->delivered, t->dropped, t->lost, 1};
-        memcpy(vals, v, sizeof vals);
+        *st = (zchan_stat_t){.kind = t->kind, .capacity = t->capacity, .sent = t->sent, .delivered = t->delivered,
+                             .dropped = t->dropped, .lost = t->lost, .closed = true};
     }
     zchan__out_t o;
-    zchan__hub_reply_init(&o, rq, 0, 1);
-    msgpack_packer *pk = &o.pk;
-    msgpack_pack_map(pk, 10);
-    const char *names[] = {"kind", "capacity", "depth", "senders", "receivers",
-                           "sent", "delivered", "dropped", "lost", "closed"};
-    for (size_t i = 0; i < 10; i++) {
-        zchan__out_str(&o, names[i]);
-        zchan__out_u64(&o, vals[i]);
-    }
+    zchan__wire_pack_reply_stat(&o, &m);
     zchan__hub_reply_send(hub, rq, &o);
 }
 
@@ -371,7 +351,7 @@ void zchan__hub_dispatch(hub_t *hub, zmq_msg_t *frames, size_t n)
         s_on_credit(hub, &rq);
         return;
     }
-    if (n != 2 || zchan__hdr_u64(&hub->hdr, 1, &rq.reqid) != 0) {
+    if (n != 2 || zchan__wire_parse_reqid(&hub->hdr, &rq.reqid) != 0) {
         zchan__hub_proto_error(hub, "request without a request id");
         return;
     }

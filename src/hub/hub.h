@@ -195,8 +195,8 @@ void zchan__hub_send_not_attached(hub_t *hub, const hub_req_t *rq);
 //  The credit owed to sender p, now; then the ACKs due at the end of a burst.
 void zchan__hub_flush_ack(hub_t *hub, peer_t *p);
 void zchan__hub_flush_acks(hub_t *hub);
-//  Replies to rq: starts [REPLY, reqid, status, ...more fields], sends it.
-void zchan__hub_reply_init(zchan__out_t *o, const hub_req_t *rq, int status, size_t more);
+//  Sends o (a reply packed by wire.h) to the sender of rq and frees it; or
+//  replies [REPLY, reqid, status].
 void zchan__hub_reply_send(hub_t *hub, const hub_req_t *rq, zchan__out_t *o);
 void zchan__hub_reply_status(hub_t *hub, const hub_req_t *rq, int status);
 

@@ -58,7 +58,8 @@ static int s_send_peer(hub_t *hub, const peer_t *p, zchan__out_t *o, bool more)
 static void s_send_closed(hub_t *hub, const peer_t *p)
 {
     zchan__out_t o;
-    zchan__out_init(&o, 1, ZCHAN__CLOSED);
+    zchan__wire_closed_t m = {.reason = 0};
+    zchan__wire_pack_closed(&o, &m);
     s_send_peer(hub, p, &o, false);
     zchan__out_fini(&o);
 }
@@ -69,8 +70,8 @@ static void s_send_closed(hub_t *hub, const peer_t *p)
 void zchan__hub_send_not_attached(hub_t *hub, const hub_req_t *rq)
 {
     zchan__out_t o;
-    zchan__out_init(&o, 2, ZCHAN__CLOSED);
-    zchan__out_u64(&o, ZCHAN__NOT_ATTACHED);
+    zchan__wire_closed_t m = {.reason = ZCHAN__NOT_ATTACHED};
+    zchan__wire_pack_closed(&o, &m);
     s_send_hdr(hub, rq->rid, rq->rid_len, &o, false);
     zchan__out_fini(&o);
 }
@@ -80,8 +81,8 @@ void zchan__hub_flush_ack(hub_t *hub, peer_t *p)
     if (p->pending_ack == 0)
         return;
     zchan__out_t o;
-    zchan__out_init(&o, 2, ZCHAN__ACK);
-    zchan__out_u64(&o, p->pending_ack);
+    zchan__wire_count_t m = {.n = p->pending_ack};
+    zchan__wire_pack_ack(&o, &m);
     s_send_peer(hub, p, &o, false);
     zchan__out_fini(&o);
     p->pending_ack = 0;
@@ -112,13 +113,6 @@ static void s_mark_dirty(hub_t *hub, peer_t *p)
         p->dirty = true;
 }
 
-void zchan__hub_reply_init(zchan__out_t *o, const hub_req_t *rq, int status, size_t more)
-{
-    zchan__out_init(o, 3 + more, ZCHAN__REPLY);
-    zchan__out_u64(o, rq->reqid);
-    zchan__out_u64(o, (uint64_t) status);
-}
-
 void zchan__hub_reply_send(hub_t *hub, const hub_req_t *rq, zchan__out_t *o)
 {
     s_send_hdr(hub, rq->rid, rq->rid_len, o, false);
@@ -128,7 +122,8 @@ void zchan__hub_reply_send(hub_t *hub, const hub_req_t *rq, zchan__out_t *o)
 void zchan__hub_reply_status(hub_t *hub, const hub_req_t *rq, int status)
 {
     zchan__out_t o;
-    zchan__hub_reply_init(&o, rq, status, 0);
+    zchan__wire_reply_t m = {.reqid = rq->reqid, .status = status};
+    zchan__wire_pack_reply(&o, &m);
     zchan__hub_reply_send(hub, rq, &o);
 }
 
@@ -140,8 +135,8 @@ static int s_deliver(void *env, zchan__member_t *r, zmq_msg_t *payload)
 {
     hub_t *hub = env;
     zchan__out_t o;
-    zchan__out_init(&o, 2, ZCHAN__DELIVER);
-    zchan__out_u64(&o, r->dropped);
+    zchan__wire_count_t m = {.n = r->dropped};
+    zchan__wire_pack_deliver(&o, &m);
     int rc = s_send_peer(hub, hub_peer_of(r), &o, true);
     zchan__out_fini(&o);
     if (rc != 0)
@@ -192,8 +187,8 @@ static void s_over_limit(void *env, const char *what, zchan_limit_t which)
 static void s_refuse(void *env, zchan__member_t *s)
 {
     zchan__out_t o;
-    zchan__out_init(&o, 2, ZCHAN__REFUSED);
-    zchan__out_u64(&o, ZCHAN_ELIMIT);
+    zchan__wire_count_t m = {.n = ZCHAN_ELIMIT};
+    zchan__wire_pack_refused(&o, &m);
     s_send_peer(env, hub_peer_of(s), &o, false);
     zchan__out_fini(&o);
 }
@@ -216,7 +211,7 @@ static void s_close_sender(void *env, zchan__member_t *s)
 static void s_closing(void *env, zchan__member_t *r)
 {
     zchan__out_t o;
-    zchan__out_init(&o, 1, ZCHAN__CLOSING);
+    zchan__wire_pack_closing(&o);
     s_send_peer(env, hub_peer_of(r), &o, false);
     zchan__out_fini(&o);
 }

@@ -1,7 +1,8 @@
 /*  fuzz_ref.c: channel references, as a receiver of one decodes them.
 
     The input is the body of an ext 90 (ZCHAN_EXT_REF). Covered:
-    zchan__ref_decode (with zchan__hubinfo_read), then zchan_msg_chan, which
+    zchan__ref_decode (with zchan__hubinfo_read) and zchan__ref_pack of what
+    it decoded (the wire module's reference codec), then zchan_msg_chan, which
     also picks a locator (an ipc locator is looked up on the file system; no
     connection is made), and zchan_msg_pack_chan of the handle it made.
     Oracles, besides the sanitizers: the fields are NUL-terminated, non-empty
@@ -39,8 +40,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&ref, 0, sizeof ref);
     int rc = zchan__ref_decode(data, size, &ref);
     FZ_ASSERT(rc == 0 || rc == ZCHAN_EPROTO, "rc %d", rc);
-    if (rc == 0)
+    if (rc == 0) {
         s_check_fields(&ref);
+        //  The codec's own round trip: packed again, it decodes the same.
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        zchan__ref_out_t out = {.kind = ref.kind, .key = ref.key, .name = ref.name, .uri = ref.uri, .info = &ref.info};
+        FZ_ASSERT(zchan__ref_pack(&pk, &out) == 0, "ref_pack");
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        FZ_ASSERT(msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS
+                      && u.data.type == MSGPACK_OBJECT_EXT && u.data.via.ext.type == ZCHAN_EXT_REF,
+                  "ref_pack gave no reference");
+        memset(&again, 0, sizeof again);
+        FZ_ASSERT(zchan__ref_decode(u.data.via.ext.ptr, u.data.via.ext.size, &again) == 0, "ref_pack: no decode");
+        FZ_ASSERT(memcmp(&again, &ref, sizeof ref) == 0 || (again.kind == ref.kind && !strcmp(again.key, ref.key)
+                      && !strcmp(again.name, ref.name) && !strcmp(again.uri, ref.uri)
+                      && !strcmp(again.info.hub, ref.info.hub) && again.info.nloc == ref.info.nloc
+                      && !strcmp(again.info.curve, ref.info.curve)),
+                  "ref_pack round trip differs");
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&sb);
+    }
     //  The public way in: an ext object whose body is the input.
     msgpack_object obj;
     memset(&obj, 0, sizeof obj);
