@@ -1,5 +1,6 @@
 /*  core.h: the context, channel handles, and the client side of the protocol,
-    shared by ctx.c, chan.c, attach.c, sender.c, receiver.c, msg.c and the hub (src/hub/).
+    shared by ctx.c, process.c, request.c, party.c, chan.c, attach.c,
+    sender.c, receiver.c, msg.c and the hub (src/hub/).
 */
 #ifndef ZCHAN_CORE_H_INCLUDED
 #define ZCHAN_CORE_H_INCLUDED
@@ -59,7 +60,7 @@ struct zchan_ctx_t {
     bool shut;             // closed by zchan_ctx_destroy or at exit: no new parties
     pid_t pid;             // the process that made it (a forked child leaves it alone)
     atomic_int refs;       // the context itself until destroyed, and one per party
-    void *glink;           // its place in the process's list of contexts (under s_glock)
+    void *glink;           // its place in the process's list of contexts (process.c, under its lock)
     zchan__tview_t tview[ZCHAN__TRANSPORT_MAX]; // each transport's view, by table index (set by ctx_new)
     zlistx_t *names;       // keys this context registered process-wide
     //  Idle request sockets, kept for reuse: a socket per request would leave
@@ -101,14 +102,48 @@ typedef struct {
 } zchan__chanloc_t;
 
 // ---------------------------------------------------------------------------
-// Context services (ctx.c)
+// Process-wide state (process.c)
 
 //  zchan__proc_id and zchan__host_id are declared in transport.h.
+
+//  Takes a reference on the process-wide ZeroMQ context (czmq's, from
+//  zsys_init; a fresh one in a forked child) and returns it, NULL if czmq
+//  has none. The first time, registers at_exit with atexit(3), after czmq's
+//  own handler, so that at_exit runs before czmq's zsys_shutdown.
+void *zchan__zctx_acquire(void (*at_exit)(void));
+//  Lets go of a reference taken by zchan__zctx_acquire; with the last one,
+//  forgets the context (czmq keeps it) and frees the name registry.
+void zchan__zctx_release(void);
+
+//  Adds ctx to the process's list of contexts not yet shut down (which the
+//  exit handler walks). 0 or ENOMEM.
+int zchan__process_add_ctx(zchan_ctx_t *ctx);
+//  Takes ctx off that list, if it is on it. Never blocks beyond the lock.
+void zchan__process_remove_ctx(zchan_ctx_t *ctx);
+//  A context on that list made by process pid, with a reference added for
+//  the caller (zchan__ctx_unref), or NULL if there is none.
+zchan_ctx_t *zchan__process_take_ctx(pid_t pid);
+
+//  A fresh request id, unique in the process.
+uint64_t zchan__reqid(void);
 
 //  Fills buf with n bytes from the kernel's random source (getrandom(2)),
 //  retrying after EINTR and short reads. 0, or ESYS (logged) if the kernel
 //  refuses. What needs to be unguessable (unnamed channel names) uses this.
 int zchan__random_bytes(void *buf, size_t n);
+
+//  The process-wide name registry for ZCHAN__AT_PROCESS and ZCHAN__AT_HOST
+//  names hosted by a context of this process: looks key up and fills the
+//  hosting context's inproc endpoint. true if found.
+bool zchan__registry_find(const char *key, char *endpoint, size_t n);
+//  Registers key as hosted by ctx. EINVAL if taken.
+int zchan__registry_add(zchan_ctx_t *ctx, const char *key);
+//  Drops the keys ctx registered (ctx->names) from the registry, at its
+//  shutdown.
+void zchan__registry_drop(zchan_ctx_t *ctx);
+
+// ---------------------------------------------------------------------------
+// Sockets and requests to hubs (request.c)
 
 //  Creates a socket of type in the process-wide context, with linger 0 and
 //  the usual options. NULL (ESYS) on failure.
@@ -117,9 +152,6 @@ void *zchan__socket(zchan_ctx_t *ctx, int type);
 //  Sets ZeroMQ's heartbeat options (interval, timeout, ttl) of ctx on socket
 //  s: they apply to connections it makes or accepts afterwards.
 void zchan__socket_heartbeat(zchan_ctx_t *ctx, void *s);
-
-//  The heartbeat timeout of ctx in ms, 0 when heartbeats are off.
-int zchan__ctx_heartbeat_timeout(zchan_ctx_t *ctx);
 
 //  A decoded reply to a request.
 typedef struct {
@@ -146,18 +178,18 @@ int zchan__await_reply(void *sock, uint64_t reqid, int64_t deadline_ms, zchan__r
                        void (*on_other)(void *arg, zchan__hdr_t *h, zmq_msg_t *payload), void *arg);
 void zchan__reply_fini(zchan__reply_t *reply);
 
-//  A fresh request id, unique in the process.
-uint64_t zchan__reqid(void);
-
 //  Picks the nearest locator of info that ctx can reach into out. 0 or ENOTFOUND.
 int zchan__pick_locator(zchan_ctx_t *ctx, const zchan__hubinfo_t *info, char *out, size_t n);
 
-//  The process-wide name registry for ZCHAN__AT_PROCESS and ZCHAN__AT_HOST
-//  names hosted by a context of this process: looks key up and fills the
-//  hosting context's inproc endpoint. true if found.
-bool zchan__registry_find(const char *key, char *endpoint, size_t n);
-//  Registers key as hosted by ctx. EINVAL if taken.
-int zchan__registry_add(zchan_ctx_t *ctx, const char *key);
+//  Closes the idle request sockets of ctx, at its shutdown (after which the
+//  pool takes no socket back).
+void zchan__req_pool_close(zchan_ctx_t *ctx);
+
+// ---------------------------------------------------------------------------
+// The context's hub and settings (ctx.c)
+
+//  The heartbeat timeout of ctx in ms, 0 when heartbeats are off.
+int zchan__ctx_heartbeat_timeout(zchan_ctx_t *ctx);
 
 //  The hub's inproc endpoint of ctx (stable for its lifetime).
 const char *zchan__ctx_inproc(zchan_ctx_t *ctx);
@@ -174,6 +206,21 @@ bool zchan__ctx_is_own(zchan_ctx_t *ctx, const char *endpoint);
 
 //  The view of ctx that transport t sees (its state for ctx). Never blocks.
 const zchan__tview_t *zchan__ctx_tview(zchan_ctx_t *ctx, const zchan__transport_t *t);
+
+// ---------------------------------------------------------------------------
+// Parties and the shutdown of a context (party.c)
+
+//  Shuts ctx down, once (a later call does nothing): its parties die, each
+//  logged as dangling ("at exit" when at_exit), its hub stops, and its
+//  request pool, CURVE settings, registered names, transports' state and
+//  reference on the ZeroMQ context go. Its memory stays until
+//  zchan__ctx_unref drops its last reference.
+void zchan__ctx_shut(zchan_ctx_t *ctx, bool at_exit);
+//  Drops a reference on ctx; frees its memory with the last one.
+void zchan__ctx_unref(zchan_ctx_t *ctx);
+//  The exit handler (registered through zchan__zctx_acquire): shuts down
+//  every context of this process that the program did not destroy.
+void zchan__ctx_at_exit(void);
 
 //  Makes p a party of ctx (what and key are kept, not copied; close may be
 //  NULL). Returns 0, or ECLOSED if ctx has been shut down.

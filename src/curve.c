@@ -6,7 +6,7 @@
     may connect. That handler is czmq's zauth actor, told to accept the keys of
     the certificates in one directory. ZeroMQ keeps one ZAP handler per ZeroMQ
     context (inproc://zeromq.zap.01), and zauth makes its handler socket in
-    czmq's own context, so zchan's contexts use czmq's context (ctx.c), and
+    czmq's own context, so zchan's contexts use czmq's context (process.c), and
     one zauth serves every hub of the process: one allowed-keys directory per
     process.
 

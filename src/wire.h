@@ -15,8 +15,8 @@
     Also here: the hub-info codec (the map in replies and references) and the
     channel reference codec (the body of ext ZCHAN_EXT_REF).
 
-    Callers: chan.c (CREATE, OPEN, CLOSE, STAT), sender.c, receiver.c, ctx.c
-    (replies and their request ids), msg.c (references), and the hub
+    Callers: chan.c (CREATE, OPEN, CLOSE, STAT), sender.c, receiver.c,
+    request.c (replies and their request ids), msg.c (references), and the hub
     (src/hub/handlers.c parses every request; src/hub/out.c packs what the
     hub sends).
 */

@@ -155,7 +155,7 @@ bool zchan__endpoint_in_process(const char *endpoint);
 bool zchan__name_valid(const char *name, size_t len);
 
 //  The process identity (recomputed after fork) and the host identity
-//  (src/ctx.c). Never block.
+//  (src/process.c). Never block.
 const char *zchan__proc_id(void);
 const char *zchan__host_id(void);
 
