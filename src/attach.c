@@ -115,12 +115,8 @@ static int s_attach(zchan__att_t *a)
 //  A new DEALER socket connected to where a's channel is. NULL on failure.
 static void *s_connect(zchan__att_t *a)
 {
-    void *sock = zchan__socket(a->ctx, ZMQ_DEALER);
-    if (sock && zchan__connect(a->ctx, sock, a->loc.endpoint, a->loc.curve) != 0) {
-        zmq_close(sock);
-        sock = NULL;
-    }
-    return sock;
+    int err;
+    return zchan__dealer(a->ctx, a->loc.endpoint, a->loc.curve, &err);
 }
 
 int zchan__att_open(zchan__att_t *a, zchan_t *ch, bool sender, uint64_t limit)

@@ -149,6 +149,10 @@ void zchan__registry_drop(zchan_ctx_t *ctx);
 //  the usual options. NULL (ESYS) on failure.
 void *zchan__socket(zchan_ctx_t *ctx, int type);
 
+//  A DEALER of ctx connected to endpoint (CURVE with the hub key curve, ""
+//  for none). NULL on failure, with the error in *err (ESYS, EINVAL).
+void *zchan__dealer(zchan_ctx_t *ctx, const char *endpoint, const char *curve, int *err);
+
 //  Sets ZeroMQ's heartbeat options (interval, timeout, ttl) of ctx on socket
 //  s: they apply to connections it makes or accepts afterwards.
 void zchan__socket_heartbeat(zchan_ctx_t *ctx, void *s);

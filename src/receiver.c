@@ -31,11 +31,9 @@ typedef struct {
     uint64_t window;
     uint64_t avail;      // messages the hub may still send
     uint64_t unreported; // consumed, not yet reported
-    bool started;
     bool lazy;           // rendezvous: ask only while waiting
     zchan_msg_t *look;   // read from the socket, not yet returned
     uint64_t dropped;
-    uint64_t bad;        // payloads that were not msgpack
     zchan__hdr_t hdr;    // decodes the hub's headers (its zone is reused)
     bool closing;        // the hub said the channel is closed (CLOSED follows)
 } chan_recv_t;
@@ -73,7 +71,6 @@ static int s_prepare(zchan_receiver_t *r)
         grant = cr->avail == 0 ? 1 : 0;
     else
         grant = cr->window > cr->avail ? cr->window - cr->avail : 0;
-    cr->started = true;
     s_report(cr, grant);
     zchan__party_exit(&cr->party);
     return 0;
@@ -232,7 +229,6 @@ static int s_recv_live(chan_recv_t *cr, zchan_msg_t **msg_p, int timeout_ms)
     if (!cr->lazy && cr->unreported >= cr->window / 2)
         s_report(cr, cr->window > cr->avail ? cr->window - cr->avail : 0);
     if (!zchan_msg_object(msg)) {
-        cr->bad++;
         zchan_msg_destroy(&msg);
         return zchan__fail(ZCHAN_EPROTO);
     }

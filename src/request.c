@@ -88,13 +88,30 @@ int zchan__await_reply(void *sock, uint64_t reqid, int64_t deadline_ms, zchan__r
 //  Takes an idle request socket connected to endpoint with hub key curve
 //  ("" for none) from the pool, or makes one. NULL (with zchan_errno set) on
 //  failure.
-static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint, const char *curve)
+//  Whether ctx was shut down (party.c).
+static bool s_shut(zchan_ctx_t *ctx)
 {
-    void *sock = NULL;
     pthread_mutex_lock(&ctx->lock);
     bool shut = ctx->shut;
     pthread_mutex_unlock(&ctx->lock);
-    if (shut)
+    return shut;
+}
+
+void *zchan__dealer(zchan_ctx_t *ctx, const char *endpoint, const char *curve, int *err)
+{
+    void *sock = zchan__socket(ctx, ZMQ_DEALER);
+    *err = sock ? zchan__connect(ctx, sock, endpoint, curve) : ZCHAN_ESYS;
+    if (sock && *err != 0) {
+        zmq_close(sock);
+        sock = NULL;
+    }
+    return sock;
+}
+
+static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint, const char *curve)
+{
+    void *sock = NULL;
+    if (s_shut(ctx))
         return zchan__fail_null(ZCHAN_ECLOSED); // no new sockets for exit to wait on
     pthread_mutex_lock(&ctx->req_lock);
     for (int i = ctx->nreq; i-- > 0 && !sock;)
@@ -105,15 +122,9 @@ static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint, const char *curv
     pthread_mutex_unlock(&ctx->req_lock);
     if (sock)
         return sock;
-    sock = zchan__socket(ctx, ZMQ_DEALER);
-    if (!sock)
-        return zchan__fail_null(ZCHAN_ESYS);
-    int rc = zchan__connect(ctx, sock, endpoint, curve);
-    if (rc != 0) {
-        zmq_close(sock);
-        return zchan__fail_null(rc);
-    }
-    return sock;
+    int rc;
+    sock = zchan__dealer(ctx, endpoint, curve, &rc);
+    return sock ? sock : zchan__fail_null(rc);
 }
 
 //  Gives a request socket back to the pool, or closes it when the pool is
@@ -121,9 +132,7 @@ static void *s_req_take(zchan_ctx_t *ctx, const char *endpoint, const char *curv
 //  may still arrive on it; zchan__await_reply skips replies by request id.
 static void s_req_give(zchan_ctx_t *ctx, const char *endpoint, const char *curve, void *sock)
 {
-    pthread_mutex_lock(&ctx->lock);
-    bool shut = ctx->shut;
-    pthread_mutex_unlock(&ctx->lock);
+    bool shut = s_shut(ctx);
     pthread_mutex_lock(&ctx->req_lock);
     if (!shut && ctx->nreq < ZCHAN__REQ_POOL && strlen(endpoint) < ZCHAN__EP_MAX) {
         ctx->req[ctx->nreq].sock = sock;

@@ -130,6 +130,16 @@ static int s_send(zchan__chan_t *ch, zchan__member_t *s, const char *text)
     return rc;
 }
 
+//  Sends "m1" to "mN" from s, each accepted.
+static void s_send_seq(zchan__chan_t *ch, zchan__member_t *s, int n)
+{
+    for (int i = 1; i <= n; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "m%d", i);
+        assert_int_equal(s_send(ch, s, m), 0);
+    }
+}
+
 //  Asserts that the members were told exactly want since the last call,
 //  and that the rules' bookkeeping is consistent.
 static void s_told(zchan__chan_t *ch, const char *want)
@@ -215,11 +225,7 @@ static void test_round_robin(void **state)
     zchan__member_t *r2 = s_join(ch, 2, "r2", true, 0);
     zchan__chan_credit(ch, r1, 0, 2);
     zchan__chan_credit(ch, r2, 0, 2);
-    for (int i = 1; i <= 4; i++) {
-        char m[8];
-        snprintf(m, sizeof m, "m%d", i);
-        assert_int_equal(s_send(ch, s, m), 0);
-    }
+    s_send_seq(ch, s, 4);
     s_told(ch, "ack s1\ndeliver r1 m1 dropped=0\nack s1\ndeliver r2 m2 dropped=0\n"
                "ack s1\ndeliver r1 m3 dropped=0\nack s1\ndeliver r2 m4 dropped=0\n");
     s_end(ch);
@@ -233,11 +239,7 @@ static void test_broadcast_drop_oldest(void **state)
     zchan__member_t *slow = s_join(ch, 1, "r1", true, 3);
     zchan__member_t *fast = s_join(ch, 2, "r2", true, 3);
     zchan__chan_credit(ch, fast, 0, 100);
-    for (int i = 1; i <= 5; i++) {
-        char m[8];
-        snprintf(m, sizeof m, "m%d", i);
-        assert_int_equal(s_send(ch, s, m), 0);
-    }
+    s_send_seq(ch, s, 5);
     //  The one with credit gets every message at once; senders are never
     //  acknowledged.
     s_told(ch, "deliver r2 m1 dropped=0\ndeliver r2 m2 dropped=0\ndeliver r2 m3 dropped=0\n"
@@ -373,11 +375,7 @@ static void test_hand_back(void **state)
     zchan__member_t *s = s_join(ch, 0, "s1", false, 0);
     zchan__member_t *r1 = s_join(ch, 1, "r1", true, 0);
     zchan__chan_credit(ch, r1, 0, 3);
-    for (int i = 1; i <= 4; i++) {
-        char m[8];
-        snprintf(m, sizeof m, "m%d", i);
-        assert_int_equal(s_send(ch, s, m), 0);
-    }
+    s_send_seq(ch, s, 4);
     s_told(ch, "ack s1\ndeliver r1 m1 dropped=0\nack s1\ndeliver r1 m2 dropped=0\n"
                "ack s1\ndeliver r1 m3 dropped=0\nack s1\n");
     //  r1 leaves having consumed m1: m2 and m3 go back, ahead of m4.
