@@ -134,7 +134,7 @@ static int s_send(zchan__chan_t *ch, zchan__member_t *s, const char *text)
 static void s_send_seq(zchan__chan_t *ch, zchan__member_t *s, int n)
 {
     for (int i = 1; i <= n; i++) {
-        char m[8];
+        char m[16];
         snprintf(m, sizeof m, "m%d", i);
         assert_int_equal(s_send(ch, s, m), 0);
     }
