@@ -11,8 +11,9 @@ static void s_usage(FILE *f)
     fprintf(f,
 "Usage: zchan-perf [OPTION]...\n"
 "Measures zchan channels against raw libzmq, in the same run, on this host.\n"
-"The channels live in the hub of this process; every sender and receiver is a\n"
-"worker that attaches to them (see --baseline for the raw side).\n"
+"Every sender and receiver is a worker; the channels live in the hub of this\n"
+"process (--host relay) or in a worker's (--host local); see --baseline for\n"
+"the raw side.\n"
 "\n"
 "Workloads and shapes:\n"
 "  -w, --workload W     anycast, broadcast, pingpong or all; a comma list, or\n"
@@ -40,6 +41,20 @@ static void s_usage(FILE *f)
 "      --warmup N       pingpong round trips before the measured ones (default\n"
 "                       count/10, at least 10)\n"
 "      --capacity N     anycast channel capacity (default %d, the library default)\n"
+"      --host H         where anycast and broadcast channels live. relay\n"
+"                       (default): in the hub of this process, a third party\n"
+"                       between senders and receivers (two hops, like a relay or\n"
+"                       broker); local: the one-hop shape programs mostly use,\n"
+"                       the channel in the process that made it: the receiving\n"
+"                       worker hosts an anycast channel (receiver 0 with several)\n"
+"                       and the senders attach; the sending worker hosts a\n"
+"                       broadcast channel (sender 0) and the receivers attach.\n"
+"                       inproc: with local every worker thread uses this\n"
+"                       process's one context, the channel's host; with relay\n"
+"                       each worker thread has a context of its own\n"
+"      --select         zchan receivers wait in zchan_select on the receiver and a\n"
+"                       timer that never fires (as a program with a timeout\n"
+"                       does), then read with zchan_recv(..., 0)\n"
 "      --pp-host H      pingpong's zchan channels: peers (default): each side\n"
 "                       hosts the channel it receives on and sends the other a\n"
 "                       reference to it, as a request/reply pair would; hub:\n"
@@ -93,7 +108,8 @@ static const struct option s_longs[] = {
     {"capacity", required_argument, NULL, 'C'}, {"baseline", required_argument, NULL, 'B'},
     {"limit", required_argument, NULL, 'L'},    {"pp-host", required_argument, NULL, 'P'},
     {"impl", required_argument, NULL, 'I'},     {"repeat", required_argument, NULL, 'R'},
-    {"nng-buf", required_argument, NULL, 'N'},
+    {"nng-buf", required_argument, NULL, 'N'},   {"host", required_argument, NULL, 'H'},
+    {"select", no_argument, NULL, 'X'},
     {"csv", no_argument, NULL, 'c'},            {"verbose", no_argument, NULL, 'v'},
     {"stall-ms", required_argument, NULL, 'T'}, {"timeout", required_argument, NULL, 'O'},
     {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
@@ -261,6 +277,8 @@ static int s_option(options_t *o, int c, const char *arg, bool *any_wl, bool *an
     case 'S': return s_sizes(o, arg, false);
     case 'Z': return s_sizes(o, arg, true);
     case 'P': return s_choice(arg, "hub", "peers", &o->pp_hub);
+    case 'H': return s_choice(arg, "local", "relay", &o->host_local);
+    case 'X': o->rx_select = true; return 1;
     case 'B':
         if (!s_choice(arg, "direct", "proxy", &direct))
             return 0;

@@ -52,6 +52,10 @@ void perf_print_banner(const options_t *o)
             o->senders, o->receivers, o->capacity, o->baseline == BL_PROXY ? "proxy (same hops as zchan)" : "direct",
             o->repeat);
     fprintf(g_out, "%s\n", o->repeat > 1 ? ", medians" : "");
+    fprintf(g_out, "zchan-perf: zchan anycast and broadcast channels %s%s\n",
+            o->host_local ? "hosted by the receiving (anycast) or sending (broadcast) worker: one hop"
+                          : "in this process's hub: the relay shape, two hops",
+            o->rx_select ? "; receivers wait in zchan_select (receiver + idle timer)" : "");
 #ifdef ZCHAN_PERF_NNG
     if (o->run[IMPL_NNG])
         fprintf(g_out, "zchan-perf: nng %s, same shape as raw; NNG_OPT_SENDBUF/RECVBUF %d messages, "

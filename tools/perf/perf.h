@@ -86,7 +86,9 @@ typedef struct {
     role_t role;
     char ep[4096];          // zchan: channel URI; raw: endpoint(s), comma-separated
     char ep2[256];          // zping / zpong: the other channel's URI
-    bool bind;              // raw: bind ep (reported in "ready EP") instead of connecting
+    bool bind;              // raw: bind ep (reported in "ready EP") instead of connecting;
+                            // zsend / zrecv (--host local): create the channel ep names in
+                            // this worker's context and report its URI in "ready URI"
     size_t size;            // payload bytes (the msgpack bin body)
     long count;             // to send; to receive (broadcast, pingpong); 0: anycast receiver
     long warmup;            // pingpong: round trips before the measured ones
@@ -95,7 +97,11 @@ typedef struct {
     long limit;             // zrecv: broadcast receiver limit
     int nng_buf;            // nng: NNG_OPT_SENDBUF and NNG_OPT_RECVBUF, in messages
     int host;               // zping / zpong: 1 if each hosts the channel it receives on
-    long capacity;          // zping / zpong with host: their channels' capacity
+    long capacity;          // zping / zpong with host, and a zsend / zrecv with bind: the
+                            // anycast channel's capacity
+    int bcast;              // zsend / zrecv with bind: the channel is a broadcast channel
+    int use_select;         // zrecv: wait in zchan_select (the receiver and a timer that
+                            // never fires), then zchan_recv(..., 0)
     int stall_ms;           // a send or receive that makes no progress this long fails
     int phase_ms;           // waiting for a command this long fails
     int in_fd, out_fd;
@@ -178,7 +184,7 @@ int perf_worker_main(int argc, char **argv);
 
 //  A worker process's arguments: the values for argv (each of vals, up to
 //  PERF_WORKER_ARGS of them), then argv itself, self first, NULL last.
-#define PERF_WORKER_ARGS 16
+#define PERF_WORKER_ARGS 18
 typedef char perf_argval_t[sizeof ((worker_t *) 0)->ep + 1];
 void perf_worker_argv(const worker_t *w, char *self, perf_argval_t *vals, char **argv);
 
@@ -239,6 +245,10 @@ typedef struct {
     int senders, receivers;
     size_t capacity;
     bool pp_hub;    // pingpong: both channels in the coordinator's hub (else each side hosts its own)
+    bool host_local; // anycast, broadcast: the one-hop shape (--host local): the receiving
+                     // (anycast) or sending (broadcast) worker hosts the channel; else the
+                     // relay shape, the channel in the coordinator's hub
+    bool rx_select;  // zchan receivers wait in zchan_select before each read (--select)
     int repeat;
     long warmup;    // -1: default
     long limit;     // zchan broadcast receiver limit; 0: the count (lossless)

@@ -1,8 +1,16 @@
 /*  run.c: one measured run of one implementation (perf.h).
 
-    zchan: the channels live in the coordinator's hub; receivers start, then
-    senders; all say "ready", the start time is taken and "go" said; the
-    senders' "done", a close, and the receivers' results follow.
+    zchan, relay shape (--host relay): the channels live in the coordinator's
+    hub; receivers start, then senders; all say "ready", the start time is
+    taken and "go" said; the senders' "done", a close, and the receivers'
+    results follow. One-hop shape (--host local): the hosting worker
+    (receiver 0 of an anycast channel, sender 0 of a broadcast channel)
+    starts first, creates the channel and reports its URI; the others attach
+    to it; the coordinator opens it only to close it after the senders'
+    "done". inproc: in the relay shape each worker thread has a zchan context
+    of its own (three contexts, two hops); in the one-hop shape all of them
+    use the coordinator's one context, which then hosts the channel for the
+    worker that created it.
     raw libzmq and nng: the same workers with sockets, through the proxy of
     proxy.c or, with --baseline direct, connected to each other: then the
     binding side starts first and the others connect to where it listens.
@@ -111,11 +119,20 @@ static void s_latency(const case_t *k, const char *line, run_t *run)
     run->ok = true;
 }
 
-//  Says "quit" and ends every worker; a worker's failure fails the run.
-static void s_end_kids(child_t *kids, int nk, run_t *run)
+//  Says "quit" and ends every worker; a worker's failure fails the run. A
+//  worker that hosts the channel (host >= 0) goes last, after the others
+//  have detached from it.
+static void s_end_kids_host(child_t *kids, int nk, int host, run_t *run)
 {
-    perf_kids_say(kids, nk, "quit");
-    for (int i = 0; i < nk; i++) {
+    for (int i = 0; i < nk; i++)
+        if (i != host)
+            perf_kids_say(&kids[i], 1, "quit");
+    for (int j = 0; j <= nk; j++) {
+        int i = j < nk ? j : host; // the host last
+        if (i < 0 || (j < nk && i == host))
+            continue;
+        if (i == host)
+            perf_kids_say(&kids[i], 1, "quit");
         int st = perf_child_finish(&kids[i], 10000);
         if (st != 0 && run->ok) {
             run->ok = false;
@@ -123,6 +140,11 @@ static void s_end_kids(child_t *kids, int nk, run_t *run)
                      perf_roles[kids[i].w.role].name, kids[i].w.id, st);
         }
     }
+}
+
+static void s_end_kids(child_t *kids, int nk, run_t *run)
+{
+    s_end_kids_host(kids, nk, -1, run);
 }
 
 //  The start barrier: every worker is ready; the start time, then "go".
@@ -160,10 +182,33 @@ static void s_chan_uri(const case_t *k, const char *what, char *out, size_t n)
         snprintf(out, n, "%s/perf-%s-%d", k->tcp_hub, what, seq);
 }
 
-//  The case's channels in the coordinator's hub: one, or pingpong's two.
+//  The one-hop shape (--host local) of anycast and broadcast: a worker hosts
+//  the channel.
+static bool s_local(const case_t *k)
+{
+    return k->o->host_local && k->wl != WL_PINGPONG;
+}
+
+//  The hosting worker's index in the one-hop shape (receiver 0 of an anycast
+//  channel, sender 0 of a broadcast channel), or -1.
+static int s_host_index(const case_t *k)
+{
+    return !s_local(k) ? -1 : k->wl == WL_ANYCAST ? 0 : s_receivers(k);
+}
+
+//  The case's channels in the coordinator's hub: one, or pingpong's two. In
+//  the one-hop shape only the name of the channel the hosting worker makes
+//  (tcp: on a port it listens on, tcp://127.0.0.1:0/NAME until then).
 static int s_zchannels(const case_t *k, char *uri, char *uri2, size_t n, zchan_t **ch, zchan_t **ch2, run_t *run)
 {
     const options_t *o = k->o;
+    if (s_local(k)) {
+        if (k->tr == TR_TCP)
+            snprintf(uri, n, "tcp://127.0.0.1:0/perf-%s-%d", k->wl == WL_ANYCAST ? "any" : "bcast", perf_seq());
+        else
+            s_chan_uri(k, k->wl == WL_ANYCAST ? "any" : "bcast", uri, n);
+        return 0;
+    }
     if (k->wl == WL_PINGPONG) {
         s_chan_uri(k, "ping", uri, n);
         s_chan_uri(k, "pong", uri2, n);
@@ -196,6 +241,16 @@ static worker_t s_zworker(const case_t *k, bool rx, int id, const char *uri, con
         w.count = rx ? 0 : s_share(k->count, s_senders(k), id);
         //  A broadcast receiver keeps everything: a lossless run.
         w.limit = k->wl != WL_BROADCAST ? 0 : o->limit ? o->limit : k->count < (1L << 24) ? k->count : (1L << 24);
+        w.use_select = rx && o->rx_select;
+        //  The relay shape in one process: each worker thread has a context
+        //  of its own, so that the coordinator's is a third party.
+        if (!o->host_local)
+            w.zctx = NULL;
+        //  The one-hop shape: receiver 0 hosts an anycast channel, sender 0
+        //  a broadcast channel (and makes it in its context).
+        w.bind = o->host_local && id == 0 && rx == (k->wl == WL_ANYCAST);
+        w.capacity = (long) o->capacity;
+        w.bcast = k->wl == WL_BROADCAST;
     }
     snprintf(w.ep, sizeof w.ep, "%s", uri);
     snprintf(w.ep2, sizeof w.ep2, "%s", uri2);
@@ -203,15 +258,24 @@ static worker_t s_zworker(const case_t *k, bool rx, int id, const char *uri, con
 }
 
 //  After "go": waits for the senders, closes the channel (the close reaches
-//  each receiver after the data, which it drains first), and checks.
-static int s_zmeasure(const case_t *k, child_t *kids, zchan_t *ch, int64_t t0, int64_t deadline, run_t *run)
+//  each receiver after the data, which it drains first), and checks. In the
+//  one-hop shape ch is NULL: the coordinator opens the worker's channel to
+//  close it.
+static int s_zmeasure(const case_t *k, child_t *kids, zchan_t *ch, const char *uri, int64_t t0, int64_t deadline,
+                      run_t *run)
 {
     int nrx = s_receivers(k), ntx = s_senders(k);
     if (k->wl == WL_PINGPONG)
         return s_pingpong_end(k, kids + 1, kids, deadline, run);
     if (perf_collect(kids + nrx, ntx, "done", deadline, run->err, sizeof run->err) != 0)
         return -1;
-    int rc = zchan_close(ch);
+    zchan_t *opened = ch ? NULL : zchan_open(k->zctx, uri);
+    if (!ch && !opened) {
+        snprintf(run->err, sizeof run->err, "zchan_open %s (to close it): %s", uri, zchan_strerror(zchan_errno()));
+        return -1;
+    }
+    int rc = zchan_close(ch ? ch : opened);
+    zchan_destroy(&opened);
     if (rc != ZCHAN_OK) {
         snprintf(run->err, sizeof run->err, "zchan_close: %s", zchan_strerror(rc));
         return -1;
@@ -223,23 +287,49 @@ static int s_zmeasure(const case_t *k, child_t *kids, zchan_t *ch, int64_t t0, i
     return 0;
 }
 
-//  Starts the workers (receivers first, then senders), and measures.
-static int s_zrun(const case_t *k, child_t *kids, int *nk, zchan_t *ch, const char *uri, const char *uri2,
+//  Starts the workers of kids[from..to) but host, with the channel at uri.
+static int s_zstart(const case_t *k, child_t *kids, int from, int to, int host, const char *uri, const char *uri2,
+                    run_t *run)
+{
+    int nrx = s_receivers(k);
+    for (int i = from; i < to; i++) {
+        if (i == host)
+            continue;
+        bool rx = i < nrx;
+        worker_t w = s_zworker(k, rx, rx ? i : i - nrx, uri, uri2);
+        if (perf_child_start(&kids[i], &w, k->tr == TR_INPROC, run->err, sizeof run->err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+//  Starts the workers (receivers first, then senders; in the one-hop shape
+//  the host before them, and they attach where it reports), and measures.
+//  Receivers are kids[0..nrx), senders kids[nrx..nrx+ntx).
+static int s_zrun(const case_t *k, child_t *kids, int *nk, zchan_t *ch, char *uri, const char *uri2, size_t urin,
                   run_t *run)
 {
     int64_t deadline = now_ns() + (int64_t) k->o->timeout_s * 1000000000;
     int nrx = s_receivers(k), ntx = s_senders(k);
-    for (int i = 0; i < nrx + ntx; i++) {
-        bool rx = i < nrx;
-        worker_t w = s_zworker(k, rx, rx ? i : i - nrx, uri, uri2);
-        if (perf_child_start(&kids[*nk], &w, k->tr == TR_INPROC, run->err, sizeof run->err) != 0)
+    int host = s_host_index(k);
+    *nk = nrx + ntx; // the ones not started are skipped when ending
+    if (host >= 0) {
+        worker_t w = s_zworker(k, host < nrx, 0, uri, uri2);
+        if (perf_child_start(&kids[host], &w, k->tr == TR_INPROC, run->err, sizeof run->err) != 0
+            || perf_collect(&kids[host], 1, "ready", deadline, run->err, sizeof run->err) != 0)
             return -1;
-        (*nk)++;
+        perf_copy_str(uri, urin, kids[host].line + (strlen(kids[host].line) > 6 ? 6 : strlen(kids[host].line)));
     }
-    int64_t t0;
-    if (perf_collect(kids, *nk, "ready", deadline, run->err, sizeof run->err) != 0 || s_go(kids, *nk, &t0, run) != 0)
+    if (s_zstart(k, kids, 0, *nk, host, uri, uri2, run) != 0)
         return -1;
-    return s_zmeasure(k, kids, ch, t0, deadline, run);
+    //  The host's "ready" is consumed: the others' on each side of it.
+    int lo = host < 0 ? *nk : host;
+    int64_t t0;
+    if (perf_collect(kids, lo, "ready", deadline, run->err, sizeof run->err) != 0
+        || (host >= 0 && perf_collect(kids + host + 1, *nk - host - 1, "ready", deadline, run->err, sizeof run->err) != 0)
+        || s_go(kids, *nk, &t0, run) != 0)
+        return -1;
+    return s_zmeasure(k, kids, ch, uri, t0, deadline, run);
 }
 
 void perf_run_zchan(const case_t *k, run_t *run)
@@ -252,8 +342,9 @@ void perf_run_zchan(const case_t *k, run_t *run)
         snprintf(run->err, sizeof run->err, "out of memory");
         return;
     }
-    if (s_zchannels(k, uri, uri2, sizeof uri, &ch, &ch2, run) == 0 && s_zrun(k, kids, &nk, ch, uri, uri2, run) == 0) {
-        s_end_kids(kids, nk, run);
+    if (s_zchannels(k, uri, uri2, sizeof uri, &ch, &ch2, run) == 0
+        && s_zrun(k, kids, &nk, ch, uri, uri2, sizeof uri, run) == 0) {
+        s_end_kids_host(kids, nk, s_host_index(k), run);
         nk = 0;
     }
     perf_kids_abort(kids, nk);

@@ -180,6 +180,8 @@ static const struct {
     {"--nngbuf", A_INT, offsetof(worker_t, nng_buf), 0},
     {"--host", A_INT, offsetof(worker_t, host), 0},
     {"--capacity", A_LONG, offsetof(worker_t, capacity), 0},
+    {"--bcast", A_INT, offsetof(worker_t, bcast), 0},
+    {"--select", A_INT, offsetof(worker_t, use_select), 0},
 };
 #define NARGS (sizeof s_args / sizeof s_args[0])
 _Static_assert(NARGS + 2 == PERF_WORKER_ARGS, "PERF_WORKER_ARGS counts s_args, --role and --parent");

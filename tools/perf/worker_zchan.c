@@ -59,10 +59,35 @@ static int s_ctx(worker_t *w, s_state_t *st)
     return 0;
 }
 
-//  Opens the coordinator's channels and attaches to them as the role does.
+//  The one-hop shape: creates the channel w->ep names in this worker's
+//  context, which then hosts it, and puts its URI in x->bound. Over tcp the
+//  context listens on a port of its own first (w->ep is then
+//  tcp://127.0.0.1:0/NAME).
+static int s_host(wrun_t *x, s_state_t *st)
+{
+    worker_t *w = x->w;
+    char uri[sizeof x->bound];
+    perf_copy_str(uri, sizeof uri, w->ep);
+    if (!strncmp(w->ep, "tcp://", 6)) {
+        const char *name = strrchr(w->ep, '/') + 1; // "tcp://" has one
+        int e = zchan_ctx_bind(st->ctx, "tcp://127.0.0.1:0");
+        const char *ep = e == ZCHAN_OK ? zchan_ctx_endpoint(st->ctx, "tcp") : NULL;
+        if (!ep)
+            return perf_wfail(w, "cannot listen on tcp://127.0.0.1: %s", zchan_strerror(e ? e : zchan_errno()));
+        snprintf(uri, sizeof uri, "%s/%s", ep, name);
+    }
+    st->ch = w->bcast ? zchan_broadcast_new(st->ctx, uri, false) : zchan_anycast_new(st->ctx, uri, (size_t) w->capacity);
+    if (!st->ch)
+        return perf_wfail(w, "cannot create channel %s: %s", uri, zchan_strerror(zchan_errno()));
+    perf_copy_str(x->bound, sizeof x->bound, uri);
+    return 0;
+}
+
+//  Opens the channels (unless this worker hosts its own) and attaches to
+//  them as the role does.
 static int s_attach(worker_t *w, s_state_t *st)
 {
-    if (!(st->ch = zchan_open(st->ctx, w->ep)))
+    if (!st->ch && !(st->ch = zchan_open(st->ctx, w->ep)))
         return perf_wfail(w, "zchan_open %s: %s", w->ep, zchan_strerror(zchan_errno()));
     if (s_pingpong(w) && !(st->ch2 = zchan_open(st->ctx, w->ep2)))
         return perf_wfail(w, "zchan_open %s: %s", w->ep2, zchan_strerror(zchan_errno()));
@@ -136,7 +161,7 @@ static int s_setup(wrun_t *x)
 {
     worker_t *w = x->w;
     s_state_t *st = x->impl;
-    if (s_ctx(w, st) != 0 || s_attach(w, st) != 0)
+    if (s_ctx(w, st) != 0 || (w->bind && s_host(x, st) != 0) || s_attach(w, st) != 0)
         return 1;
     if (s_pingpong(w) && w->host)
         return s_swap_to_peers(w, st);
@@ -173,15 +198,49 @@ static void s_flush(wrun_t *x)
     zchan_sender_destroy(&st->s);
 }
 
+//  With w->use_select: waits in zchan_select on the receiver and a timer
+//  that never fires (an hour), as a program with a timeout or a ticker
+//  does, then reads with zchan_recv(..., 0). ETIMEDOUT after the stall time
+//  without the receiver being ready.
+static int s_select_recv(s_state_t *st, zchan_select_t *sel, zchan_timer_t *tm, zchan_msg_t **m, int stall_ms)
+{
+    while (true) {
+        void *ready = zchan_select_wait(sel, stall_ms);
+        if (!ready)
+            return zchan_errno();
+        if (ready == (void *) tm) {
+            zchan_timer_wait(tm, NULL, 0); // never here: an hour has not passed
+            continue;
+        }
+        int e = zchan_recv(st->r, m, 0);
+        if (e != ZCHAN_ETIMEDOUT)
+            return e;
+    }
+}
+
 //  Receives until the channel is closed and drained, or nothing comes for
 //  the stall time.
 static int s_receive(wrun_t *x)
 {
     s_state_t *st = x->impl;
     worker_t *w = x->w;
+    zchan_select_t *sel = NULL;
+    zchan_timer_t *tm = NULL;
+    if (w->use_select) {
+        sel = zchan_select_new();
+        tm = zchan_timer_new(3600LL * 1000000, ZCHAN_SKIP_MISSED_AND_RESYNC);
+        if (!sel || !tm || zchan_select_add_receiver(sel, st->r) != ZCHAN_OK
+            || zchan_select_add_timer(sel, tm) != ZCHAN_OK) {
+            int e = zchan_errno();
+            zchan_select_destroy(&sel);
+            zchan_timer_destroy(&tm);
+            return perf_wfail(w, "select setup: %s", zchan_strerror(e));
+        }
+    }
+    int rc = 0;
     while (true) {
         zchan_msg_t *m = NULL;
-        int e = zchan_recv(st->r, &m, w->stall_ms);
+        int e = sel ? s_select_recv(st, sel, tm, &m, w->stall_ms) : zchan_recv(st->r, &m, w->stall_ms);
         if (e == ZCHAN_OK) {
             int64_t t = now_ns();
             perf_count(&x->res, s_msg_ok(m, w->size), t);
@@ -193,9 +252,15 @@ static int s_receive(wrun_t *x)
             break;
         } else if (e == ZCHAN_EPROTO)
             x->res.bad++;
-        else
-            return perf_wfail(w, "recv: %s", zchan_strerror(e));
+        else {
+            rc = perf_wfail(w, "%s: %s", sel ? "select or recv" : "recv", zchan_strerror(e));
+            break;
+        }
     }
+    zchan_select_destroy(&sel);
+    zchan_timer_destroy(&tm);
+    if (rc != 0)
+        return rc;
     x->res.dropped = zchan_receiver_dropped(st->r);
     perf_report(w, &x->res);
     return 0;
