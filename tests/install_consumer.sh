@@ -22,7 +22,7 @@ for p in zchan zchan-relay; do
     *) test ! -e "$tmp/prefix/bin/$p" || { echo "install: $p is installed with the tools off" >&2; exit 1; } ;;
     esac
 done
-for p in zchan-perf zchan-scale; do
+for p in zchan-perf zchan-cqueue zchan-scale; do
     test ! -e "$tmp/prefix/bin/$p" || { echo "install: the benchmark $p is installed" >&2; exit 1; }
 done
 

@@ -39,7 +39,7 @@ cmake --build "$tmp/build" --target help > "$tmp/targets.txt"
 for t in zchan zchan_static; do
     grep -q "\.\.\. $t\$" "$tmp/targets.txt" || { echo "library_only: no target $t" >&2; exit 1; }
 done
-for t in zchan-cli zchan-relay zchan-perf zchan-scale; do
+for t in zchan-cli zchan-relay zchan-perf zchan-cqueue zchan-scale; do
     if grep -q "\.\.\. $t\$" "$tmp/targets.txt"; then
         echo "library_only: target $t is there with ZCHAN_BUILD_TOOLS=OFF" >&2
         exit 1

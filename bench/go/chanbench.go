@@ -7,6 +7,11 @@
 //	pingpong:  one goroutine sends on "ping" (capacity 10), another echoes
 //	           on "pong"; the first times each round trip
 //
+// With -select, anycast and broadcast receivers wait in a select on their
+// channel and a timer that never fires (one time.NewTimer of an hour, made
+// before the start), as zchan-perf --select does with zchan_select; the CSV's
+// baseline column then says go-select.
+//
 // Every message is a fresh []byte copy of the payload, as zchan builds one
 // message per send; receivers check its size and its first and last byte.
 // The clock starts when every goroutine is waiting on the start barrier;
@@ -59,7 +64,7 @@ func share(total, n, i int) int {
 }
 
 // throughput runs anycast or broadcast once.
-func throughput(broadcast bool, size, count, senders, receivers int) (result, error) {
+func throughput(broadcast, sel bool, size, count, senders, receivers int) (result, error) {
 	src := payload(size)
 	chans := make([]chan []byte, 1)
 	if broadcast {
@@ -82,9 +87,7 @@ func throughput(broadcast bool, size, count, senders, receivers int) (result, er
 		}
 		go func(r int, ch chan []byte) {
 			defer receiversDone.Done()
-			ready.Done()
-			<-start
-			for m := range ch {
+			take := func(m []byte) {
 				t := time.Now()
 				if ok(m, size) {
 					got[r]++
@@ -92,6 +95,27 @@ func throughput(broadcast bool, size, count, senders, receivers int) (result, er
 				} else {
 					bad[r]++
 				}
+			}
+			if sel {
+				idle := time.NewTimer(time.Hour) // never fires during a run
+				defer idle.Stop()
+				ready.Done()
+				<-start
+				for {
+					select {
+					case m, more := <-ch:
+						if !more {
+							return
+						}
+						take(m)
+					case <-idle.C:
+					}
+				}
+			}
+			ready.Done()
+			<-start
+			for m := range ch {
+				take(m)
 			}
 		}(r, ch)
 	}
@@ -263,6 +287,7 @@ func main() {
 	count := flag.Int("n", 0, "messages per run, or measured round trips; 0: zchan-perf's default by size")
 	repeat := flag.Int("repeat", 1, "runs per case; medians reported")
 	csv := flag.Bool("csv", false, "CSV with a header row")
+	sel := flag.Bool("select", false, "anycast and broadcast receivers wait in select on the channel and an idle timer")
 	flag.Parse()
 	if *senders < 1 || *receivers < 1 || *repeat < 1 {
 		fmt.Fprintln(os.Stderr, "chanbench: -s, -r and -repeat must be at least 1")
@@ -311,7 +336,7 @@ func main() {
 					}
 					res, err = pingpong(size, n, warm)
 				} else {
-					res, err = throughput(wl == "broadcast", size, n, s, r)
+					res, err = throughput(wl == "broadcast", *sel, size, n, s, r)
 				}
 				if err != nil {
 					status = "FAILED go: " + err.Error()
@@ -326,7 +351,11 @@ func main() {
 			}
 			lat := wl == "pingpong" && status == "ok"
 			if *csv {
-				line := fmt.Sprintf("%s,inproc,%d,%d,%d,%d,go,%d", wl, size, n, s, r, *repeat)
+				base := "go"
+				if *sel && wl != "pingpong" {
+					base = "go-select"
+				}
+				line := fmt.Sprintf("%s,inproc,%d,%d,%d,%d,%s,%d", wl, size, n, s, r, base, *repeat)
 				if status == "ok" {
 					line += fmt.Sprintf(",%.1f,%.3f", median(rates), median(mbs))
 				} else {
