@@ -19,7 +19,8 @@ set title "Rates: msg/s received; pingpong: round trips/s at the median (10^6 / 
 plot datafile using 2:xticlabels(1) title "zchan" lc rgb "#1f77b4", \
      '' using 3 title "raw libzmq (direct)" lc rgb "#7f7f7f", \
      '' using 4 title "nng" lc rgb "#ff7f0e", \
-     '' using 5 title "Go channel (in-process)" lc rgb "#2ca02c"
+     '' using 5 title "Go channel (in-process)" lc rgb "#2ca02c", \
+     '' using 8 title "C queue (in-process)" lc rgb "#9467bd"
 
 reset
 set datafile missing "?"
@@ -34,7 +35,7 @@ set format y "%g"
 set ytics (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
 set ylabel "zchan / raw (log)"
 set offsets 0.7, 0.7, 0, 0
-set title "zchan relative to raw libzmq in the same run (pingpong: raw p50 / zchan p50); red bar: the target"
+set title "zchan relative to raw libzmq in the same run (pingpong: raw p50 / zchan p50); red bar: the target where it is against raw"
 plot datafile using 0:6:xticlabels(1) with boxes title "zchan / raw" lc rgb "#1f77b4", \
      '' using ($0-0.4):7:(0.8):(0) with vectors nohead lw 4 lc rgb "#d62728" title "target", \
      1 with lines dt 2 lc rgb "black" title "= raw"
