@@ -44,9 +44,14 @@ function tprint(kind, title1, title2,    i) {
            "raw", "nng", "go", "cq", "zchan/raw", "zchan/go", "zchan/cq", "value", "target", "met", "zchan/nng", "ahead"
     for (i = 1; i <= nrow[kind]; i++)
         print rows[kind, i]
-    printf "\nTargets met: %d of %d. Ahead of nng: %d of %d rows", met[kind], nrow[kind], ahead[kind], nrow[kind]
-    if (nonng[kind]) printf " (%d without an nng figure)", nonng[kind]
-    printf ".\n"
+    printf "\nTargets met: %d of %d.", met[kind], nrow[kind]
+    if (nonng[kind] == nrow[kind])
+        printf " nng did not run on these rows.\n"
+    else {
+        printf " Ahead of nng: %d of %d rows", ahead[kind], nrow[kind]
+        if (nonng[kind]) printf " (%d without an nng figure: not run, or see the status below)", nonng[kind]
+        printf ".\n"
+    }
     for (i = 1; i <= nrow[kind]; i++)
         if ((kind, i) in rst) printf "  status, %s\n", rst[kind, i]
 }
