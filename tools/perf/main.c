@@ -13,7 +13,9 @@
     zchan channels in its hub, and spawns every sender and receiver as a
     worker: a thread for inproc, a separate process (this program re-executed
     with the internal --role option) for ipc and tcp. So a zchan message goes
-    sender -> hub (coordinator) -> receiver. The raw baseline has the same
+    sender -> hub (coordinator) -> receiver: the relay shape. With --host
+    local (the one-hop shape) the receiving worker hosts an anycast channel
+    and the sending worker a broadcast channel instead (run.c). The raw baseline has the same
     shape by default (--baseline proxy): the coordinator runs a zmq_proxy
     (PULL|PUSH, XSUB|XPUB or ROUTER|DEALER) and every worker connects to one of
     its two bound sockets. --baseline direct measures raw libzmq without the
