@@ -185,7 +185,7 @@ static void s_usage(FILE *f)
 "                       user guest). Compiled in: %s\n"
 "  -u, --url URL        where the relay or broker listens\n"
 "  -w, --workload W     anycast (default) or broadcast\n"
-"  -r, --receivers R    receiver processes (default 1; at most %d)\n"
+"  -r, --receivers R    receiver processes (default 1; at most %d; anycast: 1)\n"
 "  -n, --count N        messages the sender sends (default 40000); every\n"
 "                       broadcast receiver gets them all\n"
 "      --size N         payload bytes (default 16), sent as a msgpack bin as a\n"
@@ -547,17 +547,17 @@ static int s_run(const opts_t *o, const char *name, outcome_t *out, char *err, s
         snprintf(what, sizeof what, "receiver %d", i);
         if (s_spawn(o, &kids[i], "recv", i, name, err, errn) != 0 ||
             s_expect(&kids[i], what, "ready", line, sizeof line, deadline, err, errn) != 0)
-            goto done;
+            goto end_kids;
     }
     if (s_spawn(o, snd, "send", -1, name, err, errn) != 0 ||
         s_expect(snd, "sender", "ready", line, sizeof line, deadline, err, errn) != 0)
-        goto done;
+        goto end_kids;
     say(snd->to, "go");
     if (s_expect(snd, "sender", "sent ", line, sizeof line, deadline, err, errn) != 0)
-        goto done;
+        goto end_kids;
     if (sscanf(line, "sent %" SCNd64 " %" SCNd64 " %" SCNd64, &out->t0, &out->t1, &out->t2) != 3) {
         snprintf(err, errn, "sender: bad report '%.200s'", line);
-        goto done;
+        goto end_kids;
     }
     for (int i = 0; i < o->receivers; i++)
         say(kids[i].to, "sent");
@@ -565,7 +565,7 @@ static int s_run(const opts_t *o, const char *name, outcome_t *out, char *err, s
     for (int i = 0; i < o->receivers; i++) {
         snprintf(what, sizeof what, "receiver %d", i);
         if (s_expect(&kids[i], what, "result ", line, sizeof line, deadline, err, errn) != 0)
-            goto done;
+            goto end_kids;
         long got, bad;
         int64_t first, last;
         uint64_t dropped;
@@ -573,7 +573,7 @@ static int s_run(const opts_t *o, const char *name, outcome_t *out, char *err, s
         if (sscanf(line, "result %ld %ld %" SCNd64 " %" SCNd64 " %" SCNu64 " %d", &got, &bad, &first, &last,
                    &dropped, &stalled) != 6) {
             snprintf(err, errn, "%s: bad report '%.200s'", what, line);
-            goto done;
+            goto end_kids;
         }
         out->received += got;
         out->bad += bad;
@@ -588,7 +588,7 @@ static int s_run(const opts_t *o, const char *name, outcome_t *out, char *err, s
         out->first = 0;
     out->expected = o->p.wl == BW_BROADCAST ? o->p.count * o->receivers : o->p.count;
     rc = 0;
-done:
+end_kids:
     s_end(kids, n, rc != 0);
     return rc;
 }
