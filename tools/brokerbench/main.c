@@ -508,8 +508,11 @@ static int s_expect(kid_t *k, const char *what, const char *prefix, char *line, 
     }
 }
 
-static void s_end(kid_t *kids, int n, bool kill_them)
+//  Ends the kids: "quit" and a wait, or SIGKILL. Returns the index of a kid
+//  that ended with a non-zero status (*status) after a "quit", or -1.
+static int s_end(kid_t *kids, int n, bool kill_them, int *status)
 {
+    int failed = -1;
     for (int i = 0; i < n; i++)
         if (kids[i].started) {
             if (!kill_them)
@@ -520,10 +523,15 @@ static void s_end(kid_t *kids, int n, bool kill_them)
         if (kids[i].started) {
             if (kill_them)
                 kill(kids[i].pid, SIGKILL);
-            worker_reap(kids[i].pid, 5000);
+            int st = worker_reap(kids[i].pid, 5000);
+            if (st != 0 && !kill_them && failed < 0) {
+                failed = i;
+                *status = st;
+            }
             close(kids[i].from.fd);
             kids[i].started = false;
         }
+    return failed;
 }
 
 typedef struct {
@@ -538,6 +546,7 @@ static int s_run(const opts_t *o, const char *name, outcome_t *out, char *err, s
     kid_t kids[MAX_RECEIVERS + 1];
     memset(kids, 0, sizeof kids);
     int n = o->receivers + 1, rc = -1;
+    int st = 0, bad;
     kid_t *snd = &kids[o->receivers];
     int64_t deadline = now_ns() + (int64_t) o->timeout_s * 1000000000;
     char line[LINE_MAX_], what[64];
@@ -589,7 +598,12 @@ static int s_run(const opts_t *o, const char *name, outcome_t *out, char *err, s
     out->expected = o->p.wl == BW_BROADCAST ? o->p.count * o->receivers : o->p.count;
     rc = 0;
 end_kids:
-    s_end(kids, n, rc != 0);
+    bad = s_end(kids, n, rc != 0, &st);
+    if (rc == 0 && bad >= 0) {
+        //  A worker that failed after its report (its teardown, a sanitizer).
+        snprintf(err, errn, "%s exited with status %d", bad == o->receivers ? "the sender" : "a receiver", st);
+        rc = -1;
+    }
     return rc;
 }
 
