@@ -63,6 +63,7 @@ struct zchan_ctx_t {
     void *glink;           // its place in the process's list of contexts (process.c, under its lock)
     zchan__tview_t tview[ZCHAN__TRANSPORT_MAX]; // each transport's view, by table index (set by ctx_new)
     zlistx_t *names;       // keys this context registered process-wide
+    struct zchan__share *share; // what local parties share with the hub (local.h)
     //  Idle request sockets, kept for reuse: a socket per request would leave
     //  closed sockets piling up in ZeroMQ's reaper faster than it frees them.
     pthread_mutex_t req_lock;
