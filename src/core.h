@@ -314,6 +314,11 @@ void zchan__senders_mark_closed(zchan_ctx_t *ctx, const char *hub, const char *k
 //  Makes a received message from a payload frame (moved from frame).
 zchan_msg_t *zchan__msg_from_frame(zmq_msg_t *frame);
 
+//  Whether msg holds exactly one well-formed msgpack value: a scalar,
+//  string, bin or ext is checked in one pass without decoding it (nothing
+//  allocated); a container is decoded (zchan_msg_object). Never blocks.
+bool zchan__msg_valid(zchan_msg_t *msg);
+
 //  Fills frame with the message's encoded bytes (moved out of msg when
 //  move is true, copied otherwise). EINVAL if msg does not hold exactly one
 //  msgpack value.

@@ -15,11 +15,14 @@
     the frames go to the hub's outbox, which the hub thread sends in order,
     before anything else it sends (src/hub/local.c).
 
-    Windows of local parties: a local receiver asks for one message at a time
-    (its credit is 1): it holds at most one message beyond the capacity, and
-    at capacity 0 it asks only while it waits in zchan_recv (and takes the
-    credit back when that wait times out), so a rendezvous stays exact. A
-    local sender's window is zchan_sender_window(C), as a remote one's.
+    Windows of local parties: a local receiver takes messages straight out
+    of the channel as it reads (zchan__chan_take: consumed as taken), and
+    asks for one (credit 1, handed to its box) only while it waits, in
+    zchan_recv or in a select; a zchan_recv that times out takes that credit
+    back. So messages wait at the channel, within its capacity, as in a Go
+    channel; a receiver holds at most one beyond it (one a select asked for
+    and did not read), and a rendezvous (capacity 0) stays exact. A local
+    sender's window is zchan_sender_window(C), as a remote one's.
 
     Lifetime: the share is the context's and lives as long as its memory.
     The hub sets share->hub while it runs. At the context's shutdown

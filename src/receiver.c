@@ -229,7 +229,7 @@ static int s_recv_live(chan_recv_t *cr, zchan_msg_t **msg_p, int timeout_ms)
     //  Keep the hub's view of consumption fresh while messages flow.
     if (!cr->lazy && cr->unreported >= cr->window / 2)
         s_report(cr, cr->window > cr->avail ? cr->window - cr->avail : 0);
-    if (!zchan_msg_object(msg)) {
+    if (!zchan__msg_valid(msg)) {
         zchan_msg_destroy(&msg);
         return zchan__fail(ZCHAN_EPROTO);
     }

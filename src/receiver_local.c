@@ -65,7 +65,7 @@ static int s_recv(zchan_receiver_t *r, zchan_msg_t **msg_p, int timeout_ms)
     zchan_msg_t *msg = NULL;
     if (rc == 0) {
         msg = zchan__msg_from_frame(&payload);
-        rc = !msg ? ZCHAN_ENOMEM : !zchan_msg_object(msg) ? ZCHAN_EPROTO : 0;
+        rc = !msg ? ZCHAN_ENOMEM : !zchan__msg_valid(msg) ? ZCHAN_EPROTO : 0;
     }
     zmq_msg_close(&payload);
     if (rc == ZCHAN_ECLOSED)

@@ -202,8 +202,7 @@ void zchan__local_op_ack(hub_t *hub, zchan__member_t *s)
     if (!lp)
         return;
     lp->credit++;
-    if (lp->sleeping || lp->armed)
-        s_wake(lp);
+    s_wake(lp);
 }
 
 void zchan__local_op_refuse(hub_t *hub, zchan__member_t *s)
@@ -257,12 +256,60 @@ static zchan__member_t *s_member(zchan__lparty_t *lp)
     return lp->peer ? &((peer_t *) lp->peer)->m : NULL;
 }
 
-//  Sleeps on lp's condition until woken or deadline (ms, -1 forever).
-//  Under the lock. ETIMEDOUT once the deadline has passed, else 0.
+#define LOCAL_SPIN_US 20 // a waiting party watches for a change this long before it sleeps
+
+static void s_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+//  Whether waiting parties spin before they sleep: only with more than one
+//  CPU, where the party that will wake them can run meanwhile.
+static bool s_spin_worth(void)
+{
+    static int ncpu; // 0: not asked yet (a race only asks twice)
+    if (ncpu == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        ncpu = n > 0 ? (int) n : 1;
+    }
+    return ncpu > 1;
+}
+
+//  Spins, without the lock, for up to LOCAL_SPIN_US or until lp's state
+//  changes: a wake-up that comes meanwhile costs neither side a system call
+//  (the waker signals only sleepers). Called and returns under the lock;
+//  true if something changed.
+static bool s_spin(zchan__lparty_t *lp, int64_t deadline)
+{
+    if (!s_spin_worth())
+        return false;
+    unsigned seen = atomic_load_explicit(&lp->events, memory_order_acquire);
+    pthread_mutex_unlock(&lp->share->lock);
+    int64_t until = zchan__now_us() + LOCAL_SPIN_US;
+    if (deadline >= 0 && deadline * 1000 < until)
+        until = deadline * 1000;
+    bool changed = false;
+    for (unsigned i = 1; !changed; i++) {
+        changed = atomic_load_explicit(&lp->events, memory_order_acquire) != seen;
+        if (!changed && i % 32 == 0 && zchan__now_us() >= until)
+            break;
+        s_relax();
+    }
+    pthread_mutex_lock(&lp->share->lock);
+    return changed || atomic_load_explicit(&lp->events, memory_order_relaxed) != seen;
+}
+
+//  Waits until lp's state changes or deadline (ms, -1 forever): spins a
+//  little, then sleeps on its condition. Under the lock. ETIMEDOUT once the
+//  deadline has passed, else 0 (look again).
 static int s_sleep(zchan__lparty_t *lp, int64_t deadline)
 {
     if (deadline >= 0 && zchan__now_ms() >= deadline)
         return ZCHAN_ETIMEDOUT;
+    if (s_spin(lp, deadline))
+        return 0;
     lp->sleeping++;
     if (deadline < 0)
         pthread_cond_wait(&lp->cond, &lp->share->lock);
@@ -353,13 +400,30 @@ static bool s_rendezvous(const zchan__lparty_t *lp)
     return lp->kind == ZCHAN_ANYCAST && lp->capacity == 0;
 }
 
-//  Asks the channel for a message if lp has no credit out. Under the lock.
-static void s_ask(hub_t *hub, zchan__lparty_t *lp)
+//  Asks the channel for one message, while lp waits (or a select waits on
+//  it): the channel hands the next one that comes to its box. Under the lock.
+static void s_ask(zchan__lparty_t *lp)
 {
-    (void) hub;
     zchan__member_t *m = s_member(lp);
     if (m && m->avail == 0 && lp->box.len == 0)
         zchan__chan_credit(m->ch, m, 0, 1);
+}
+
+//  No longer waits: takes back the credit of s_ask, if nothing came for it,
+//  so that a message waits at the channel (in its capacity) rather than in
+//  the box of a receiver that does not read.
+static void s_unask(zchan__lparty_t *lp)
+{
+    zchan__member_t *m = s_member(lp);
+    if (m && lp->box.len == 0)
+        m->avail = 0;
+}
+
+//  Whether a read of lp would find something now (its box, or the channel).
+static bool s_has(zchan__lparty_t *lp)
+{
+    zchan__member_t *m = s_member(lp);
+    return lp->box.len > 0 || (m && zchan__chan_takeable(m->ch, m));
 }
 
 int zchan__local_send(zchan__lparty_t *lp, zchan_msg_t *msg, int64_t deadline)
@@ -429,36 +493,32 @@ int zchan__local_recv(zchan__lparty_t *lp, zmq_msg_t *payload, uint64_t *dropped
             rc = ZCHAN_ECLOSED;
             break;
         }
+        //  First what the channel handed it while it waited (older), then
+        //  straight from the channel.
         zchan__node_t *n = zchan__fifo_pop(&lp->box);
+        zchan__member_t *m = s_member(lp);
         if (n) {
             zmq_msg_move(payload, &n->payload);
             *dropped = n->sender;
             zchan__node_free(n);
-            zchan__member_t *m = s_member(lp);
-            if (m) {
-                //  Consumed now (the capacity counts it no more), and ask for
-                //  the next at once, except at a rendezvous.
-                bool more = m->avail == 0 && lp->box.len == 0 && !s_rendezvous(lp);
-                zchan__chan_credit(m->ch, m, lp->kind == ZCHAN_ANYCAST ? 1 : 0, more ? 1 : 0);
-            }
+            if (m && lp->kind == ZCHAN_ANYCAST)
+                zchan__chan_credit(m->ch, m, 1, 0); // consumed: its place in the capacity is free
             break;
         }
-        if (lp->closed || !lp->peer) {
+        if (m && zchan__chan_take(m->ch, m, payload, dropped))
+            break;
+        if (lp->closed || !m) {
             rc = ZCHAN_ECLOSED;
             break;
         }
-        s_ask(hub, lp);
+        s_ask(lp);
         if (lp->box.len > 0)
             continue;
-        if ((rc = s_sleep(lp, deadline)) != 0) {
-            zchan__member_t *m = s_member(lp);
-            if (m && s_rendezvous(lp) && lp->box.len == 0)
-                m->avail = 0; // no longer waiting: a sender must not think it taken
-            if (lp->box.len > 0)
-                continue; // it came as the wait ended
+        if ((rc = s_sleep(lp, deadline)) != 0)
             break;
-        }
     }
+    if (rc == ZCHAN_ETIMEDOUT)
+        s_unask(lp); // no longer waiting: a sender must not think it taken
     pthread_mutex_unlock(&lp->share->lock);
     return rc;
 }
@@ -474,9 +534,7 @@ int zchan__local_ready(zchan__lparty_t *lp)
     }
     lp->armed = false;
     hub_t *hub = s_hub(lp);
-    if (hub && lp->box.len == 0 && !lp->closed && lp->peer)
-        s_ask(hub, lp);
-    int ready = lp->box.len > 0 ? 1 : !hub || lp->closed || !lp->peer ? 2 : 0;
+    int ready = hub && s_has(lp) ? 1 : !hub || lp->closed || !lp->peer ? 2 : 0;
     pthread_mutex_unlock(&lp->share->lock);
     return ready;
 }
@@ -490,10 +548,10 @@ int zchan__local_arm(zchan__lparty_t *lp)
             zsys_error("zchan: cannot make a receiver's wake-up descriptor: %s", strerror(errno));
     }
     hub_t *hub = s_hub(lp);
-    if (hub && lp->box.len == 0 && !lp->closed && lp->peer)
-        s_ask(hub, lp);
+    if (hub && !s_has(lp) && !lp->closed)
+        s_ask(lp); // what comes while the select sleeps is handed to the box
     lp->armed = true;
-    if (!hub || lp->box.len > 0 || lp->closed || !lp->peer)
+    if (!hub || s_has(lp) || lp->closed || !lp->peer)
         s_wake(lp); // ready already: the poll returns at once
     int fd = lp->efd;
     pthread_mutex_unlock(&lp->share->lock);
