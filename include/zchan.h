@@ -86,6 +86,16 @@ typedef enum {
 #define ZCHAN_SENDER_SLACK 16
 #define ZCHAN_WINDOW_MAX 1024
 
+//  Parties in the channel's own process: a sender or receiver made through
+//  the context that hosts its channel (the one that created it) works on
+//  the channel directly, without the hub thread or a socket. Such a
+//  receiver takes each message straight out of the capacity as it reads,
+//  and asks for one only while it waits (in zchan_recv, or in a select): it
+//  holds no window beyond C, at most one message a select asked for, and at
+//  capacity 0 a send completes only while a receiver waits. Such a sender
+//  has the window above. $ZCHAN_LOCAL=0 when the context is made turns this
+//  off (its parties then use sockets as every other party does).
+
 //  The credit window of an anycast sender on a channel of the given capacity
 //  (above). Pure arithmetic: never fails.
 ZCHAN_EXPORT size_t zchan_sender_window(size_t capacity);

@@ -23,7 +23,7 @@ fi
 vg="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
     --error-exitcode=9 --suppressions=scripts/valgrind.supp"
 failed=""
-for t in test_channel test_protocol test_adapt test_select test_timer; do
+for t in test_channel test_local test_protocol test_adapt test_select test_timer; do
     start=$(date +%s)
     # Valgrind runs code 10-50 times slower: the upper bounds of the tests'
     # timing checks stretch by ZCHAN_TEST_SLOW (never the lower ones), and a

@@ -63,6 +63,7 @@ struct zchan_ctx_t {
     void *glink;           // its place in the process's list of contexts (process.c, under its lock)
     zchan__tview_t tview[ZCHAN__TRANSPORT_MAX]; // each transport's view, by table index (set by ctx_new)
     zlistx_t *names;       // keys this context registered process-wide
+    struct zchan__share *share; // what local parties share with the hub (local.h)
     //  Idle request sockets, kept for reuse: a socket per request would leave
     //  closed sockets piling up in ZeroMQ's reaper faster than it frees them.
     pthread_mutex_t req_lock;
@@ -312,6 +313,11 @@ void zchan__senders_mark_closed(zchan_ctx_t *ctx, const char *hub, const char *k
 
 //  Makes a received message from a payload frame (moved from frame).
 zchan_msg_t *zchan__msg_from_frame(zmq_msg_t *frame);
+
+//  Whether msg holds exactly one well-formed msgpack value: a scalar,
+//  string, bin or ext is checked in one pass without decoding it (nothing
+//  allocated); a container is decoded (zchan_msg_object). Never blocks.
+bool zchan__msg_valid(zchan_msg_t *msg);
 
 //  Fills frame with the message's encoded bytes (moved out of msg when
 //  move is true, copied otherwise). EINVAL if msg does not hold exactly one

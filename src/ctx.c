@@ -5,7 +5,7 @@
     in process.c, requests to hubs in request.c, parties and the shutdown in
     party.c.
 */
-#include "core.h"
+#include "local.h"
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +168,10 @@ zchan_ctx_t *zchan_ctx_new(void)
         return zchan__fail_null(crc);
     }
 
+    if (zchan__share_init(ctx) != 0) {
+        zchan_ctx_destroy(&ctx);
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    }
     ctx->hub = zactor_new(zchan__hub_actor, ctx);
     if (!ctx->hub) {
         zchan_ctx_destroy(&ctx);

@@ -65,9 +65,14 @@ zchan_msg_t *zchan_msg_new(void)
 
 zchan_msg_t *zchan__msg_from_frame(zmq_msg_t *frame)
 {
-    zchan_msg_t *msg = zchan_msg_new();
+    //  No packer buffer: a received message is read, seldom packed into
+    //  (the packer's writer allocates then).
+    zchan_msg_t *msg = calloc(1, sizeof *msg);
     if (!msg)
-        return NULL;
+        return zchan__fail_null(ZCHAN_ENOMEM);
+    msgpack_sbuffer_init(&msg->sbuf);
+    msgpack_packer_init(&msg->pk, &msg->sbuf, s_msg_write);
+    zmq_msg_init(&msg->frame);
     zmq_msg_move(&msg->frame, frame);
     msg->has_frame = true;
     return msg;
@@ -116,6 +121,23 @@ const msgpack_object *zchan_msg_object(zchan_msg_t *msg)
     return &msg->obj;
 }
 
+//  Whether data holds one value that is not a container (a scalar, string,
+//  bin or ext), checked in one pass without decoding it.
+static bool s_flat(const char *data, size_t size)
+{
+    size_t end = 0;
+    unsigned char b = data && size > 0 ? (unsigned char) data[0] : 0x90;
+    bool container = (b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf);
+    return !container && zchan__msgpack_span(data, size, &end) == 0 && end == size;
+}
+
+bool zchan__msg_valid(zchan_msg_t *msg)
+{
+    size_t size;
+    const char *data = s_bytes(msg, &size);
+    return s_flat(data, size) || zchan_msg_object(msg) != NULL;
+}
+
 static void s_free_data(void *data, void *hint)
 {
     (void) hint;
@@ -128,12 +150,9 @@ int zchan__msg_to_frame(zchan_msg_t *msg, zmq_msg_t *frame, bool move)
     //  values). A scalar, string, bin or ext is checked in one pass without
     //  decoding it; containers are decoded, so that what msgpack-c cannot
     //  decode (too deeply nested) fails here, at the sender.
-    size_t size, end = 0;
+    size_t size;
     const char *data = s_bytes(msg, &size);
-    unsigned char b = data && size > 0 ? (unsigned char) data[0] : 0x90;
-    bool container = (b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf);
-    bool flat = !container && zchan__msgpack_span(data, size, &end) == 0 && end == size;
-    if (!flat && !(msg->decoded_size == size && size > 0) && !zchan_msg_object(msg))
+    if (!s_flat(data, size) && !(msg->decoded_size == size && size > 0) && !zchan_msg_object(msg))
         return ZCHAN_EINVAL;
     if (msg->has_frame) {
         int rc = move ? zmq_msg_move(frame, &msg->frame) : zmq_msg_copy(frame, &msg->frame);

@@ -6,7 +6,7 @@
     (request.c), CURVE (curve.c), the name registry and the ZeroMQ context
     (process.c) and the transports hold for the context.
 */
-#include "core.h"
+#include "local.h"
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -83,6 +83,7 @@ static void s_party_kill(zchan__party_t *p)
 
 static void s_ctx_free(zchan_ctx_t *ctx)
 {
+    zchan__share_fini(ctx);
     zlistx_destroy(&ctx->parties);
     zlistx_destroy(&ctx->senders);
     pthread_mutex_destroy(&ctx->lock);
@@ -134,6 +135,7 @@ void zchan__ctx_shut(zchan_ctx_t *ctx, bool at_exit)
     pthread_mutex_unlock(&ctx->lock);
     if (was_shut)
         return;
+    zchan__local_shutdown(ctx); // local parties let go of the hub, and waiters wake
     pthread_mutex_lock(&ctx->pipe_lock);
     zactor_destroy(&ctx->hub);
     pthread_mutex_unlock(&ctx->pipe_lock);

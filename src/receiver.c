@@ -9,6 +9,7 @@
     message only while it waits, which is what makes a rendezvous.
 */
 #include "attach.h"
+#include "local.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,7 +229,7 @@ static int s_recv_live(chan_recv_t *cr, zchan_msg_t **msg_p, int timeout_ms)
     //  Keep the hub's view of consumption fresh while messages flow.
     if (!cr->lazy && cr->unreported >= cr->window / 2)
         s_report(cr, cr->window > cr->avail ? cr->window - cr->avail : 0);
-    if (!zchan_msg_object(msg)) {
+    if (!zchan__msg_valid(msg)) {
         zchan_msg_destroy(&msg);
         return zchan__fail(ZCHAN_EPROTO);
     }
@@ -302,6 +303,8 @@ zchan_receiver_t *zchan_receiver_new(zchan_t *ch, size_t limit)
     zchan__assert(ch);
     if (zchan__party_dead(&ch->party))
         return zchan__fail_null(ZCHAN_ECLOSED);
+    if (zchan__local_eligible(ch))
+        return zchan__local_receiver_new(ch, limit); // hosted by our own hub: the fast path
     int saved_errno = zchan_errno();
     chan_recv_t *cr = calloc(1, sizeof *cr);
     if (!cr)
@@ -359,6 +362,9 @@ bool zchan_receiver_hub_lost(const zchan_receiver_t *r)
 uint64_t zchan_receiver_dropped(const zchan_receiver_t *r)
 {
     zchan__assert(r);
+    uint64_t dropped;
+    if (zchan__local_receiver_dropped(r, &dropped))
+        return dropped;
     if (r->ops != &s_chan_ops)
         return 0;
     return ((const chan_recv_t *) r)->dropped;

@@ -22,6 +22,7 @@
     goes on.
 */
 #include "attach.h"
+#include "local.h"
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,8 @@ struct zchan_sender_t {
     int64_t wait_ms;      // when the current wait for credit began (probes count from here)
     int refused;          // the hub refused a message of it ([REFUSED, status]): the next send fails with that status
     bool lost;            // an attachment was lost with sends unconfirmed (zchan_sender_flush)
+    bool local;           // hosted by its context's own hub: the fast path (lp, not att)
+    zchan__lparty_t lp;
 };
 
 //  Handles a message from the hub that is not the reply being waited for.
@@ -160,7 +163,25 @@ static void s_attached(zchan_sender_t *s)
 static void s_close_party(zchan__party_t *p)
 {
     zchan_sender_t *s = (zchan_sender_t *) p;
-    zchan__att_kill(&s->att);
+    if (!s->local)
+        zchan__att_kill(&s->att); // a local sender's calls see the shutdown themselves
+}
+
+//  A sender on a channel of its context's own hub: no socket, the channel's
+//  state directly (local.h).
+static zchan_sender_t *s_new_local(zchan_sender_t *s, zchan_t *ch, int saved_errno)
+{
+    s->local = true;
+    int rc = zchan__local_attach(&s->lp, ch, false, 0);
+    if (rc == 0)
+        rc = zchan__party_join(s->ctx, &s->party, "sender", s->key, s_close_party);
+    if (rc != 0) {
+        zchan_sender_destroy(&s);
+        return zchan__fail_null(rc);
+    }
+    s->rendezvous = s->lp.kind == ZCHAN_ANYCAST && s->lp.capacity == 0;
+    zchan__errno_restore(saved_errno);
+    return s;
 }
 
 zchan_sender_t *zchan_sender_new(zchan_t *ch)
@@ -176,6 +197,8 @@ zchan_sender_t *zchan_sender_new(zchan_t *ch)
     zmq_msg_init(&s->hdr);
     snprintf(s->hub, sizeof s->hub, "%s", ch->info.hub);
     snprintf(s->key, sizeof s->key, "%s", ch->key);
+    if (zchan__local_eligible(ch))
+        return s_new_local(s, ch, saved_errno);
     int rc = zchan__att_open(&s->att, ch, true, 0);
     if (rc != 0) {
         zchan_sender_destroy(&s);
@@ -300,7 +323,8 @@ int zchan_sender_flush(zchan_sender_t *s)
     zchan__assert(s);
     if (!zchan__party_enter(&s->party))
         return zchan__fail(ZCHAN_ECLOSED); // its context was shut down
-    int rc = s_flush_report(s);
+    //  A local sender's sends are at the channel once they returned.
+    int rc = s->local ? 0 : s_flush_report(s);
     zchan__party_exit(&s->party);
     return rc;
 }
@@ -317,9 +341,11 @@ void zchan_sender_destroy(zchan_sender_t **s_p)
             pthread_cond_wait(&s->ctx->unpinned, &s->ctx->lock);
         pthread_mutex_unlock(&s->ctx->lock);
     }
+    if (s->local)
+        zchan__local_fini(&s->lp); // leaves the channel, unless the context was shut down
     //  A call that never ends: a shutdown of the context from now on leaves
     //  the socket to this destroy. A dead sender's socket is already closed.
-    if (zchan__party_enter(&s->party)) {
+    else if (zchan__party_enter(&s->party)) {
         //  Detaching also flushes: the hub answers after all this sender's data.
         int rc = zchan__att_detach(&s->att, 0, s_on_other, s);
         if (rc != 0 && s->unflushed)
@@ -378,8 +404,20 @@ static int s_send_frames(zchan_sender_t *s, zmq_msg_t *payload, int64_t deadline
     }
 }
 
+//  A local sender's send: straight into the channel (local.h).
+static int s_send_local(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
+{
+    int rc = zchan__local_send(&s->lp, *msg_p, zchan__deadline(timeout_ms));
+    if (rc != 0)
+        return zchan__fail(rc);
+    zchan_msg_destroy(msg_p);
+    return 0;
+}
+
 static int s_send(zchan_sender_t *s, zchan_msg_t **msg_p, int timeout_ms)
 {
+    if (s->local)
+        return s_send_local(s, msg_p, timeout_ms);
     s->last_thread = pthread_self();
     s->used = true;
     int64_t deadline = zchan__deadline(timeout_ms);

@@ -565,11 +565,16 @@ static void test_broadcast_overflow(void **state)
 
 //  A receiver that has started reading takes a window of messages ahead of
 //  its reads, a quarter of its limit (at least 16, at most 1024), on top of
-//  the limit the hub keeps for it: a slow receiver holds at most that.
+//  the limit the hub keeps for it: a slow receiver holds at most that. A
+//  receiver in the process of the channel's hub (the inproc fixture: its
+//  context hosts the channel) asks for a message only while it waits in a
+//  read: it holds nothing beyond the limit.
 static void test_broadcast_window(void **state)
 {
     fx_t *fx = (fx_t *) *state;
-    const int limit = 400, window = limit / 4, more = 1000;
+    const int limit = 400, more = 1000;
+    //  Messages held beyond the ring once message 0 was read from the window.
+    const int ahead = strcmp(fx->scheme, "inproc") == 0 ? 0 : limit / 4 - 1;
     zchan_t *ch = zchan_broadcast_new(fx->ctx, s_uri(fx, "bwin"), false);
     zchan_receiver_t *r = zchan_receiver_new(ch, limit);
     zchan_sender_t *s = zchan_sender_new(ch);
@@ -589,8 +594,8 @@ static void test_broadcast_window(void **state)
         got++;
     }
     assert_int_equal(last, more);
-    assert_int_equal(got, window - 1 + limit);
-    assert_int_equal(zchan_receiver_dropped(r), more - (window - 1 + limit));
+    assert_int_equal(got, ahead + limit);
+    assert_int_equal(zchan_receiver_dropped(r), more - (ahead + limit));
     zchan_receiver_destroy(&r);
     zchan_destroy(&ch);
 }

@@ -481,6 +481,51 @@ void zchan__chan_credit(zchan__chan_t *ch, zchan__member_t *r, uint64_t consumed
         s_broadcast_pump(ch, r);
 }
 
+bool zchan__chan_takeable(const zchan__chan_t *ch, const zchan__member_t *r)
+{
+    if (r->closed_sent)
+        return false;
+    if (ch->kind == ZCHAN_BROADCAST)
+        return r->ring.len > 0;
+    //  An accepted message; or, at a rendezvous or after a close, any: the
+    //  receiver waits for it, and taking it accepts it.
+    return ch->queue.len > 0 && (ch->nacc > 0 || ch->closed || ch->capacity == 0);
+}
+
+bool zchan__chan_take(zchan__chan_t *ch, zchan__member_t *r, zmq_msg_t *out, uint64_t *dropped)
+{
+    if (!zchan__chan_takeable(ch, r))
+        return false;
+    if (ch->kind == ZCHAN_BROADCAST) {
+        zmq_msg_t *head = zchan__ring_at(&r->ring, 0);
+        uint64_t cost = zchan__msg_cost(head);
+        zmq_msg_move(out, head);
+        r->ring_bytes -= cost;
+        s_bytes_sub(ch, cost);
+        zchan__ring_pop(&r->ring);
+        *dropped = r->dropped;
+        ch->delivered++;
+        if (ch->closed && r->ring.len == 0 && !r->closed_sent) {
+            ch->ops->closed(ch->env, r);
+            r->closed_sent = true;
+        }
+        return true;
+    }
+    zchan__node_t *n = zchan__fifo_pop(&ch->queue);
+    if (ch->nacc > 0) {
+        ch->nacc--;
+        ch->used--; // consumed as it is taken: its place in the capacity is free
+    } else
+        s_ack(ch, n->sender); // taken means accepted
+    s_bytes_sub(ch, zchan__msg_cost(&n->payload));
+    zmq_msg_move(out, &n->payload);
+    zchan__node_free(n);
+    *dropped = 0;
+    ch->delivered++;
+    s_anycast_pump(ch); // the next one fits in the capacity now
+    return true;
+}
+
 bool zchan__chan_cancel(zchan__chan_t *ch, zchan__member_t *s)
 {
     bool cancelled = false;

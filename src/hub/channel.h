@@ -114,6 +114,15 @@ int zchan__chan_data(zchan__chan_t *ch, zchan__member_t *s, zmq_msg_t *payload);
 //  more credit (its credit is capped at ZCHAN_WINDOW_MAX); the channel then
 //  hands it what it can.
 void zchan__chan_credit(zchan__chan_t *ch, zchan__member_t *r, uint64_t consumed, uint64_t grant);
+//  Receiver r takes the next message for it straight out of the channel,
+//  consumed at once (a party in the hub's own process, waiting in a read:
+//  src/local.h): the head of an anycast queue that is accepted (or any, at
+//  capacity 0 or after a close: taking it accepts it), or the oldest of a
+//  broadcast receiver's ring. Moves it into *out with r's dropped count; its
+//  place in the capacity is free at once. false if there is none.
+bool zchan__chan_take(zchan__chan_t *ch, zchan__member_t *r, zmq_msg_t *out, uint64_t *dropped);
+//  Whether zchan__chan_take would take a message. Never changes anything.
+bool zchan__chan_takeable(const zchan__chan_t *ch, const zchan__member_t *r);
 //  Removes sender s's messages not yet accepted (a rendezvous send that
 //  timed out). true if there were any.
 bool zchan__chan_cancel(zchan__chan_t *ch, zchan__member_t *s);

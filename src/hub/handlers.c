@@ -131,6 +131,22 @@ static void s_reply_attach(hub_t *hub, const hub_req_t *rq, uint64_t handle, zch
     zchan__hub_reply_send(hub, rq, &o);
 }
 
+int zchan__hub_attach_allowed(hub_t *hub, const zchan__chan_t *ch, bool receiver, uint64_t limit)
+{
+    if (receiver && ch->kind == ZCHAN_BROADCAST && (limit == 0 || limit > ((uint64_t) 1 << 24)))
+        return ZCHAN_EINVAL;
+    if (receiver && ch->kind == ZCHAN_BROADCAST && limit > hub->limit[ZCHAN_LIMIT_BROADCAST_LIMIT]) {
+        zchan__hub_refuse(hub, "a broadcast receiver's limit", ZCHAN_LIMIT_BROADCAST_LIMIT);
+        return ZCHAN_ELIMIT;
+    }
+    //  Live attachments: the peer table less its free slots.
+    if (hub->npeers - hub->free.n >= hub->limit[ZCHAN_LIMIT_ATTACHMENTS]) {
+        zchan__hub_refuse(hub, "an attachment", ZCHAN_LIMIT_ATTACHMENTS);
+        return ZCHAN_ELIMIT;
+    }
+    return 0;
+}
+
 static void s_on_attach(hub_t *hub, const hub_req_t *rq, bool receiver)
 {
     zchan__wire_attach_r_t q = {0};
@@ -164,19 +180,9 @@ static void s_on_attach(hub_t *hub, const hub_req_t *rq, bool receiver)
         s_reply_attach(hub, rq, 0, kind, receiver ? capacity : window, true);
         return;
     }
-    if (receiver && ch->kind == ZCHAN_BROADCAST && (limit == 0 || limit > ((uint64_t) 1 << 24))) {
-        zchan__hub_reply_status(hub, rq, ZCHAN_EINVAL);
-        return;
-    }
-    if (receiver && ch->kind == ZCHAN_BROADCAST && limit > hub->limit[ZCHAN_LIMIT_BROADCAST_LIMIT]) {
-        zchan__hub_refuse(hub, "a broadcast receiver's limit", ZCHAN_LIMIT_BROADCAST_LIMIT);
-        zchan__hub_reply_status(hub, rq, ZCHAN_ELIMIT);
-        return;
-    }
-    //  Live attachments: the peer table less its free slots.
-    if (hub->npeers - hub->free.n >= hub->limit[ZCHAN_LIMIT_ATTACHMENTS]) {
-        zchan__hub_refuse(hub, "an attachment", ZCHAN_LIMIT_ATTACHMENTS);
-        zchan__hub_reply_status(hub, rq, ZCHAN_ELIMIT);
+    int arc = zchan__hub_attach_allowed(hub, ch, receiver, limit);
+    if (arc != 0) {
+        zchan__hub_reply_status(hub, rq, arc);
         return;
     }
     //  One zchan sender or receiver is one connection; a peer that attaches

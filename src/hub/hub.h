@@ -34,6 +34,7 @@
 
 #include "channel.h"
 #include "core.h"
+#include "local.h"
 #include <sys/types.h>
 
 #define HUB_BATCH 512           // messages read per poll wake-up before flushing acks
@@ -90,6 +91,20 @@ typedef struct {
     uint64_t reqid;        // requests: the request id
 } hub_req_t;
 
+//  A message a local party's call owes a remote peer (local.c): the hub
+//  thread sends it, in order, before anything else it sends.
+typedef struct {
+    peer_t *p;        // the peer it goes to (for a delivery that fails)...
+    uint32_t gen;     // ...while its slot still has this generation
+    bool deliver;     // a DELIVER: one that fails drops the receiver
+    bool has_payload;
+    uint8_t rid_len;
+    uint8_t hlen;
+    uint8_t hdr[48];  // the header, packed
+    uint8_t rid[255]; // the routing id (the peer may be released before it goes)
+    zmq_msg_t payload;
+} hub_outmsg_t;
+
 struct zchan__hub {
     zchan_ctx_t *ctx;
     zsock_t *pipe;
@@ -118,8 +133,18 @@ struct zchan__hub {
     uint64_t refused;      // requests and messages refused over a limit
     int64_t refuse_log_ms;
     uint64_t refuse_unlogged;
+    //  The fast path (local.c): the lock its state shares with the
+    //  context's local parties, and what their calls owe remote peers.
+    zchan__share_t *share; // NULL for a threadless hub (seam.c): no lock
+    pthread_t thread;      // the hub's thread
+    hub_outmsg_t *outbox;  // messages for remote peers, oldest first
+    size_t nout, outcap;
+    int kick_fd;           // eventfd the hub polls: the outbox or ACKs need it (-1: none)
+    bool kicked;           // kick_fd was written and not yet read
 };
 typedef struct zchan__hub hub_t;
+
+
 
 static inline peer_t *hub_peer_of(zchan__member_t *m)
 {
@@ -199,6 +224,40 @@ void zchan__hub_flush_acks(hub_t *hub);
 //  replies [REPLY, reqid, status].
 void zchan__hub_reply_send(hub_t *hub, const hub_req_t *rq, zchan__out_t *o);
 void zchan__hub_reply_status(hub_t *hub, const hub_req_t *rq, int status);
+
+// ---------------------------------------------------------------------------
+// local.c: the fast path's hub side
+
+//  Takes the lock shared with local parties (no-op for a threadless hub),
+//  then sends what the outbox holds. Only the hub's thread calls these.
+void zchan__hub_lock(hub_t *hub);
+void zchan__hub_unlock(hub_t *hub);
+//  The hub was kicked (kick_fd readable): reads it. Under the lock.
+void zchan__hub_unkick(hub_t *hub);
+//  Whether the caller is a local party's thread (not the hub's): what it
+//  owes remote peers then goes through the outbox.
+bool zchan__hub_deferred(const hub_t *hub);
+//  Puts header o (and a copy of payload, if any) for peer p in the outbox,
+//  and kicks the hub. 0, or -1 if out of memory.
+int zchan__hub_outbox_add(hub_t *hub, peer_t *p, zchan__out_t *o, zmq_msg_t *payload, bool deliver);
+//  Wakes the hub's thread (its ACKs are due, or its outbox has something).
+void zchan__hub_kick(hub_t *hub);
+//  Frees the outbox and the kick descriptor, at the hub's end.
+void zchan__hub_local_fini(hub_t *hub);
+//  A new peer slot for a local party (no connection), as zchan__peer_new.
+peer_t *zchan__peer_new_local(hub_t *hub, role_t role);
+//  The member ops for local members (out.c calls them when m->local is set).
+int zchan__local_op_deliver(hub_t *hub, zchan__member_t *r, zmq_msg_t *payload);
+void zchan__local_op_ack(hub_t *hub, zchan__member_t *s);
+void zchan__local_op_refuse(hub_t *hub, zchan__member_t *s);
+void zchan__local_op_closing(hub_t *hub, zchan__member_t *r);
+void zchan__local_op_closed(hub_t *hub, zchan__member_t *m);
+void zchan__local_op_release(hub_t *hub, zchan__member_t *m);
+
+//  Whether a new attachment to live channel ch (as a receiver, of broadcast
+//  limit limit) is allowed: 0, EINVAL (a bad limit) or ELIMIT (counted,
+//  logged). handlers.c and local.c share it.
+int zchan__hub_attach_allowed(hub_t *hub, const zchan__chan_t *ch, bool receiver, uint64_t limit);
 
 // ---------------------------------------------------------------------------
 // handlers.c and loop.c

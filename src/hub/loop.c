@@ -10,10 +10,12 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
 int zchan__hub_init(hub_t *hub, zchan_ctx_t *ctx)
 {
     memset(hub, 0, sizeof *hub);
+    hub->kick_fd = -1;
     hub->scan_at = -1;
     hub->sweep_at = -1;
     hub->now_ms = zchan__now_ms();
@@ -36,6 +38,14 @@ void zchan__hub_set_limits(hub_t *hub)
 
 void zchan__hub_fini(hub_t *hub)
 {
+    if (hub->share) {
+        //  Local parties no longer reach this hub: their calls fail ECLOSED.
+        pthread_mutex_lock(&hub->share->lock);
+        hub->share->hub = NULL;
+        hub->share->dead = true;
+        pthread_mutex_unlock(&hub->share->lock);
+        hub->share = NULL;
+    }
     //  Members first: what they hold counts in their channels' bytes.
     for (size_t i = 0; i < hub->npeers; i++)
         if (hub->peers[i]->role != ROLE_FREE)
@@ -43,6 +53,7 @@ void zchan__hub_fini(hub_t *hub)
     zchan__chans_fini(hub);
     zhashx_destroy(&hub->conns);
     zchan__peers_fini(hub);
+    zchan__hub_local_fini(hub);
     zchan__hdr_fini(&hub->hdr);
     if (hub->router)
         zmq_close(hub->router);
@@ -145,14 +156,19 @@ static void s_read_router(hub_t *hub)
             zmq_msg_init(&frames[k]);
         size_t n = 0;
         int rc = zchan__recv_frames(hub->router, frames, 3, &n, ZMQ_DONTWAIT);
-        if (rc == 0)
+        if (rc == 0) {
+            zchan__hub_lock(hub);
             zchan__hub_dispatch(hub, frames, n);
+            zchan__hub_unlock(hub);
+        }
         for (int k = 0; k < 3; k++)
             zmq_msg_close(&frames[k]);
         if (rc != 0)
             break;
     }
+    zchan__hub_lock(hub);
     zchan__hub_flush_acks(hub);
+    zchan__hub_unlock(hub);
 }
 
 //  ZCHAN__HUB_BIND endpoint: replies rc and the bound endpoint.
@@ -221,14 +237,20 @@ static bool s_on_pipe(hub_t *hub)
             if (arg)
                 s_on_bind(hub, arg);
             break;
-        case ZCHAN__HUB_CLOSEALL: s_on_close_all(hub); break;
+        case ZCHAN__HUB_CLOSEALL:
+            zchan__hub_lock(hub);
+            s_on_close_all(hub);
+            zchan__hub_unlock(hub);
+            break;
         case ZCHAN__HUB_MONITOR:
             if (arg)
                 s_on_monitor(hub, arg);
             break;
         case ZCHAN__HUB_LIMITS:
             //  The sender of LIMITS holds ctx->pipe_lock, which guards the limits.
+            zchan__hub_lock(hub);
             zchan__hub_set_limits(hub);
+            zchan__hub_unlock(hub);
             zsock_send(hub->pipe, "i", 0);
             break;
         default: zsys_error("zchan hub: unknown pipe command %s", cmd);
@@ -255,6 +277,21 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
         zmq_setsockopt(hub.router, ZMQ_SNDHWM, &hwm, sizeof hwm);
         rc = zmq_bind(hub.router, zchan__ctx_inproc(hub.ctx));
     }
+    if (rc == 0 && hub.ctx->share) {
+        //  The fast path: local parties share this hub's state under the
+        //  context's lock, and kick it when remote peers are owed something.
+        hub.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (hub.kick_fd < 0) {
+            zsys_error("zchan hub: cannot make its wake-up descriptor: %s", strerror(errno));
+            rc = -1;
+        } else {
+            hub.thread = pthread_self();
+            hub.share = hub.ctx->share;
+            pthread_mutex_lock(&hub.share->lock);
+            hub.share->hub = &hub;
+            pthread_mutex_unlock(&hub.share->lock);
+        }
+    }
     zsock_signal(pipe, rc == 0 ? 0 : 1);
     if (rc != 0) {
         zchan__hub_fini(&hub);
@@ -266,7 +303,7 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
     //  router empty, and one look at its events. ZMQ_FD is edge-triggered:
     //  the sockets are read until ZeroMQ says they are empty before sleeping.
     void *psock = zsock_resolve(pipe);
-    struct pollfd pfds[2] = {{-1, POLLIN, 0}, {-1, POLLIN, 0}};
+    struct pollfd pfds[3] = {{-1, POLLIN, 0}, {-1, POLLIN, 0}, {hub.kick_fd, POLLIN, 0}};
     size_t fl = sizeof pfds[0].fd;
     if (zmq_getsockopt(psock, ZMQ_FD, &pfds[0].fd, &fl) != 0
         || zmq_getsockopt(hub.router, ZMQ_FD, &pfds[1].fd, &(size_t){sizeof pfds[1].fd}) != 0) {
@@ -287,7 +324,9 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
                 break;
         }
         s_read_router(&hub);
+        zchan__hub_lock(&hub);
         zchan__hub_timers(&hub);
+        zchan__hub_unlock(&hub);
         //  Sending may have taken the router's wake-up: ask before sleeping.
         int ev = 0;
         if (zmq_getsockopt(hub.router, ZMQ_EVENTS, &ev, &(size_t){sizeof ev}) == 0 && (ev & ZMQ_POLLIN)) {
@@ -302,7 +341,7 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
         int64_t wake = hub.scan_at < 0 || (hub.sweep_at >= 0 && hub.sweep_at < hub.scan_at) ? hub.sweep_at
                                                                                             : hub.scan_at;
         long timeout = wake < 0 ? -1 : wake > hub.now_ms ? (long) (wake - hub.now_ms) : 0;
-        int prc = poll(pfds, 2, timeout > INT32_MAX ? INT32_MAX : (int) timeout);
+        int prc = poll(pfds, hub.kick_fd >= 0 ? 3 : 2, timeout > INT32_MAX ? INT32_MAX : (int) timeout);
         hub.now_ms = zchan__now_ms();
         if (prc < 0 && errno != EINTR) {
             zsys_error("zchan hub: poll: %s", strerror(errno));
@@ -310,6 +349,13 @@ void zchan__hub_actor(zsock_t *pipe, void *args)
         }
         if (prc > 0 && pfds[0].revents)
             check_pipe = true;
+        if (prc > 0 && pfds[2].revents) {
+            //  Local parties' calls owe remote peers deliveries or ACKs.
+            zchan__hub_lock(&hub);
+            zchan__hub_unkick(&hub);
+            zchan__hub_flush_acks(&hub);
+            zchan__hub_unlock(&hub);
+        }
     }
     zchan__hub_fini(&hub);
 }

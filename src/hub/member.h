@@ -35,6 +35,9 @@ typedef struct zchan__member {
     uint64_t ring_bytes;   // broadcast: the bytes its ring holds (zchan__msg_cost)
     uint64_t dropped;      // broadcast: lost to the ring's limit
     bool closed_sent;      // told CLOSED: it gets nothing more
+    //  A party of the hub's own process (the fast path, src/local.h): its
+    //  zchan__lparty_t, which the ops reach instead of a peer. NULL: remote.
+    struct zchan__lparty *local;
 } zchan__member_t;
 
 typedef struct zchan__member_ops {

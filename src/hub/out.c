@@ -50,17 +50,39 @@ static int s_send_hdr(hub_t *hub, const uint8_t *rid, size_t rid_len, zchan__out
     return zmq_send(hub->router, o->sbuf.data, o->sbuf.size, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
 }
 
-static int s_send_peer(hub_t *hub, const peer_t *p, zchan__out_t *o, bool more)
+//  Sends header o, then a copy of payload if there is one, to remote peer
+//  p; from a local party's thread, puts them in the outbox instead (a
+//  delivery then counts as made: one that fails later drops the receiver,
+//  as here). 0, or -1 (peer gone, its pipe full, or out of memory).
+static int s_send_peer_msg(hub_t *hub, peer_t *p, zchan__out_t *o, zmq_msg_t *payload, bool deliver)
 {
-    return s_send_hdr(hub, p->rid, p->rid_len, o, more);
+    if (zchan__hub_deferred(hub))
+        return zchan__hub_outbox_add(hub, p, o, payload, deliver);
+    if (s_send_hdr(hub, p->rid, p->rid_len, o, payload != NULL) != 0)
+        return -1;
+    if (!payload)
+        return 0;
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, payload);
+    if (zmq_msg_send(&copy, hub->router, 0) < 0) {
+        zmq_msg_close(&copy);
+        return -1;
+    }
+    return 0;
 }
 
-static void s_send_closed(hub_t *hub, const peer_t *p)
+static int s_send_peer(hub_t *hub, peer_t *p, zchan__out_t *o)
+{
+    return s_send_peer_msg(hub, p, o, NULL, false);
+}
+
+static void s_send_closed(hub_t *hub, peer_t *p)
 {
     zchan__out_t o;
     zchan__wire_closed_t m = {.reason = 0};
     zchan__wire_pack_closed(&o, &m);
-    s_send_peer(hub, p, &o, false);
+    s_send_peer(hub, p, &o);
     zchan__out_fini(&o);
 }
 
@@ -83,7 +105,7 @@ void zchan__hub_flush_ack(hub_t *hub, peer_t *p)
     zchan__out_t o;
     zchan__wire_count_t m = {.n = p->pending_ack};
     zchan__wire_pack_ack(&o, &m);
-    s_send_peer(hub, p, &o, false);
+    s_send_peer(hub, p, &o);
     zchan__out_fini(&o);
     p->pending_ack = 0;
 }
@@ -134,20 +156,15 @@ void zchan__hub_reply_status(hub_t *hub, const hub_req_t *rq, int status)
 static int s_deliver(void *env, zchan__member_t *r, zmq_msg_t *payload)
 {
     hub_t *hub = env;
+    if (r->local)
+        return zchan__local_op_deliver(hub, r, payload);
     zchan__out_t o;
     zchan__wire_count_t m = {.n = r->dropped};
     zchan__wire_pack_deliver(&o, &m);
-    int rc = s_send_peer(hub, hub_peer_of(r), &o, true);
+    int rc = s_send_peer_msg(hub, hub_peer_of(r), &o, payload, true);
     zchan__out_fini(&o);
     if (rc != 0)
         return -1;
-    zmq_msg_t copy;
-    zmq_msg_init(&copy);
-    zmq_msg_copy(&copy, payload);
-    if (zmq_msg_send(&copy, hub->router, 0) < 0) {
-        zmq_msg_close(&copy);
-        return -1;
-    }
     zchan__peer_arm(hub);
     return 0;
 }
@@ -160,22 +177,34 @@ static zchan__member_t *s_sender(void *env, uint64_t token)
 
 static void s_ack(void *env, zchan__member_t *s)
 {
+    if (s->local) {
+        zchan__local_op_ack(env, s);
+        return;
+    }
     peer_t *p = hub_peer_of(s);
     p->pending_ack++;
     s_mark_dirty(env, p);
+    if (zchan__hub_deferred(env))
+        zchan__hub_kick(env); // the hub sends it at the end of its wake-up
 }
 
 //  What it has out grew: its ACK may be due at the end of this burst.
 static void s_owed(void *env, zchan__member_t *s)
 {
-    if (hub_peer_of(s)->pending_ack)
+    if (!s->local && hub_peer_of(s)->pending_ack) {
         s_mark_dirty(env, hub_peer_of(s));
+        if (zchan__hub_deferred(env))
+            zchan__hub_kick(env);
+    }
 }
 
 static void s_holding(void *env, zchan__member_t *r)
 {
-    (void) r;
+    if (r->local)
+        return; // a local party is never checked for being gone
     zchan__peer_arm(env);
+    if (zchan__hub_deferred(env))
+        zchan__hub_kick(env); // so that its sleep counts the check
 }
 
 static void s_over_limit(void *env, const char *what, zchan_limit_t which)
@@ -186,21 +215,29 @@ static void s_over_limit(void *env, const char *what, zchan_limit_t which)
 //  [REFUSED, ELIMIT] to sender s.
 static void s_refuse(void *env, zchan__member_t *s)
 {
+    if (s->local) {
+        zchan__local_op_refuse(env, s);
+        return;
+    }
     zchan__out_t o;
     zchan__wire_count_t m = {.n = ZCHAN_ELIMIT};
     zchan__wire_pack_refused(&o, &m);
-    s_send_peer(env, hub_peer_of(s), &o, false);
+    s_send_peer(env, hub_peer_of(s), &o);
     zchan__out_fini(&o);
 }
 
 static bool s_gone(void *env, zchan__member_t *r)
 {
     (void) env;
-    return zchan__peer_gone(hub_peer_of(r));
+    return !r->local && zchan__peer_gone(hub_peer_of(r));
 }
 
 static void s_close_sender(void *env, zchan__member_t *s)
 {
+    if (s->local) {
+        zchan__local_op_closed(env, s);
+        return;
+    }
     zchan__hub_flush_ack(env, hub_peer_of(s));
     s_send_closed(env, hub_peer_of(s));
 }
@@ -210,20 +247,30 @@ static void s_close_sender(void *env, zchan__member_t *s)
 //  hub restarts before it drained.
 static void s_closing(void *env, zchan__member_t *r)
 {
+    if (r->local) {
+        zchan__local_op_closing(env, r);
+        return;
+    }
     zchan__out_t o;
     zchan__wire_pack_closing(&o);
-    s_send_peer(env, hub_peer_of(r), &o, false);
+    s_send_peer(env, hub_peer_of(r), &o);
     zchan__out_fini(&o);
 }
 
 static void s_closed(void *env, zchan__member_t *r)
 {
-    s_send_closed(env, hub_peer_of(r));
+    if (r->local)
+        zchan__local_op_closed(env, r);
+    else
+        s_send_closed(env, hub_peer_of(r));
 }
 
 static void s_release(void *env, zchan__member_t *m)
 {
-    zchan__peer_free(env, hub_peer_of(m));
+    if (m->local)
+        zchan__local_op_release(env, m);
+    else
+        zchan__peer_free(env, hub_peer_of(m));
 }
 
 const zchan__member_ops_t zchan__hub_member_ops = {

@@ -100,7 +100,8 @@ static void s_conn_record(const hub_req_t *rq, peer_t *p)
     }
 }
 
-peer_t *zchan__peer_new(hub_t *hub, const hub_req_t *rq, role_t role)
+//  A slot of the table, free or new, or NULL if out of memory or full.
+static peer_t *s_slot(hub_t *hub)
 {
     peer_t *p;
     if (hub->free.n)
@@ -127,18 +128,37 @@ peer_t *zchan__peer_new(hub_t *hub, const hub_req_t *rq, role_t role)
     memset(p, 0, sizeof *p);
     p->idx = idx;
     p->gen = gen;
+    p->m.token = zchan__peer_handle(hub, idx);
+    return p;
+}
+
+peer_t *zchan__peer_new(hub_t *hub, const hub_req_t *rq, role_t role)
+{
+    peer_t *p = s_slot(hub);
+    if (!p)
+        return NULL;
     p->role = role;
     p->rid_len = (uint8_t) rq->rid_len;
     memcpy(p->rid, rq->rid, rq->rid_len);
-    p->m.token = zchan__peer_handle(hub, idx);
     zchan__peer_heard(hub, p);
     s_conn_record(rq, p);
     return p;
 }
 
+peer_t *zchan__peer_new_local(hub_t *hub, role_t role)
+{
+    peer_t *p = s_slot(hub);
+    if (!p)
+        return NULL;
+    p->role = role;
+    p->fd = -1; // no connection: never checked, never swept
+    zchan__peer_heard(hub, p);
+    return p;
+}
+
 void zchan__peer_free(hub_t *hub, peer_t *p)
 {
-    if (p->role != ROLE_FREE)
+    if (p->role != ROLE_FREE && !p->m.local)
         zchan__conn_add(hub, p->rid, p->rid_len, -1);
     p->role = ROLE_FREE;
     p->gen++;
