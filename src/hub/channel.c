@@ -177,6 +177,8 @@ static void s_drop_gone(zchan__chan_t *ch, zchan__member_t *r)
 //  Accepts queued messages while the capacity allows, crediting their senders.
 static void s_anycast_accept(zchan__chan_t *ch)
 {
+    if (ch->used >= ch->capacity || ch->nacc >= ch->queue.len)
+        return; // full, or nothing waits to be accepted: no need to walk the queue
     zchan__node_t *n = ch->queue.head;
     for (size_t i = 0; i < ch->nacc && n; i++)
         n = n->next;

@@ -24,7 +24,16 @@ int zchan__share_init(zchan_ctx_t *ctx)
     zchan__share_t *sh = calloc(1, sizeof *sh);
     if (!sh)
         return ZCHAN_ENOMEM;
-    pthread_mutex_init(&sh->lock, NULL);
+    //  Adaptive: a thread that finds the lock taken spins a little before it
+    //  sleeps, since whoever holds it holds it for a few hundred instructions
+    //  (sleeping costs both sides a system call).
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    pthread_mutex_init(&sh->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     const char *env = getenv("ZCHAN_LOCAL");
     sh->enabled = !(env && streq(env, "0"));
     ctx->share = sh;
