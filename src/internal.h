@@ -82,6 +82,14 @@ typedef struct zchan__recv_ops {
     //  another thread) does not close them under it; without, ends that.
     //  Calls pair up. NULL for a receiver without sockets of its own.
     void (*hold)(zchan_receiver_t *r, bool on);
+    //  For a receiver that a select may watch by spinning before it sleeps
+    //  (a local receiver, local.h): asks for a message as prepare does,
+    //  without arming any descriptor, and returns a counter that changes
+    //  whenever the receiver may have become ready. Never blocks. NULL for
+    //  other kinds.
+    unsigned (*watch)(zchan_receiver_t *r);
+    //  That counter now, read without a lock. NULL with watch.
+    unsigned (*events)(zchan_receiver_t *r);
 } zchan__recv_ops_t;
 
 //  The common head of every receiver. Kinds embed it first.

@@ -119,6 +119,11 @@ int zchan__local_ready(zchan__lparty_t *lp);
 //  (ENOMEM/ESYS: the caller then polls nothing for it).
 int zchan__local_arm(zchan__lparty_t *lp);
 
+//  Before a select spins on lp: asks for a message as zchan__local_arm
+//  does, without arming the eventfd; returns lp->events, which any change
+//  bumps.
+unsigned zchan__local_watch(zchan__lparty_t *lp);
+
 //  At the context's shutdown, before its hub stops: no local call touches
 //  the hub from now on, and every local party waiting is woken.
 void zchan__local_shutdown(zchan_ctx_t *ctx);

@@ -87,6 +87,21 @@ static void s_destroy(zchan_receiver_t *r)
     zchan__party_leave(&lr->party);
 }
 
+static unsigned s_watch(zchan_receiver_t *r)
+{
+    local_recv_t *lr = (local_recv_t *) r;
+    if (r->stopped || !zchan__party_enter(&lr->party))
+        return 0;
+    unsigned ev = zchan__local_watch(&lr->lp);
+    zchan__party_exit(&lr->party);
+    return ev;
+}
+
+static unsigned s_events(zchan_receiver_t *r)
+{
+    return atomic_load_explicit(&((local_recv_t *) r)->lp.events, memory_order_acquire);
+}
+
 static const zchan__recv_ops_t s_local_ops = {
     .prepare = s_prepare,
     .pollitems = s_pollitems,
@@ -94,6 +109,8 @@ static const zchan__recv_ops_t s_local_ops = {
     .recv = s_recv,
     .destroy = s_destroy,
     .hold = NULL, // its eventfd is closed only by its destroy
+    .watch = s_watch,
+    .events = s_events,
 };
 
 //  The context was shut down with this receiver not destroyed: its reads

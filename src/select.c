@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 // ---------------------------------------------------------------------------
 // A growable array of poll items, first in an inline buffer.
@@ -293,6 +294,55 @@ static void s_check_unhandled(zchan_select_t *sel)
     sel->has_last = false;
 }
 
+#define SELECT_SPIN_US 20 // a select on watchable receivers spins this long before it sleeps
+
+//  Before a select sleeps: if some of its receivers can be watched without
+//  system calls (local receivers), asks each for a message and spins for up
+//  to SELECT_SPIN_US (not past deadline_us), or until one of them changed.
+//  true if one did: scan again instead of sleeping. With one CPU it does not
+//  spin: whoever would wake it cannot run meanwhile.
+static bool s_spin(zchan_select_t *sel, int64_t deadline_us)
+{
+    static int ncpu;
+    if (ncpu == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        ncpu = n > 0 ? (int) n : 1;
+    }
+    if (ncpu < 2)
+        return false;
+    unsigned seen[S_POLL_INLINE];
+    size_t nw = 0;
+    int64_t until = zchan__now_us() + SELECT_SPIN_US;
+    if (deadline_us >= 0 && deadline_us < until)
+        until = deadline_us;
+    for (size_t i = 0; i < sel->n && nw < S_POLL_INLINE; i++) {
+        s_item_t *it = &sel->items[i];
+        zchan_receiver_t *r = it->ptr;
+        if (it->kind == S_TIMER) {
+            int64_t next_us = zchan__timer_next_us(it->ptr); // not past a tick
+            if (next_us >= 0 && next_us < until)
+                until = next_us;
+        } else if (!it->done && r->ops->watch)
+            seen[nw++] = r->ops->watch(r);
+    }
+    if (nw == 0)
+        return false;
+    for (unsigned k = 1;; k++) {
+        size_t w = 0;
+        for (size_t i = 0; i < sel->n && w < nw; i++) {
+            s_item_t *it = &sel->items[i];
+            zchan_receiver_t *r = it->ptr;
+            if (it->kind == S_RECEIVER && !it->done && r->ops->watch && r->ops->events(r) != seen[w++])
+                return true;
+        }
+        if (k % 16 == 0 && zchan__now_us() >= until)
+            return false;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+
 //  Prepares every live receiver and sleeps in zmq_poll on all their poll
 //  items until one is readable, the nearest live timer is due, or deadline_us
 //  (absolute, -1 forever) passes. Returns 0 or an error.
@@ -358,6 +408,8 @@ void *zchan_select_wait(zchan_select_t *sel, int timeout_ms)
             return zchan__fail_null(ZCHAN_ECLOSED);
         if (last)
             return zchan__fail_null(ZCHAN_ETIMEDOUT);
+        if (s_spin(sel, deadline_us))
+            continue; // a local receiver changed: no need to sleep
         int rc = s_sleep(sel, deadline_us);
         if (rc != 0)
             return zchan__fail_null(rc);

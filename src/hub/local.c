@@ -567,6 +567,18 @@ int zchan__local_arm(zchan__lparty_t *lp)
     return fd;
 }
 
+unsigned zchan__local_watch(zchan__lparty_t *lp)
+{
+    pthread_mutex_lock(&lp->share->lock);
+    if (s_hub(lp) && !s_has(lp) && !lp->closed)
+        s_ask(lp);
+    unsigned ev = atomic_load_explicit(&lp->events, memory_order_relaxed);
+    if (!s_hub(lp) || s_has(lp) || lp->closed || !lp->peer)
+        ev--; // ready already: the spin sees a change at once
+    pthread_mutex_unlock(&lp->share->lock);
+    return ev;
+}
+
 void zchan__local_shutdown(zchan_ctx_t *ctx)
 {
     zchan__share_t *sh = ctx->share;
