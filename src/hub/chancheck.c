@@ -49,6 +49,13 @@ const char *zchan__chan_check(const zchan__chan_t *ch)
         return "channel key";
     if (zchan__fifo_count(&ch->queue) != ch->queue.len || ch->nacc > ch->queue.len)
         return "channel queue";
+    if (!ch->unacc_stale) {
+        const zchan__node_t *first = ch->queue.head;
+        for (size_t i = 0; i < ch->nacc && first; i++)
+            first = first->next;
+        if (first != ch->unacc)
+            return "the channel's first unaccepted message";
+    }
     //  The bytes held: every node, ring slot and latest message, counted once.
     uint64_t held = ch->has_latest ? zchan__msg_cost(&ch->latest) : 0;
     for (const zchan__node_t *n = ch->queue.head; n; n = n->next)

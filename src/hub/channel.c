@@ -143,6 +143,8 @@ static void s_receiver_gone(zchan__chan_t *ch, zchan__member_t *r, bool requeue)
             for (size_t i = k; i-- > 0;)
                 zchan__fifo_push_front(&ch->queue, tmp[i]);
             ch->nacc += k;
+            ch->unacc = NULL;
+            ch->unacc_stale = true;
         } else {
             ch->lost += r->inflight.len;
             ch->used -= r->inflight.len;
@@ -178,16 +180,33 @@ static void s_drop_gone(zchan__chan_t *ch, zchan__member_t *r)
 static void s_anycast_accept(zchan__chan_t *ch)
 {
     if (ch->used >= ch->capacity || ch->nacc >= ch->queue.len)
-        return; // full, or nothing waits to be accepted: no need to walk the queue
-    zchan__node_t *n = ch->queue.head;
-    for (size_t i = 0; i < ch->nacc && n; i++)
-        n = n->next;
+        return; // full, or nothing waits to be accepted
+    zchan__node_t *n = ch->unacc;
+    if (ch->unacc_stale) {
+        //  Only after a hand-back or a cancel: the common changes (a push at
+        //  the tail, a pop at the head) keep unacc, so this is not O(C) per
+        //  message.
+        n = ch->queue.head;
+        for (size_t i = 0; i < ch->nacc && n; i++)
+            n = n->next;
+    }
     while (n && ch->used < ch->capacity) {
         ch->nacc++;
         ch->used++;
         s_ack(ch, n->sender);
         n = n->next;
     }
+    ch->unacc = n;
+    ch->unacc_stale = false;
+}
+
+//  Takes the head off ch's queue, keeping track of the first unaccepted node.
+static zchan__node_t *s_queue_pop(zchan__chan_t *ch)
+{
+    zchan__node_t *n = zchan__fifo_pop(&ch->queue);
+    if (n && n == ch->unacc)
+        ch->unacc = ch->queue.head; // nothing was accepted: the next is not either
+    return n;
 }
 
 //  The next receiver (round robin) with credit, or NULL.
@@ -220,7 +239,7 @@ static void s_anycast_deliver(zchan__chan_t *ch)
             s_anycast_accept(ch); // its share of the capacity is free
             continue;
         }
-        zchan__fifo_pop(&ch->queue);
+        s_queue_pop(ch);
         if (accepted)
             ch->nacc--;
         else {
@@ -266,6 +285,8 @@ static void s_anycast_pump(zchan__chan_t *ch)
             s_fifo_clear(ch, &ch->queue);
             ch->used -= ch->nacc; // the accepted ones counted in used
             ch->nacc = 0;
+            ch->unacc = NULL;
+            ch->unacc_stale = false;
         }
     }
     s_anycast_finish_close(ch);
@@ -467,6 +488,8 @@ int zchan__chan_data(zchan__chan_t *ch, zchan__member_t *s, zmq_msg_t *payload)
     }
     s_bytes_add(ch, zchan__msg_cost(&n->payload));
     zchan__fifo_push(&ch->queue, n);
+    if (!ch->unacc && !ch->unacc_stale)
+        ch->unacc = n;
     s_anycast_pump(ch);
     return 0;
 }
@@ -513,7 +536,7 @@ bool zchan__chan_take(zchan__chan_t *ch, zchan__member_t *r, zmq_msg_t *out, uin
         }
         return true;
     }
-    zchan__node_t *n = zchan__fifo_pop(&ch->queue);
+    zchan__node_t *n = s_queue_pop(ch);
     if (ch->nacc > 0) {
         ch->nacc--;
         ch->used--; // consumed as it is taken: its place in the capacity is free
@@ -536,6 +559,8 @@ bool zchan__chan_cancel(zchan__chan_t *ch, zchan__member_t *s)
         zchan__node_t *next = n->next;
         if (i >= ch->nacc && n->sender == s->token) {
             zchan__fifo_unlink(&ch->queue, prev, n);
+            ch->unacc = NULL;
+            ch->unacc_stale = true;
             s_node_free(ch, n);
             if (s->unaccepted > 0)
                 s->unaccepted--;

@@ -65,6 +65,8 @@ struct zchan__chan {
     bool closed;
     zchan__fifo_t queue; // anycast: not yet delivered; the first nacc are accepted
     size_t nacc;
+    zchan__node_t *unacc; // the first node not accepted (NULL: none), unless...
+    bool unacc_stale;     // ...the queue changed in the middle: find it again
     size_t used;        // anycast: accepted-undelivered + delivered-unconsumed
     zchan__vec_t recv;  // receiver members, in join order
     zchan__vec_t send;  // sender members
