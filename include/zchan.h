@@ -93,7 +93,7 @@ typedef enum {
 //  and asks for one only while it waits (in zchan_recv, or in a select): it
 //  holds no window beyond C, at most one message a select asked for, and at
 //  capacity 0 a send completes only while a receiver waits. Such a sender
-//  has the window above. $ZCHAN_LOCAL=0 when the context is made turns this
+//  has the window above, at most 16. $ZCHAN_LOCAL=0 when the context is made turns this
 //  off (its parties then use sockets as every other party does).
 
 //  The credit window of an anycast sender on a channel of the given capacity

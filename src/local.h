@@ -22,7 +22,9 @@
     back. So messages wait at the channel, within its capacity, as in a Go
     channel; a receiver holds at most one beyond it (one a select asked for
     and did not read), and a rendezvous (capacity 0) stays exact. A local
-    sender's window is zchan_sender_window(C), as a remote one's.
+    sender's window is zchan_sender_window(C), at most 16: it has no round
+    trip to cover, and so blocks soon after the channel is full, as a Go
+    channel's sender does.
 
     Lifetime: the share is the context's and lives as long as its memory.
     The hub sets share->hub while it runs. At the context's shutdown

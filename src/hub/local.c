@@ -265,6 +265,7 @@ static zchan__member_t *s_member(zchan__lparty_t *lp)
     return lp->peer ? &((peer_t *) lp->peer)->m : NULL;
 }
 
+#define LOCAL_SENDER_WINDOW 16 // a local sender's messages beyond a full channel, at most
 #define LOCAL_SPIN_US 20 // a waiting party watches for a change this long before it sleeps
 
 static void s_relax(void)
@@ -373,7 +374,11 @@ int zchan__local_attach(zchan__lparty_t *lp, zchan_t *ch, bool receiver, uint64_
         }
     }
     lp->unlimited = lp->kind == ZCHAN_BROADCAST;
-    lp->credit = lp->unlimited ? 0 : zchan_sender_window(lp->capacity);
+    //  A local sender needs no window to cover a round trip: it runs at most
+    //  LOCAL_SENDER_WINDOW ahead of a full channel, close to a Go channel's
+    //  sender, which blocks once the buffer is full.
+    size_t w = zchan_sender_window(lp->capacity);
+    lp->credit = lp->unlimited ? 0 : w < LOCAL_SENDER_WINDOW ? w : LOCAL_SENDER_WINDOW;
     pthread_mutex_unlock(&sh->lock);
     return rc;
 }
