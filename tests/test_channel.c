@@ -238,7 +238,9 @@ static void test_anycast_n_to_m(void **state)
 }
 
 //  A larger capacity gives each sender a larger window, up to
-//  ZCHAN_WINDOW_MAX: the bound C + S * zchan_sender_window(C) is exact.
+//  ZCHAN_WINDOW_MAX: the bound C + S * zchan_sender_window(C) is exact. A
+//  sender in the channel's own process (the inproc fixture: its context
+//  hosts the channel) has no round trip to cover: its window is at most 16.
 static void test_anycast_window(void **state)
 {
     fx_t *fx = (fx_t *) *state;
@@ -254,7 +256,10 @@ static void test_anycast_window(void **state)
         zchan_t *ch = zchan_anycast_new(fx->ctx, s_uri(fx, name), caps[c]);
         assert_non_null(ch);
         zchan_sender_t *s = zchan_sender_new(ch);
-        size_t bound = caps[c] + zchan_sender_window(caps[c]), sent = 0;
+        size_t window = zchan_sender_window(caps[c]);
+        if (strcmp(fx->scheme, "inproc") == 0 && window > 16)
+            window = 16;
+        size_t bound = caps[c] + window, sent = 0;
         while (sent < bound + 10 && zchan_send_int(s, (int64_t) sent, 200) == ZCHAN_OK)
             sent++;
         assert_int_equal(zchan_errno(), ZCHAN_ETIMEDOUT);
