@@ -177,6 +177,7 @@ typedef struct {
     long size;
     long stall_ms;  // a receive or send without progress this long fails
     long phase_ms;  // waiting this long for a command fails
+    long timeout_ms; // senders: their context's timeout once attached (0: the library's)
     long parent;
 } wargs_t;
 
@@ -219,11 +220,13 @@ static int await_cmd(const wargs_t *w, linebuf_t *lb, const char *cmd)
     }
 }
 
-static int sender_role(const wargs_t *w, linebuf_t *lb, zchan_t *ch)
+static int sender_role(const wargs_t *w, linebuf_t *lb, zchan_ctx_t *ctx, zchan_t *ch)
 {
     zchan_sender_t *s = zchan_sender_new(ch);
     if (!s)
         return wfail(w, lb, "zchan_sender_new: %s", zchan_strerror(zchan_errno()));
+    if (w->timeout_ms > 0)
+        zchan_ctx_set_timeout(ctx, (int) w->timeout_ms); // bounds each flush request
     say(WORKER_OUT_FD, "ready");
     if (await_cmd(w, lb, "go") != 0) {
         zchan_sender_destroy(&s);
@@ -238,8 +241,27 @@ static int sender_role(const wargs_t *w, linebuf_t *lb, zchan_t *ch)
             return wfail(w, lb, "send %ld of %ld: %s", i + 1, w->count, zchan_strerror(e));
         }
     }
-    zchan_sender_destroy(&s); // flushes: all it sent has reached the channel
-    say(WORKER_OUT_FD, "done %ld", w->count);
+    //  "done" must mean that every message reached the channel: the
+    //  coordinator closes it next, and what reaches the hub after the close
+    //  is lost (counted in zchan_stat's lost). A broadcast send never waits,
+    //  so the sender can be far ahead of a hub that has R deliveries to make
+    //  per message; one flush waits only for the context's timeout (5 s by
+    //  default), and one that times out says nothing: flush again, until the
+    //  hub confirms or the phase's time is up. (zchan_sender_destroy flushes
+    //  once too, but on a timeout only logs.)
+    int64_t give_up = now_ns() + (int64_t) w->phase_ms * 1000000;
+    int e;
+    long tries = 0;
+    do
+        tries++;
+    while ((e = zchan_sender_flush(s)) == ZCHAN_ETIMEDOUT && now_ns() < give_up);
+    if (e != ZCHAN_OK) {
+        zchan_sender_destroy(&s);
+        return wfail(w, lb, "flush after %ld sends (%ld tries): %s: not all of them reached the channel",
+                     w->count, tries, zchan_strerror(e));
+    }
+    zchan_sender_destroy(&s);
+    say(WORKER_OUT_FD, "done %ld %ld", w->count, tries);
     return 0;
 }
 
@@ -387,9 +409,9 @@ static int worker_main(int argc, char **argv)
             snprintf(w.ep, sizeof w.ep, "%s", v);
         else {
             static const char *keys[] = {"--n", "--count", "--id", "--senders", "--total", "--limit",
-                                         "--size", "--stall", "--phase", "--parent"};
+                                         "--size", "--stall", "--phase", "--ctx-timeout", "--parent"};
             long *vals[] = {&w.n, &w.count, &w.id, &w.senders, &w.total, &w.limit,
-                            &w.size, &w.stall_ms, &w.phase_ms, &w.parent};
+                            &w.size, &w.stall_ms, &w.phase_ms, &w.timeout_ms, &w.parent};
             for (size_t j = 0; j < sizeof keys / sizeof keys[0]; j++)
                 if (!strcmp(k, keys[j]))
                     *vals[j] = atol(v);
@@ -424,7 +446,7 @@ static int worker_main(int argc, char **argv)
         goto out;
     }
     if (w.role == R_BSEND || w.role == R_ASEND) {
-        rc = sender_role(&w, &lb, ch);
+        rc = sender_role(&w, &lb, ctx, ch);
         if (rc == 0)
             rc = await_cmd(&w, &lb, "quit") == 0 ? 0 : wfail(&w, &lb, "no quit from the coordinator");
     } else
@@ -457,14 +479,14 @@ static int child_start(child_t *c, const wargs_t *w, char *err, size_t errn)
     if (worker_pipes(down, up, err, errn) != 0)
         return -1;
     c->w = *w;
-    enum { NK = 12 };
-    const char *keys[NK] = {"--role", "--ep",   "--n",    "--count", "--id",    "--senders",
-                            "--total", "--limit", "--size", "--stall", "--phase", "--parent"};
+    enum { NK = 13 };
+    const char *keys[NK] = {"--role",  "--ep",    "--n",    "--count", "--id",      "--senders", "--total",
+                            "--limit", "--size", "--stall", "--phase", "--ctx-timeout", "--parent"};
     char vals[NK][sizeof w->ep];
     snprintf(vals[0], sizeof vals[0], "%s", role_names[w->role]);
     snprintf(vals[1], sizeof vals[1], "%s", w->ep);
-    long nums[NK] = {0, 0, w->n, w->count, w->id, w->senders, w->total, w->limit, w->size, w->stall_ms, w->phase_ms,
-                     (long) getpid()};
+    long nums[NK] = {0,       0,           w->n,        w->count,       w->id, w->senders, w->total, w->limit,
+                     w->size, w->stall_ms, w->phase_ms, w->timeout_ms, (long) getpid()};
     for (int i = 2; i < NK; i++)
         snprintf(vals[i], sizeof vals[i], "%ld", nums[i]);
     char *argv[2 * NK + 2];
@@ -623,6 +645,7 @@ typedef struct {
     long size;
     long stall_ms;
     long timeout_s;
+    long sender_timeout_ms; // the senders' context timeout (0: the library's)
 } options_t;
 
 typedef struct {
@@ -676,6 +699,10 @@ static void usage(FILE *f)
 "  -v, --verbose            progress on stderr\n"
 "      --stall-ms MS        a worker without progress this long fails (20000)\n"
 "      --timeout S          a step longer than S seconds fails (300)\n"
+"      --sender-timeout MS  the sender processes' context timeout, which\n"
+"                           bounds each flush request (default the\n"
+"                           library's: 5000, or $ZCHAN_TIMEOUT_MS); a sender\n"
+"                           flushes until the hub confirms, then says done\n"
 "  -h, --help               this help\n"
 "\n"
 "Broadcast receivers get a limit equal to the message count, so nothing is\n"
@@ -694,11 +721,12 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"anycast-count", required_argument, NULL, 8},  {"anycast-receivers", required_argument, NULL, 9},
         {"capacity", required_argument, NULL, 10},      {"size", required_argument, NULL, 11},
         {"csv", no_argument, NULL, 12},                 {"stall-ms", required_argument, NULL, 13},
-        {"timeout", required_argument, NULL, 14},       {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
+        {"timeout", required_argument, NULL, 14},       {"sender-timeout", required_argument, NULL, 15},
+        {"verbose", no_argument, NULL, 'v'},            {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
-    long v[15];
-    for (int i = 0; i < 15; i++)
+    long v[16];
+    for (int i = 0; i < 16; i++)
         v[i] = -1;
     bool any_fig = false;
     o->stall_ms = 20000;
@@ -739,11 +767,11 @@ static int parse_options(int argc, char **argv, options_t *o)
         case 'h': usage(stdout); exit(0);
         case 12: o->csv = true; break;
         default:
-            if (c >= 1 && c <= 14 && c != 12) {
-                static const long lim[15][2] = {{0, 0},          {1, 1000000}, {0, 1000000}, {1, 100000},
+            if (c >= 1 && c <= 15 && c != 12) {
+                static const long lim[16][2] = {{0, 0},          {1, 1000000}, {0, 1000000}, {1, 100000},
                                                 {1, MAX_WORKERS - 8}, {1, 10000}, {1, 1L << 40}, {1, 1L << 24},
                                                 {1, 1L << 40},   {1, 64},      {0, 1L << 24}, {MIN_SIZE, 4096},
-                                                {0, 0},          {100, 3600000}, {1, 86400}};
+                                                {0, 0},          {100, 3600000}, {1, 86400}, {1, 3600000}};
                 if (!parse_long(optarg, lim[c][0], lim[c][1], &v[c])) {
                     fprintf(stderr, "zchan-scale: bad value '%s' for --%s (%ld..%ld)\n", optarg,
                             longs[c + 2].name, lim[c][0], lim[c][1]);
@@ -777,6 +805,8 @@ static int parse_options(int argc, char **argv, options_t *o)
         o->stall_ms = v[13];
     if (v[14] >= 0)
         o->timeout_s = v[14];
+    if (v[15] >= 0)
+        o->sender_timeout_ms = v[15];
     if ((o->max_receivers + o->per_process - 1) / o->per_process + 1 > MAX_WORKERS - 8) {
         fprintf(stderr, "zchan-scale: too many worker processes: raise --per-process\n");
         return -1;
@@ -1001,7 +1031,7 @@ static void broadcast_step(env_t *e, long R, step_t *st)
     st->heap_per_rx = (double) (heap1 - heap0) / (double) R;
     st->fds_per_rx = (double) (fd1 - fd0 - 2 * P) / (double) R;
     wargs_t w = {.role = R_BSEND, .count = M, .id = 0, .size = o->size, .stall_ms = o->stall_ms,
-                 .phase_ms = o->timeout_s * 1000};
+                 .phase_ms = o->timeout_s * 1000, .timeout_ms = o->sender_timeout_ms};
     snprintf(w.ep, sizeof w.ep, "%s", uri);
     if (child_start(&kids[nk], &w, st->err, sizeof st->err) != 0)
         goto out;
@@ -1012,6 +1042,8 @@ static void broadcast_step(env_t *e, long R, step_t *st)
     kids_say(kids + P, 1, "go");
     if (collect(kids + P, 1, "done", deadline, st->err, sizeof st->err) != 0)
         goto out;
+    if (o->verbose) // "done COUNT FLUSHES": how many flush requests it took
+        fprintf(stderr, "zchan-scale: sender: %s\n", kids[P].line);
     long long rss2 = rss_bytes();
     int rc = zchan_close(ch); // the sender has flushed: every receiver drains, then stops
     if (rc != ZCHAN_OK) {
@@ -1020,6 +1052,14 @@ static void broadcast_step(env_t *e, long R, step_t *st)
     }
     if (collect(kids, (int) P, "result", deadline, st->err, sizeof st->err) != 0)
         goto out;
+    //  The hub's own count, for a failure's message: messages it took in
+    //  (fewer than M: the close overtook the sender's last ones), and lost
+    //  (those that reached it after the close) and dropped.
+    char hub[160] = "";
+    zchan_stat_t hs;
+    if (zchan_stat(ch, &hs) == ZCHAN_OK)
+        snprintf(hub, sizeof hub, "; hub: %" PRIu64 " of %ld messages taken in, %" PRIu64 " lost after the close so far, %" PRIu64
+                 " dropped", hs.sent, M, hs.lost, hs.dropped);
     int64_t last = t0;
     for (long i = 0; i < P; i++) {
         wres_t r;
@@ -1033,8 +1073,8 @@ static void broadcast_step(env_t *e, long R, step_t *st)
             last = r.last;
         if (r.bad || r.dropped || r.disorder || r.stalled || r.min_each != M || r.max_each != M) {
             snprintf(st->err, sizeof st->err,
-                     "LOSS: worker %ld: per receiver %ld..%ld of %ld, %ld bad, %ld dropped, %ld out of order%s", i,
-                     r.min_each, r.max_each, M, r.bad, r.dropped, r.disorder, r.stalled ? ", stalled" : "");
+                     "LOSS: worker %ld: per receiver %ld..%ld of %ld, %ld bad, %ld dropped, %ld out of order%s%s", i,
+                     r.min_each, r.max_each, M, r.bad, r.dropped, r.disorder, r.stalled ? ", stalled" : "", hub);
             goto out;
         }
     }
@@ -1048,7 +1088,7 @@ static void broadcast_step(env_t *e, long R, step_t *st)
     st->rss_peak_delta = rss2 - rss1;
     st->ok = st->lost == 0;
     if (!st->ok)
-        snprintf(st->err, sizeof st->err, "LOSS: %ld of %ld deliveries", st->lost, R * M);
+        snprintf(st->err, sizeof st->err, "LOSS: %ld of %ld deliveries%s", st->lost, R * M, hub);
     int worst = kids_end(kids, nk, false);
     nk = 0;
     if (worst && st->ok) {
@@ -1148,7 +1188,7 @@ static void anycast_step(env_t *e, long S, step_t *st)
     long fd0 = fd_count();
     for (long i = 0; i < S; i++) {
         wargs_t ws = {.role = R_ASEND, .count = share(T, S, i), .id = i, .size = o->size, .stall_ms = o->stall_ms,
-                      .phase_ms = o->timeout_s * 1000};
+                      .phase_ms = o->timeout_s * 1000, .timeout_ms = o->sender_timeout_ms};
         snprintf(ws.ep, sizeof ws.ep, "%s", uri);
         if (child_start(&kids[nk], &ws, st->err, sizeof st->err) != 0)
             goto out;
