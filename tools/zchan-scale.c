@@ -192,6 +192,8 @@ typedef struct {
     long missing;         // anycast: never received; broadcast: neither received nor counted dropped
     long disorder;        // out of order within a receiver (per sender)
     int stalled;
+    long untold;          // broadcast: at the end of a receiver's stream, not received and
+                          // not yet counted in its zchan_receiver_dropped (see below)
 } wres_t;
 
 static int wfail(const wargs_t *w, linebuf_t *lb, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -374,10 +376,21 @@ static int receiver_role(const wargs_t *w, linebuf_t *lb, zchan_t *ch)
         long dropped = (long) zchan_receiver_dropped(rs[i]);
         res.dropped += dropped;
         if (!any) {
-            //  Every message is received or counted dropped by the hub, and
-            //  the last one is received (drops take the oldest).
+            //  Every message is received or dropped by the hub. A receiver
+            //  learns its drop count with each delivery, so every gap before
+            //  its last receipt is counted; but the hub also drops a new
+            //  message that does not fit its byte limits, and one dropped
+            //  after a receiver's last delivery is counted only at the hub.
+            //  So what is neither received nor counted here must lie after
+            //  the last receipt (the coordinator checks it against the hub's
+            //  count); more, or less than nothing, is a loss.
             long off = w->count - count[i] - dropped, tail = w->count - (long) next[i];
-            res.missing += (off < 0 ? -off : off) > tail ? (off < 0 ? -off : off) : tail;
+            if (off < 0)
+                res.missing += -off;
+            else if (off > tail)
+                res.missing += off - tail;
+            else
+                res.untold += off;
         }
         if (count[i] < res.min_each)
             res.min_each = count[i];
@@ -388,8 +401,8 @@ static int receiver_role(const wargs_t *w, linebuf_t *lb, zchan_t *ch)
         for (long q = 0; q < share(w->total, S, i); q++)
             if (!seen[i][q])
                 res.missing++;
-    say(WORKER_OUT_FD, "result %ld %" PRId64 " %ld %ld %ld %ld %ld %ld %ld %d", res.count, res.last, res.bad,
-        res.dropped, res.min_each, res.max_each, res.dups, res.missing, res.disorder, res.stalled);
+    say(WORKER_OUT_FD, "result %ld %" PRId64 " %ld %ld %ld %ld %ld %ld %ld %d %ld", res.count, res.last, res.bad,
+        res.dropped, res.min_each, res.max_each, res.dups, res.missing, res.disorder, res.stalled, res.untold);
     rc = await_cmd(w, lb, "quit") == 0 ? 0 : wfail(w, lb, "no quit from the coordinator");
 out:
     zchan_select_destroy(&sel);
@@ -627,9 +640,10 @@ out:
 static bool parse_result(const char *line, wres_t *r)
 {
     memset(r, 0, sizeof *r);
-    return sscanf(line, "result %ld %" SCNd64 " %ld %ld %ld %ld %ld %ld %ld %d", &r->count, &r->last, &r->bad,
-                  &r->dropped, &r->min_each, &r->max_each, &r->dups, &r->missing, &r->disorder, &r->stalled)
-           == 10;
+    return sscanf(line, "result %ld %" SCNd64 " %ld %ld %ld %ld %ld %ld %ld %d %ld", &r->count, &r->last, &r->bad,
+                  &r->dropped, &r->min_each, &r->max_each, &r->dups, &r->missing, &r->disorder, &r->stalled,
+                  &r->untold)
+           == 11;
 }
 
 // ---------------------------------------------------------------------------
@@ -1002,6 +1016,7 @@ typedef struct {
     long long rss_peak_delta;
     long dropped, lost, dups;
     bool may_drop; // broadcast: R x M messages exceed the hub's byte limits
+    long untold;   // broadcast: of dropped, those only the hub had counted
     char err[512];
 } step_t;
 
@@ -1085,10 +1100,12 @@ static void broadcast_step(env_t *e, long R, step_t *st)
     //  (those that reached it after the close) and dropped.
     char hub[160] = "";
     zchan_stat_t hs;
-    if (zchan_stat(ch, &hs) == ZCHAN_OK)
+    bool have_hs = zchan_stat(ch, &hs) == ZCHAN_OK;
+    if (have_hs)
         snprintf(hub, sizeof hub, "; hub: %" PRIu64 " of %ld messages taken in, %" PRIu64 " lost after the close so far, %" PRIu64
                  " dropped", hs.sent, M, hs.lost, hs.dropped);
     int64_t last = t0;
+    long untold = 0;
     for (long i = 0; i < P; i++) {
         wres_t r;
         if (!parse_result(kids[i].line, &r)) {
@@ -1097,11 +1114,12 @@ static void broadcast_step(env_t *e, long R, step_t *st)
         }
         st->deliveries += r.count;
         st->dropped += r.dropped;
+        untold += r.untold;
         if (r.last > last)
             last = r.last;
         //  Drops are by design only where the step exceeds the hub's byte
         //  limits; even then each receiver's gaps must be what the hub counted.
-        if (r.bad || r.missing || r.disorder || r.stalled || (r.dropped && !st->may_drop)) {
+        if (r.bad || r.missing || r.disorder || r.stalled || ((r.dropped || r.untold) && !st->may_drop)) {
             snprintf(st->err, sizeof st->err,
                      "LOSS: worker %ld: per receiver %ld..%ld of %ld, %ld neither received nor counted dropped, "
                      "%ld bad, %ld dropped%s, %ld out of order%s%s",
@@ -1110,6 +1128,18 @@ static void broadcast_step(env_t *e, long R, step_t *st)
                      r.stalled ? ", stalled" : "", hub);
             goto out;
         }
+    }
+    //  Drops at the end of a stream that only the hub counted: the hub's
+    //  total must cover them exactly.
+    if (untold > 0) {
+        if (!have_hs || hs.dropped != (uint64_t) (st->dropped + untold)) {
+            snprintf(st->err, sizeof st->err,
+                     "LOSS: %ld deliveries at the ends of receivers' streams neither received nor counted dropped "
+                     "by them, and the hub's dropped count does not cover them%s", untold, hub);
+            goto out;
+        }
+        st->dropped += untold;
+        st->untold = untold;
     }
     st->lost = R * M - st->deliveries - st->dropped;
     st->secs = (double) (last - t0) / 1e9;
@@ -1162,8 +1192,9 @@ static bool figure_broadcast(env_t *e, const char *tr)
         }
         if (st.dropped)
             human(o, "%6ld  note: %ld deliveries dropped by design: R x %ld messages of %ld B exceed the hub's "
-                     "byte limits (zchan_ctx_limit; --hub-max-bytes); every gap matched the hub's count\n",
-                  R, st.dropped, st.messages, o->size);
+                     "byte limits (zchan_ctx_limit; --hub-max-bytes); every gap matched the hub's counts (%ld "
+                     "at the ends of streams, counted by the hub only)\n",
+                  R, st.dropped, st.messages, o->size, st.untold);
         char growth[32] = "-";
         if (prev_ns > 0)
             snprintf(growth, sizeof growth, "x%.2f", st.ns_per / prev_ns);
