@@ -80,11 +80,12 @@ typedef enum {
 //  receiver may hold its window beyond both: messages handed to it and not
 //  yet returned by zchan_recv. A receiver's window starts at min(C, 16) (1
 //  at capacity 0, where it asks for one message only while it waits) and
-//  doubles, up to ZCHAN_WINDOW_MAX, when the receiver runs dry after
-//  consuming half its window: one that keeps up earns a large window, one
-//  that sits on messages keeps its small one, so it never hoards work a
-//  faster receiver could do. A receiver's window is at most
-//  min(ZCHAN_WINDOW_MAX, min(C, 16) + 2 x the messages it consumed), and the
+//  doubles, up to ZCHAN_WINDOW_MAX, when the receiver runs dry (finds no
+//  message waiting) having consumed a whole window since its window last
+//  changed: one that keeps up earns a large window, one that sits on
+//  messages keeps its small one, so it never hoards work a faster receiver
+//  could do. A receiver's window is at most
+//  min(ZCHAN_WINDOW_MAX, min(C, 16) + the messages it consumed), and the
 //  hub holds any receiver to ZCHAN_WINDOW_MAX whatever it asks. So an
 //  anycast channel of capacity C with S senders and receivers of windows
 //  W1..WR holds at most C + S * zchan_sender_window(C) + W1 + ... + WR

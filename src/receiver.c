@@ -9,13 +9,14 @@
     message only while it waits, which is what makes a rendezvous.
 
     An anycast receiver's window fits its consumer: it starts at
-    min(capacity, RECV_START) and doubles, up to ZCHAN_WINDOW_MAX, each time
-    the receiver runs dry (a read or select finds no message waiting on its
-    socket) having consumed at least half its window since it last ran dry:
-    its window, not its consumer, was what held it back. A receiver that sits
-    on messages never runs dry and keeps its small window, so it never hoards
-    work a faster one could do. Its window is thus at most RECV_START + 2 x
-    what it consumed. It reports (one CREDIT: what it consumed, and the grant
+    min(capacity, RECV_START) and doubles, up to ZCHAN_WINDOW_MAX, when the
+    receiver runs dry (a read or select finds no message waiting on its
+    socket) having consumed a whole window since its window last changed:
+    its consumer keeps up, and more messages on the way would have been
+    taken. A receiver that sits on messages never runs dry and keeps its
+    small window, so it never hoards work a faster one could do. Doubling
+    from w costs w messages consumed, so its window is at most
+    min(capacity, RECV_START) + what it consumed. It reports (one CREDIT: what it consumed, and the grant
     that tops its credit up to its window) once half its window was handed
     to it since its last report, or when it runs dry with no credit left:
     one report per half window while messages flow, and a lone message is
@@ -44,7 +45,7 @@ typedef struct {
     zchan__att_t att;    // its attachment: socket, handle, state, probes
     uint64_t window;
     uint64_t window_max; // what the window may grow to (anycast); broadcast: fixed
-    uint64_t since_dry;  // consumed since it last ran dry
+    uint64_t since_grow; // consumed since the window last changed
     uint64_t avail;      // messages the hub may still send
     uint64_t unreported; // consumed, not yet reported
     bool lazy;           // rendezvous: ask only while waiting
@@ -86,9 +87,9 @@ static void s_report_due(chan_recv_t *cr)
         s_report(cr, grant);
 }
 
-//  Before a wait: the receiver ran dry (nothing waits on its socket). A
-//  window it used half of since it last ran dry doubles (up to window_max);
-//  then the hub hears of it if a report is due.
+//  Before a wait: the receiver ran dry (nothing waits on its socket). Once
+//  it consumed a whole window since the window last changed, the window
+//  doubles (up to window_max); then the hub hears of it if a report is due.
 static int s_prepare(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
@@ -97,9 +98,10 @@ static int s_prepare(zchan_receiver_t *r)
     if (cr->lazy)
         s_report(cr, cr->avail == 0 ? 1 : 0);
     else {
-        if (cr->since_dry >= (cr->window + 1) / 2 && cr->window < cr->window_max)
+        if (cr->since_grow >= cr->window && cr->window < cr->window_max) {
             cr->window = cr->window * 2 < cr->window_max ? cr->window * 2 : cr->window_max;
-        cr->since_dry = 0;
+            cr->since_grow = 0;
+        }
         s_report_due(cr);
     }
     zchan__party_exit(&cr->party);
@@ -260,7 +262,7 @@ static int s_recv_live(chan_recv_t *cr, zchan_msg_t **msg_p, int timeout_ms)
     zchan_msg_t *msg = cr->look;
     cr->look = NULL;
     cr->unreported++;
-    cr->since_dry++;
+    cr->since_grow++;
     //  Keep the hub's view of consumption fresh while messages flow.
     if (!cr->lazy)
         s_report_due(cr);
@@ -324,7 +326,7 @@ static void s_attached(chan_recv_t *cr)
     cr->window = kind == ZCHAN_BROADCAST ? s_broadcast_window(limit ? limit : ZCHAN_BROADCAST_LIMIT)
                  : capacity < RECV_START ? (capacity ? capacity : 1) : RECV_START;
     cr->window_max = kind == ZCHAN_BROADCAST || cr->lazy ? cr->window : ZCHAN_WINDOW_MAX;
-    cr->since_dry = 0;
+    cr->since_grow = 0;
     s_stopped(cr);
 }
 

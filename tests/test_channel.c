@@ -289,6 +289,50 @@ static void test_anycast_window(void **state)
     }
 }
 
+//  A receiver that keeps up earns a larger window: it starts at
+//  min(capacity, 16) and doubles each time it runs dry (a read finds nothing
+//  waiting) having consumed a whole window since it last changed. After
+//  three such rounds (16 consumed, 32, 64) it holds 128 messages when it
+//  stops reading: the channel then takes 128 + C + the sender's window.
+static void test_anycast_window_grows(void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    zchan_ctx_t *far = strcmp(fx->scheme, "inproc") == 0 ? fx->host : fx->ctx;
+    const size_t cap = 20;
+    zchan_t *ch = zchan_anycast_new(fx->ctx, s_uri(fx, "grow"), cap);
+    assert_non_null(ch);
+    zchan_t *rch = zchan_open(far, zchan_uri(ch));
+    assert_non_null(rch);
+    zchan_sender_t *s = zchan_sender_new(ch);
+    zchan_receiver_t *r = zchan_receiver_new(rch, 0);
+    assert_non_null(r);
+    int64_t v = -1, next = 0;
+    //  Runs dry first: nothing consumed yet, so the window stays 16.
+    tu_assert_rc(zchan_recv_int(r, &v, 0), ZCHAN_ETIMEDOUT);
+    for (size_t w = 16; w <= 64; w *= 2) {
+        for (size_t i = 0; i < w; i++)
+            tu_assert_rc(zchan_send_int(s, next + (int64_t) i, 2000), ZCHAN_OK);
+        for (size_t i = 0; i < w; i++) {
+            tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK);
+            assert_int_equal(v, next++);
+        }
+        tu_assert_rc(zchan_recv_int(r, &v, 0), ZCHAN_ETIMEDOUT); // dry: the window doubles
+    }
+    size_t bound = 128 + cap + zchan_sender_window(cap), sent = 0;
+    while (sent < bound + 10 && zchan_send_int(s, next + (int64_t) sent, 500) == ZCHAN_OK)
+        sent++;
+    assert_int_equal(zchan_errno(), ZCHAN_ETIMEDOUT);
+    assert_int_equal(sent, bound);
+    for (size_t i = 0; i < bound; i++) {
+        tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK);
+        assert_int_equal(v, next++);
+    }
+    zchan_receiver_destroy(&r);
+    zchan_sender_destroy(&s);
+    zchan_destroy(&rch);
+    zchan_destroy(&ch);
+}
+
 static void test_anycast_capacity(void **state)
 {
     fx_t *fx = (fx_t *) *state;
@@ -838,6 +882,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_anycast_basic),      T(test_anycast_n_to_m),    T(test_anycast_capacity), T(test_anycast_window),
+        T(test_anycast_window_grows),
         T(test_anycast_rendezvous), T(test_timeouts),          T(test_close),
         T(test_sender_destroy_then_close), T(test_broadcast_delivery), T(test_broadcast_late_receiver),
         T(test_broadcast_overflow), T(test_broadcast_window), T(test_broadcast_ring_on_demand), T(test_broadcast_resend_latest), T(test_names),

@@ -95,7 +95,7 @@ static long p_watch(kid_t *host, int n)
 //    consumed) is counted in `lost`, at most its credit window W; none of it
 //    reaches anyone else. W starts at min(capacity, 16) and grows only with
 //    what the receiver consumed: W <= min(ZCHAN_WINDOW_MAX, min(capacity,
-//    16) + 2 x consumed) (include/zchan.h, "Credit windows"). Every message is
+//    16) + consumed) (include/zchan.h, "Credit windows"). Every message is
 //    consumed once at most. Those nobody consumed are among the lost:
 //    sent - survivors - dead <= lost <= W. The senders complete.
 
@@ -178,8 +178,8 @@ static void s_dead_receiver(bool freeze)
     assert_int_equal(st.sent, nbits);
     assert_int_equal(st.depth, 0);
     //  The window of a receiver: it starts at min(capacity, 16) and grows
-    //  by at most twice what it consumed, up to ZCHAN_WINDOW_MAX.
-    unsigned long long window = (DEAD_CAPACITY < 16 ? DEAD_CAPACITY : 16) + 2ULL * (unsigned long long) dres.got;
+    //  by at most what it consumed, up to ZCHAN_WINDOW_MAX.
+    unsigned long long window = (DEAD_CAPACITY < 16 ? DEAD_CAPACITY : 16) + (unsigned long long) dres.got;
     if (window > ZCHAN_WINDOW_MAX)
         window = ZCHAN_WINDOW_MAX;
     assert_int_equal(got + dres.got + nobody, (long) nbits);

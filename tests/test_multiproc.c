@@ -371,10 +371,10 @@ static void test_dead_receiver(void **state)
         assert_true(res[i].got > 0);
     }
     //  Nothing twice; lost at most what it held: its credit window, which
-    //  starts at min(capacity, 16) and grows by at most twice what it
-    //  consumed, up to ZCHAN_WINDOW_MAX.
+    //  starts at min(capacity, 16) and grows by at most what it consumed,
+    //  up to ZCHAN_WINDOW_MAX.
     assert_int_equal(again, 0);
-    long window = ZCHAN_ANYCAST_CAPACITY + 2 * dres.got;
+    long window = ZCHAN_ANYCAST_CAPACITY + dres.got;
     assert_true(missing <= (window < ZCHAN_WINDOW_MAX ? window : ZCHAN_WINDOW_MAX));
     print_message("dead receiver over %s: it consumed %ld, survivors got %ld + %ld, %ld lost\n",
                   mp_tcp ? "tcp" : "ipc", dres.got, res[0].got, res[1].got, missing);
