@@ -18,9 +18,9 @@
     from w costs w messages consumed, so its window is at most
     min(capacity, RECV_START) + what it consumed. It reports (one CREDIT: what it consumed, and the grant
     that tops its credit up to its window) once half its window was handed
-    to it since its last report, or when it runs dry with no credit left:
-    one report per half window while messages flow, and a lone message is
-    never held back by a report (the credit it needs is already granted).
+    to it since its last report, and when it runs dry: one report per half
+    window while messages keep coming, none per message, and a lone message
+    never waits for a report (its credit was granted before it came).
 */
 #include "attach.h"
 #include <stdlib.h>
@@ -78,18 +78,21 @@ static void s_report(chan_recv_t *cr, uint64_t grant)
     zchan__out_fini(&o);
 }
 
-//  Reports (consumption and a grant up to the window) once half the window
-//  was handed since the last report; with nothing to wait for, at once.
+//  While messages flow: reports (consumption and a grant up to the window)
+//  once half the window was handed since the last report.
 static void s_report_due(chan_recv_t *cr)
 {
     uint64_t grant = cr->window > cr->avail ? cr->window - cr->avail : 0;
-    if (grant > 0 && (grant >= (cr->window + 1) / 2 || cr->avail == 0))
+    if (grant > 0 && grant >= (cr->window + 1) / 2)
         s_report(cr, grant);
 }
 
 //  Before a wait: the receiver ran dry (nothing waits on its socket). Once
 //  it consumed a whole window since the window last changed, the window
-//  doubles (up to window_max); then the hub hears of it if a report is due.
+//  doubles (up to window_max). Then it reports what it consumed and tops its
+//  credit up to the window, if either is due: a receiver about to wait
+//  leaves the hub nothing to wait for, so a credit the hub and it count
+//  differently (say, a message lost with a connection) heals here.
 static int s_prepare(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
@@ -102,7 +105,7 @@ static int s_prepare(zchan_receiver_t *r)
             cr->window = cr->window * 2 < cr->window_max ? cr->window * 2 : cr->window_max;
             cr->since_grow = 0;
         }
-        s_report_due(cr);
+        s_report(cr, cr->window > cr->avail ? cr->window - cr->avail : 0);
     }
     zchan__party_exit(&cr->party);
     return 0;
