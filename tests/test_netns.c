@@ -51,7 +51,10 @@
 #define NS_MAX 30000      // the most messages the sender sends
 #define NS_SHORT_MS 1500  // A: shorter than the heartbeat timeout
 #define NS_LONG_MS 8000   // B: longer than it
-#define NS_RESUME 600     // messages that must flow after a fault
+//  Messages that must flow after a fault: more than can flow during one with
+//  the receiver cut off (the sender's window, the capacity and the
+//  receiver's window), so that reaching it shows traffic resumed.
+#define NS_RESUME (ZCHAN_SENDER_SLACK + NS_CAPACITY + ZCHAN_WINDOW_MAX + 600)
 
 
 // ---------------------------------------------------------------------------
