@@ -71,19 +71,32 @@ typedef enum {
 #define ZCHAN_ANYCAST_CAPACITY 10 // default anycast capacity, as frequenz-channels
 #define ZCHAN_BROADCAST_LIMIT 50  // default per-receiver broadcast limit
 
-//  Credit windows. The capacity C of an anycast channel counts the messages
-//  it holds for its receivers, those already handed to a receiver and not yet
-//  returned by zchan_recv included. Beyond it, each sender may have handed
-//  the hub zchan_sender_window(C) messages the channel has not yet accepted
-//  before its send blocks: 1 at capacity 0 (a rendezvous), ZCHAN_SENDER_SLACK
-//  up to a capacity of ZCHAN_SENDER_SLACK, then C itself, up to
-//  ZCHAN_WINDOW_MAX. So an anycast channel of capacity C with S senders holds
-//  at most C + S * zchan_sender_window(C) unconsumed messages. Each receiver
-//  takes up to min(C, ZCHAN_WINDOW_MAX) of the C ahead of its zchan_recv
-//  calls (one, and only while it waits, at capacity 0). A larger capacity
-//  lets every party run further ahead, which is what carries throughput
-//  between threads, processes and hosts: see docs/BENCHMARKS.md.
-#define ZCHAN_SENDER_SLACK 16
+//  Credit windows. The capacity C of an anycast channel bounds the messages
+//  that wait at the channel for a receiver (accepted, not yet handed to one).
+//  Beyond it, each sender may have handed the hub zchan_sender_window(C)
+//  messages the channel has not yet accepted before its send blocks: 1 at
+//  capacity 0 (a rendezvous), ZCHAN_SENDER_SLACK up to a capacity of
+//  ZCHAN_SENDER_SLACK, then C itself, up to ZCHAN_WINDOW_MAX. And each
+//  receiver may hold its window beyond both: messages handed to it and not
+//  yet returned by zchan_recv. A receiver's window starts at min(C, 16) (1
+//  at capacity 0, where it asks for one message only while it waits) and
+//  doubles, up to ZCHAN_WINDOW_MAX, when the receiver runs dry (finds no
+//  message waiting) having consumed a whole window since its window last
+//  changed: one that keeps up earns a large window, one that sits on
+//  messages keeps its small one, so it never hoards work a faster receiver
+//  could do. A receiver's window is at most
+//  min(ZCHAN_WINDOW_MAX, min(C, 16) + the messages it consumed), and the
+//  hub holds any receiver to ZCHAN_WINDOW_MAX whatever it asks. So an
+//  anycast channel of capacity C with S senders and receivers of windows
+//  W1..WR holds at most C + S * zchan_sender_window(C) + W1 + ... + WR
+//  unconsumed messages (C + S * zchan_sender_window(C) with no receiver
+//  holding any). A receiver destroyed gracefully gives back what it held,
+//  at the front of the channel (which may then hold more than C for a
+//  while); one that dies loses at most its window, counted in the channel's
+//  lost. A broadcast receiver's window is fixed: a quarter of its limit, at
+//  least 16 and at most ZCHAN_WINDOW_MAX. Larger windows are what carries
+//  throughput between threads, processes and hosts: see docs/BENCHMARKS.md.
+#define ZCHAN_SENDER_SLACK 256
 #define ZCHAN_WINDOW_MAX 1024
 
 //  Parties in the channel's own process: a sender or receiver made through

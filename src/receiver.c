@@ -7,6 +7,20 @@
     its first read or select, so a broadcast receiver that never reads holds
     exactly its limit at the hub. At anycast capacity 0 it asks for one
     message only while it waits, which is what makes a rendezvous.
+
+    An anycast receiver's window fits its consumer: it starts at
+    min(capacity, RECV_START) and doubles, up to ZCHAN_WINDOW_MAX, when the
+    receiver runs dry (a read or select finds no message waiting on its
+    socket) having consumed a whole window since its window last changed:
+    its consumer keeps up, and more messages on the way would have been
+    taken. A receiver that sits on messages never runs dry and keeps its
+    small window, so it never hoards work a faster one could do. Doubling
+    from w costs w messages consumed, so its window is at most
+    min(capacity, RECV_START) + what it consumed. It reports (one CREDIT: what it consumed, and the grant
+    that tops its credit up to its window) once half its window was handed
+    to it since its last report, and when it runs dry: one report per half
+    window while messages keep coming, none per message, and a lone message
+    never waits for a report (its credit was granted before it came).
 */
 #include "attach.h"
 #include "local.h"
@@ -14,6 +28,7 @@
 #include <string.h>
 
 #define RECV_WINDOW 16 // a broadcast receiver's smallest window
+#define RECV_START 16  // an anycast receiver's first window, at most
 
 //  A broadcast receiver's window: a quarter of its limit, at least RECV_WINDOW
 //  and at most ZCHAN_WINDOW_MAX. So the default limit keeps the window of 16,
@@ -30,6 +45,8 @@ typedef struct {
     zchan_ctx_t *ctx;
     zchan__att_t att;    // its attachment: socket, handle, state, probes
     uint64_t window;
+    uint64_t window_max; // what the window may grow to (anycast); broadcast: fixed
+    uint64_t since_grow; // consumed since the window last changed
     uint64_t avail;      // messages the hub may still send
     uint64_t unreported; // consumed, not yet reported
     bool lazy;           // rendezvous: ask only while waiting
@@ -62,17 +79,35 @@ static void s_report(chan_recv_t *cr, uint64_t grant)
     zchan__out_fini(&o);
 }
 
+//  While messages flow: reports (consumption and a grant up to the window)
+//  once half the window was handed since the last report.
+static void s_report_due(chan_recv_t *cr)
+{
+    uint64_t grant = cr->window > cr->avail ? cr->window - cr->avail : 0;
+    if (grant > 0 && grant >= (cr->window + 1) / 2)
+        s_report(cr, grant);
+}
+
+//  Before a wait: the receiver ran dry (nothing waits on its socket). Once
+//  it consumed a whole window since the window last changed, the window
+//  doubles (up to window_max). Then it reports what it consumed and tops its
+//  credit up to the window, if either is due: a receiver about to wait
+//  leaves the hub nothing to wait for, so a credit the hub and it count
+//  differently (say, a message lost with a connection) heals here.
 static int s_prepare(zchan_receiver_t *r)
 {
     chan_recv_t *cr = (chan_recv_t *) r;
     if (r->stopped || cr->look || !zchan__party_enter(&cr->party))
         return 0;
-    uint64_t grant;
     if (cr->lazy)
-        grant = cr->avail == 0 ? 1 : 0;
-    else
-        grant = cr->window > cr->avail ? cr->window - cr->avail : 0;
-    s_report(cr, grant);
+        s_report(cr, cr->avail == 0 ? 1 : 0);
+    else {
+        if (cr->since_grow >= cr->window && cr->window < cr->window_max) {
+            cr->window = cr->window * 2 < cr->window_max ? cr->window * 2 : cr->window_max;
+            cr->since_grow = 0;
+        }
+        s_report(cr, cr->window > cr->avail ? cr->window - cr->avail : 0);
+    }
     zchan__party_exit(&cr->party);
     return 0;
 }
@@ -142,12 +177,17 @@ static bool s_ready(zchan_receiver_t *r)
 //  again) or an error (ETIMEDOUT once the deadline has passed).
 static int s_block(chan_recv_t *cr, int64_t deadline)
 {
-    s_prepare(&cr->head);
     zmq_msg_t frames[2];
     zmq_msg_init(&frames[0]);
     zmq_msg_init(&frames[1]);
     size_t n = 0;
-    int rc = zchan__recv_until(cr->att.sock, &cr->att.rcvtimeo, deadline, frames, 2, &n);
+    //  What waits already needs no report and no wait; only a receiver that
+    //  ran dry grants more (s_prepare) and sleeps.
+    int rc = zchan__recv_frames(cr->att.sock, frames, 2, &n, ZMQ_DONTWAIT);
+    if (rc != 0) {
+        s_prepare(&cr->head);
+        rc = zchan__recv_until(cr->att.sock, &cr->att.rcvtimeo, deadline, frames, 2, &n);
+    }
     if (rc == 0)
         s_take(cr, frames, n);
     zmq_msg_close(&frames[0]);
@@ -226,9 +266,10 @@ static int s_recv_live(chan_recv_t *cr, zchan_msg_t **msg_p, int timeout_ms)
     zchan_msg_t *msg = cr->look;
     cr->look = NULL;
     cr->unreported++;
+    cr->since_grow++;
     //  Keep the hub's view of consumption fresh while messages flow.
-    if (!cr->lazy && cr->unreported >= cr->window / 2)
-        s_report(cr, cr->window > cr->avail ? cr->window - cr->avail : 0);
+    if (!cr->lazy)
+        s_report_due(cr);
     if (!zchan__msg_valid(msg)) {
         zchan_msg_destroy(&msg);
         return zchan__fail(ZCHAN_EPROTO);
@@ -283,8 +324,13 @@ static void s_attached(chan_recv_t *cr)
     zchan_kind_t kind = cr->att.kind;
     uint64_t capacity = cr->att.given, limit = cr->att.limit;
     cr->lazy = kind == ZCHAN_ANYCAST && capacity == 0;
+    //  Broadcast: a fixed window. Anycast: min(capacity, RECV_START) to
+    //  start with (1 at capacity 0, where it stays), growing to
+    //  ZCHAN_WINDOW_MAX with a consumer that keeps up.
     cr->window = kind == ZCHAN_BROADCAST ? s_broadcast_window(limit ? limit : ZCHAN_BROADCAST_LIMIT)
-                 : capacity < ZCHAN_WINDOW_MAX ? (capacity ? capacity : 1) : ZCHAN_WINDOW_MAX;
+                 : capacity < RECV_START ? (capacity ? capacity : 1) : RECV_START;
+    cr->window_max = kind == ZCHAN_BROADCAST || cr->lazy ? cr->window : ZCHAN_WINDOW_MAX;
+    cr->since_grow = 0;
     s_stopped(cr);
 }
 

@@ -346,6 +346,8 @@ int role_receiver(const job_t *job)
         C_RC(rc, ZCHAN_OK);
         tally_msg(&t, m);
         zchan_msg_destroy(&m);
+        if (job->pause_us > 0)
+            usleep((useconds_t) job->pause_us);
     }
     c_report(&t, zchan_receiver_dropped(r));
     tally_fini(&t);

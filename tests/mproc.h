@@ -63,6 +63,7 @@ typedef struct {
     bool self_exit;   // ...and then calls _exit itself
     int leave_after;  // a receiver destroys itself gracefully after this many
     bool wait_read;   // a receiver reads nothing until it hears "READ"
+    int pause_us;     // a receiver sleeps this long after each message (a slow consumer)
 } job_t;
 
 // ---------------------------------------------------------------------------
@@ -158,7 +159,7 @@ int role_sender(const job_t *job);
 //  waits to be killed (or with self_exit, _exits) with what the hub had
 //  handed it unread. With leave_after, it reports after that many and
 //  destroys its receiver (gracefully). With wait_read, it reads nothing until
-//  "READ".
+//  "READ". With pause_us, it sleeps that long after each message.
 int role_receiver(const job_t *job);
 
 // ---------------------------------------------------------------------------

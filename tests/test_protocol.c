@@ -55,7 +55,7 @@ enum { FC_OK = 0, FC_ECLOSED = 2, FC_EINVAL = 3, FC_ENOTFOUND = 4, FC_EPROTO = 6
 #define FC_EXT_REF 90
 #define FC_ANYCAST 1
 #define FC_BROADCAST 2
-#define FC_SLACK 16
+#define FC_SLACK 256
 #define FC_WAIT_MS 10000
 
 //  The document's numbers are the library's numbers.
@@ -739,7 +739,7 @@ static void test_requests(void **state)
 static void test_foreign_sender_anycast(void **state)
 {
     fx_t *fx = (fx_t *) *state;
-    enum { N = 100, CAP = 4 };
+    enum { N = FC_SLACK + 100, CAP = 4 };
     fc_in_t r;
     assert_int_equal(fc_create(fx->req, "fa", FC_ANYCAST, CAP, false, FC_VERSION, &r), FC_OK);
     fc_in_fini(&r);
@@ -1614,7 +1614,7 @@ static void test_garbage_semantics(void **state)
     ch = zchan_anycast_new(fx->host, s_uri(fx, "greedy"), 1);
     assert_non_null(ch);
     assert_int_equal(fc_attach(&p, fx->zctx, fx->ep, "greedy", false, 0), FC_OK);
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < FC_SLACK + 100; i++) {
         fc_buf_t b;
         fc_data_header(&b, p.handle);
         fc_send_buf(p.sock, &b, true);
@@ -1624,7 +1624,7 @@ static void test_garbage_semantics(void **state)
     assert_int_equal(p.acks, 1); // the capacity
     fc_stat_t st;
     fc_stat(fx->req, "greedy", &st);
-    //  16 unaccepted + the 1 accepted (whose ACK let one more in).
+    //  FC_SLACK unaccepted + the 1 accepted (whose ACK let one more in).
     assert_int_equal(st.depth, FC_SLACK + 1);
     assert_int_equal(st.sent, FC_SLACK + 1);
     assert_int_equal(fc_detach(&p), FC_OK);

@@ -13,7 +13,7 @@ const char *zchan__member_check(const zchan__member_t *m)
     if (m->closed_sent && !ch->closed)
         return "CLOSED sent on an open channel";
     if (m->receiver) {
-        if (zchan__vec_count(&ch->recv, m) != 1 || m->avail > ZCHAN_WINDOW_MAX)
+        if (zchan__vec_count(&ch->recv, m) != 1 || m->avail + m->inflight.len > ZCHAN_WINDOW_MAX)
             return "receiver membership or credit";
         if (zchan__fifo_count(&m->inflight) != m->inflight.len)
             return "inflight list";
@@ -77,8 +77,8 @@ const char *zchan__chan_check(const zchan__chan_t *ch)
         if (s->receiver || s->ch != ch)
             return "channel's sender list";
     }
-    if (ch->kind == ZCHAN_BROADCAST ? (ch->queue.len || ch->used) : ch->used != ch->nacc + inflight)
-        return "channel's used count";
+    if (ch->kind == ZCHAN_BROADCAST && (ch->queue.len || inflight))
+        return "a broadcast channel's queue";
     //  A closed channel keeps no message that no receiver can take any more.
     bool anyone = false;
     for (size_t i = 0; i < ch->recv.n && !anyone; i++)

@@ -142,12 +142,11 @@ static void s_receiver_gone(zchan__chan_t *ch, zchan__member_t *r, bool requeue)
                 tmp[i] = zchan__fifo_pop(&r->inflight);
             for (size_t i = k; i-- > 0;)
                 zchan__fifo_push_front(&ch->queue, tmp[i]);
-            ch->nacc += k;
+            ch->nacc += k; // accepted already: the channel may wait with more than its capacity a while
             ch->unacc = NULL;
             ch->unacc_stale = true;
         } else {
             ch->lost += r->inflight.len;
-            ch->used -= r->inflight.len;
             s_fifo_clear(ch, &r->inflight);
         }
         free(tmp);
@@ -176,10 +175,12 @@ static void s_drop_gone(zchan__chan_t *ch, zchan__member_t *r)
 // ---------------------------------------------------------------------------
 // Anycast
 
-//  Accepts queued messages while the capacity allows, crediting their senders.
+//  Accepts queued messages while the capacity allows, crediting their
+//  senders. The capacity counts only what waits here (the accepted, not yet
+//  delivered): what a receiver was handed counts in its window instead.
 static void s_anycast_accept(zchan__chan_t *ch)
 {
-    if (ch->used >= ch->capacity || ch->nacc >= ch->queue.len)
+    if (ch->nacc >= ch->capacity || ch->nacc >= ch->queue.len)
         return; // full, or nothing waits to be accepted
     zchan__node_t *n = ch->unacc;
     if (ch->unacc_stale) {
@@ -190,9 +191,8 @@ static void s_anycast_accept(zchan__chan_t *ch)
         for (size_t i = 0; i < ch->nacc && n; i++)
             n = n->next;
     }
-    while (n && ch->used < ch->capacity) {
+    while (n && ch->nacc < ch->capacity) {
         ch->nacc++;
-        ch->used++;
         s_ack(ch, n->sender);
         n = n->next;
     }
@@ -226,9 +226,11 @@ static zchan__member_t *s_next_receiver(zchan__chan_t *ch)
 static void s_anycast_deliver(zchan__chan_t *ch)
 {
     while (ch->queue.len > 0) {
+        if (ch->nacc == 0 && !ch->closed && ch->capacity > 0)
+            s_anycast_accept(ch); // a delivery made room: the next is accepted first
         bool accepted = ch->nacc > 0;
         if (!accepted && !ch->closed && ch->capacity > 0)
-            break; // full: wait for consumption
+            break; // nothing accepted
         zchan__member_t *r = s_next_receiver(ch);
         if (!r)
             break;
@@ -244,7 +246,6 @@ static void s_anycast_deliver(zchan__chan_t *ch)
             ch->nacc--;
         else {
             //  Rendezvous (or after a close): taken means accepted.
-            ch->used++;
             s_ack(ch, n->sender);
         }
         r->avail--;
@@ -270,6 +271,7 @@ static void s_anycast_pump(zchan__chan_t *ch)
 {
     s_anycast_accept(ch);
     s_anycast_deliver(ch);
+    s_anycast_accept(ch); // the room the deliveries made
     if (ch->closed && ch->queue.len > 0) {
         //  Messages that no receiver can take any more reach nobody: those
         //  returned after every receiver was told of the close, and those of
@@ -283,7 +285,6 @@ static void s_anycast_pump(zchan__chan_t *ch)
             zsys_warning("zchan hub: %zu messages of closed channel %s had no receiver left",
                          ch->queue.len, ch->key);
             s_fifo_clear(ch, &ch->queue);
-            ch->used -= ch->nacc; // the accepted ones counted in used
             ch->nacc = 0;
             ch->unacc = NULL;
             ch->unacc_stale = false;
@@ -295,10 +296,8 @@ static void s_anycast_pump(zchan__chan_t *ch)
 //  Marks count inflight messages of an anycast receiver consumed.
 static void s_consumed(zchan__chan_t *ch, zchan__member_t *r, uint64_t count)
 {
-    while (count-- > 0 && r->inflight.len > 0) {
+    while (count-- > 0 && r->inflight.len > 0)
         s_node_free(ch, zchan__fifo_pop(&r->inflight));
-        ch->used--;
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -496,11 +495,17 @@ int zchan__chan_data(zchan__chan_t *ch, zchan__member_t *s, zmq_msg_t *payload)
 
 void zchan__chan_credit(zchan__chan_t *ch, zchan__member_t *r, uint64_t consumed, uint64_t grant)
 {
-    //  avail <= ZCHAN_WINDOW_MAX always; compare without adding, so that a
+    //  What a receiver holds (inflight: handed, not reported consumed) and
+    //  may still be handed (avail) is at most ZCHAN_WINDOW_MAX together, so
+    //  that a receiver that crashes loses at most that, whatever it granted.
+    //  Consumption first: it makes room. Compare without adding, so that a
     //  huge grant cannot wrap around.
-    r->avail = grant >= ZCHAN_WINDOW_MAX - r->avail ? ZCHAN_WINDOW_MAX : r->avail + grant;
-    if (ch->kind == ZCHAN_ANYCAST) {
+    if (ch->kind == ZCHAN_ANYCAST)
         s_consumed(ch, r, consumed);
+    uint64_t held = r->inflight.len + r->avail;
+    uint64_t room = held < ZCHAN_WINDOW_MAX ? ZCHAN_WINDOW_MAX - held : 0;
+    r->avail += grant < room ? grant : room;
+    if (ch->kind == ZCHAN_ANYCAST) {
         s_anycast_pump(ch);
     } else
         s_broadcast_pump(ch, r);
@@ -537,10 +542,9 @@ bool zchan__chan_take(zchan__chan_t *ch, zchan__member_t *r, zmq_msg_t *out, uin
         return true;
     }
     zchan__node_t *n = s_queue_pop(ch);
-    if (ch->nacc > 0) {
-        ch->nacc--;
-        ch->used--; // consumed as it is taken: its place in the capacity is free
-    } else
+    if (ch->nacc > 0)
+        ch->nacc--; // its place in the capacity is free
+    else
         s_ack(ch, n->sender); // taken means accepted
     s_bytes_sub(ch, zchan__msg_cost(&n->payload));
     zmq_msg_move(out, &n->payload);

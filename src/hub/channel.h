@@ -1,15 +1,19 @@
 /*  channel.h: a channel's rules, with no socket I/O. The hub drives them
     (handlers.c); its unit tests drive them directly (tests/test_chanrules.c).
 
-    Anycast: a FIFO. A message is "accepted" once it fits in the capacity
-    (used = accepted-undelivered + delivered-unconsumed < capacity); each
-    acceptance owes its sender one credit (ops->ack). A sender may have
-    zchan_sender_window(capacity) unaccepted messages. Receivers grant credit;
-    the rules keep each handed message (the member's inflight list) until the
-    receiver reports it consumed, so a receiver that leaves gracefully hands
-    back, at the front of the queue, what it did not consume. Capacity 0 is a
-    rendezvous: a message is accepted only when a receiver with credit takes
-    it. Receivers with credit take turns (round robin).
+    Anycast: a FIFO. A message is "accepted" once it fits in the capacity,
+    which counts what waits here for a receiver (nacc, accepted and not yet
+    delivered < capacity); each acceptance owes its sender one credit
+    (ops->ack). A sender may have zchan_sender_window(capacity) unaccepted
+    messages. Receivers grant credit; what a receiver was handed counts in
+    its window, not in the capacity: its credit (avail) and what it holds
+    together are at most ZCHAN_WINDOW_MAX. The rules keep each handed message
+    (the member's inflight list) until the receiver reports it consumed, so
+    a receiver that leaves gracefully hands back, at the front of the queue
+    and accepted already, what it did not consume (the queue may then hold
+    more than the capacity for a while). Capacity 0 is a rendezvous: a
+    message is accepted only when a receiver with credit takes it. Receivers
+    with credit take turns (round robin).
 
     Broadcast: each receiver has a ring of its limit; a full ring drops its
     oldest message and counts it (the receiver's and the channel's dropped).
@@ -64,10 +68,9 @@ struct zchan__chan {
     bool resend_latest;
     bool closed;
     zchan__fifo_t queue; // anycast: not yet delivered; the first nacc are accepted
-    size_t nacc;
+    size_t nacc;         // anycast: what counts against the capacity
     zchan__node_t *unacc; // the first node not accepted (NULL: none), unless...
     bool unacc_stale;     // ...the queue changed in the middle: find it again
-    size_t used;        // anycast: accepted-undelivered + delivered-unconsumed
     zchan__vec_t recv;  // receiver members, in join order
     zchan__vec_t send;  // sender members
     size_t rr;          // anycast: the receiver whose turn is next
@@ -113,8 +116,8 @@ void zchan__chan_gone(zchan__chan_t *ch, zchan__member_t *m);
 //  ZCHAN_ENOMEM (counted lost, logged).
 int zchan__chan_data(zchan__chan_t *ch, zchan__member_t *s, zmq_msg_t *payload);
 //  Receiver r reports consumed messages consumed (anycast) and grants grant
-//  more credit (its credit is capped at ZCHAN_WINDOW_MAX); the channel then
-//  hands it what it can.
+//  more credit (capped: its credit and what it holds are at most
+//  ZCHAN_WINDOW_MAX together); the channel then hands it what it can.
 void zchan__chan_credit(zchan__chan_t *ch, zchan__member_t *r, uint64_t consumed, uint64_t grant);
 //  Receiver r takes the next message for it straight out of the channel,
 //  consumed at once (a party in the hub's own process, waiting in a read:
