@@ -104,10 +104,11 @@ typedef enum {
 //  the channel directly, without the hub thread or a socket. Such a
 //  receiver takes each message straight out of the capacity as it reads,
 //  and asks for one only while it waits (in zchan_recv, or in a select): it
-//  holds no window beyond C, at most one message a select asked for, and at
-//  capacity 0 a send completes only while a receiver waits. Such a sender
-//  has the window above, at most 16. $ZCHAN_LOCAL=0 when the context is made turns this
-//  off (its parties then use sockets as every other party does).
+//  holds no window beyond C (at most one message a select asked for and did
+//  not read), and at capacity 0 a send completes only while a receiver
+//  waits. Such a sender has the window above, but at most 16: it has no
+//  round trip to cover. $ZCHAN_LOCAL=0 when the context is made turns this
+//  off (its parties then use sockets, as every other party does).
 
 //  The credit window of an anycast sender on a channel of the given capacity
 //  (above). Pure arithmetic: never fails.
