@@ -567,6 +567,14 @@ void p_go(kid_t **kids, int n)
         p_say(kids[i], "GO");
 }
 
+kid_t *p_spawn_host(const char *name, const job_t *hj, job_t *j)
+{
+    kid_t *host = p_spawn(name, role_host, hj);
+    memset(j, 0, sizeof *j);
+    snprintf(j->uri, sizeof j->uri, "%s", p_expect(host, "URI"));
+    return host;
+}
+
 void p_kill_all(void)
 {
     for (int i = 0; i < s_nkids; i++) {

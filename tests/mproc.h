@@ -195,6 +195,10 @@ const char *p_expect(kid_t *k, const char *word);
 void p_say(kid_t *k, const char *line);
 //  Waits for "READY" from each of kids, then says "GO" to each.
 void p_go(kid_t **kids, int n);
+//  Spawns a child that hosts the channel hj describes (role_host) and waits
+//  for its "URI": *j becomes a job of zeros but for that URI, for the
+//  senders and receivers that join the channel. Returns the host child.
+kid_t *p_spawn_host(const char *name, const job_t *hj, job_t *j);
 //  Kills and reaps every child still running; frees the results (teardown).
 void p_kill_all(void);
 //  "exit code N", "killed by signal N", ...

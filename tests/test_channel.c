@@ -246,6 +246,37 @@ static void test_anycast_n_to_m(void **state)
     zchan_destroy(&ch);
 }
 
+//  An anycast channel of capacity cap made through fx->ctx (which hosts it
+//  in the inproc fixture, fx->host over ipc and tcp) with a sender made
+//  through fx->ctx, and a receiver made through the context that does not
+//  host the channel, so that it reaches the channel over a socket on every
+//  transport. s_far_close destroys all four.
+typedef struct {
+    zchan_t *ch, *rch; // the channel, and the receiver's handle on it
+    zchan_sender_t *s;
+    zchan_receiver_t *r;
+} s_far_t;
+
+static void s_far_open(fx_t *fx, s_far_t *f, const char *name, size_t cap)
+{
+    zchan_ctx_t *far = strcmp(fx->scheme, "inproc") == 0 ? fx->host : fx->ctx;
+    f->ch = zchan_anycast_new(fx->ctx, s_uri(fx, name), cap);
+    assert_non_null(f->ch);
+    f->rch = zchan_open(far, zchan_uri(f->ch));
+    assert_non_null(f->rch);
+    f->s = zchan_sender_new(f->ch);
+    f->r = zchan_receiver_new(f->rch, 0);
+    assert_non_null(f->r);
+}
+
+static void s_far_close(s_far_t *f)
+{
+    zchan_receiver_destroy(&f->r);
+    zchan_sender_destroy(&f->s);
+    zchan_destroy(&f->rch);
+    zchan_destroy(&f->ch);
+}
+
 //  A larger capacity gives each sender a larger window, up to
 //  ZCHAN_WINDOW_MAX: the bound C + S * zchan_sender_window(C) on what waits
 //  at the channel is exact. A receiver holds its window beyond it: one that
@@ -262,18 +293,14 @@ static void test_anycast_window(void **state)
     assert_int_equal(zchan_sender_window(ZCHAN_SENDER_SLACK), ZCHAN_SENDER_SLACK);
     assert_int_equal(zchan_sender_window(ZCHAN_SENDER_SLACK + 100), ZCHAN_SENDER_SLACK + 100);
     assert_int_equal(zchan_sender_window(ZCHAN_WINDOW_MAX * 3), ZCHAN_WINDOW_MAX);
-    zchan_ctx_t *far = strcmp(fx->scheme, "inproc") == 0 ? fx->host : fx->ctx;
     const size_t caps[] = {10, ZCHAN_SENDER_SLACK + 100, ZCHAN_WINDOW_MAX + 500};
     for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
         char name[32];
         snprintf(name, sizeof name, "window%zu", c);
-        zchan_t *ch = zchan_anycast_new(fx->ctx, s_uri(fx, name), caps[c]);
-        assert_non_null(ch);
-        zchan_t *rch = zchan_open(far, zchan_uri(ch));
-        assert_non_null(rch);
-        zchan_sender_t *s = zchan_sender_new(ch);
-        zchan_receiver_t *r = zchan_receiver_new(rch, 0);
-        assert_non_null(r);
+        s_far_t f;
+        s_far_open(fx, &f, name, caps[c]);
+        zchan_sender_t *s = f.s;
+        zchan_receiver_t *r = f.r;
         int64_t v = -1;
         tu_assert_rc(zchan_send_int(s, 0, 2000), ZCHAN_OK);
         tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK); // its first window is granted
@@ -294,10 +321,7 @@ static void test_anycast_window(void **state)
         tu_assert_rc(zchan_send_int(s, 7, 2000), ZCHAN_OK);
         tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK);
         assert_int_equal(v, 7);
-        zchan_receiver_destroy(&r);
-        zchan_sender_destroy(&s);
-        zchan_destroy(&rch);
-        zchan_destroy(&ch);
+        s_far_close(&f);
     }
 }
 
@@ -309,15 +333,11 @@ static void test_anycast_window(void **state)
 static void test_anycast_window_grows(void **state)
 {
     fx_t *fx = (fx_t *) *state;
-    zchan_ctx_t *far = strcmp(fx->scheme, "inproc") == 0 ? fx->host : fx->ctx;
     const size_t cap = 20;
-    zchan_t *ch = zchan_anycast_new(fx->ctx, s_uri(fx, "grow"), cap);
-    assert_non_null(ch);
-    zchan_t *rch = zchan_open(far, zchan_uri(ch));
-    assert_non_null(rch);
-    zchan_sender_t *s = zchan_sender_new(ch);
-    zchan_receiver_t *r = zchan_receiver_new(rch, 0);
-    assert_non_null(r);
+    s_far_t f;
+    s_far_open(fx, &f, "grow", cap);
+    zchan_sender_t *s = f.s;
+    zchan_receiver_t *r = f.r;
     int64_t v = -1, next = 0;
     //  Runs dry first: nothing consumed yet, so the window stays 16.
     tu_assert_rc(zchan_recv_int(r, &v, 0), ZCHAN_ETIMEDOUT);
@@ -339,10 +359,7 @@ static void test_anycast_window_grows(void **state)
         tu_assert_rc(zchan_recv_int(r, &v, 2000), ZCHAN_OK);
         assert_int_equal(v, next++);
     }
-    zchan_receiver_destroy(&r);
-    zchan_sender_destroy(&s);
-    zchan_destroy(&rch);
-    zchan_destroy(&ch);
+    s_far_close(&f);
 }
 
 static void test_anycast_capacity(void **state)

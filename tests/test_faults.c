@@ -107,12 +107,10 @@ static long p_watch(kid_t *host, int n)
 
 static void s_dead_receiver(bool freeze)
 {
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, freeze ? "frozen" : "killed");
     hj.capacity = DEAD_CAPACITY;
-    kid_t *host = p_spawn("host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("host", &hj, &j);
     j.nsenders = DEAD_SENDERS;
     j.count = DEAD_COUNT;
     kid_t *surv[DEAD_SURVIVORS], *send[DEAD_SENDERS];
@@ -219,12 +217,10 @@ static void test_receiver_frozen(void **state)
 static void test_receiver_graceful(void **state)
 {
     (void) state;
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, "leave");
     hj.capacity = DEAD_CAPACITY;
-    kid_t *host = p_spawn("host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("host", &hj, &j);
     j.nsenders = LEAVE_SENDERS;
     j.count = LEAVE_COUNT;
     kid_t *stay[2], *send[LEAVE_SENDERS];
@@ -287,12 +283,10 @@ static void test_receiver_graceful(void **state)
 static void test_sender_killed(void **state)
 {
     (void) state;
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, "ksend");
     hj.capacity = DEAD_CAPACITY;
-    kid_t *host = p_spawn("host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("host", &hj, &j);
     j.nsenders = 2;
     j.count = KS_COUNT;
     kid_t *recv = p_spawn("receiver", role_receiver, &j);
@@ -370,12 +364,10 @@ static void test_sender_killed(void **state)
 static void test_slow_broadcast(void **state)
 {
     (void) state;
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, "bslow");
     hj.broadcast = true;
-    kid_t *host = p_spawn("host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("host", &hj, &j);
     j.nsenders = 1;
     j.count = BS_COUNT;
     j.gapless = true;
@@ -514,13 +506,11 @@ static int child_hd_party(const job_t *job)
 static void test_host_dies(void **state)
 {
     (void) state;
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, "hostdies");
     hj.capacity = DEAD_CAPACITY;
     snprintf(hj.host_id, sizeof hj.host_id, "ft-host"); // another "host": tcp only
-    kid_t *host = p_spawn("host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("host", &hj, &j);
     j.capacity = DEAD_CAPACITY;
     snprintf(j.host_id, sizeof j.host_id, "ft-party");
     kid_t *party = p_spawn("remote party", child_hd_party, &j);
@@ -592,12 +582,10 @@ static int child_blocked_sender(const job_t *job)
 static void test_host_dies_sender_blocked(void **state)
 {
     (void) state;
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, "hostdies-blocked");
     hj.capacity = DEAD_CAPACITY;
-    kid_t *host = p_spawn("host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("host", &hj, &j);
     j.capacity = DEAD_CAPACITY;
     kid_t *sender = p_spawn("blocked sender", child_blocked_sender, &j);
     int filled = atoi(p_expect(sender, "BLOCKING"));

@@ -43,12 +43,10 @@ static int s_teardown(void **state)
 static void test_anycast(void **state)
 {
     (void) state;
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, "any");
     hj.capacity = ZCHAN_ANYCAST_CAPACITY;
-    kid_t *host = p_spawn("anycast host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("anycast host", &hj, &j);
     j.nsenders = ANY_SENDERS;
     j.count = ANY_COUNT;
     kid_t *recv[ANY_RECEIVERS], *send[ANY_SENDERS];
@@ -112,12 +110,10 @@ static void test_anycast(void **state)
 static void test_broadcast(void **state)
 {
     (void) state;
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, "bc");
     hj.broadcast = true;
-    kid_t *host = p_spawn("broadcast host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("broadcast host", &hj, &j);
     j.nsenders = BC_SENDERS;
     j.count = BC_COUNT;
     j.gapless = true;
@@ -305,12 +301,10 @@ static void test_references(void **state)
 static void test_dead_receiver(void **state)
 {
     (void) state;
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, "dead");
     hj.capacity = ZCHAN_ANYCAST_CAPACITY;
-    kid_t *host = p_spawn("dead-peer host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("dead-peer host", &hj, &j);
     j.nsenders = DEAD_SENDERS;
     j.count = DEAD_COUNT;
     kid_t *surv[DEAD_SURVIVORS], *send[DEAD_SENDERS];
@@ -397,12 +391,10 @@ static void test_dead_receiver(void **state)
 static void test_slow_worker(void **state)
 {
     (void) state;
-    job_t hj = {0};
+    job_t hj = {0}, j;
     s_name(hj.name, sizeof hj.name, "fair");
     hj.capacity = FAIR_CAPACITY;
-    kid_t *host = p_spawn("fair host", role_host, &hj);
-    job_t j = {0};
-    snprintf(j.uri, sizeof j.uri, "%s", p_expect(host, "URI"));
+    kid_t *host = p_spawn_host("fair host", &hj, &j);
     j.nsenders = 1;
     j.count = FAIR_COUNT;
     j.gapless = false;
