@@ -179,19 +179,10 @@ static void *s_recv_one(void *arg)
     return NULL;
 }
 
-//  Whether thread t has gone to sleep (in a futex wait, as /proc shows it).
+//  Whether thread tid has gone to sleep (in a futex wait, as /proc shows it).
 static bool s_thread_sleeps(pid_t tid)
 {
-    char path[64], buf[256] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int) tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] == 'S';
+    return tu_thread_state((int) tid) == 'S';
 }
 
 //  Capacity 0 between local parties is an exact rendezvous: a send

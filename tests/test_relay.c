@@ -875,23 +875,6 @@ static void *s_blocked_recv(void *arg)
     return NULL;
 }
 
-//  The scheduler state of thread tid of this process ('R' running, 'S'
-//  sleeping, ...), from /proc/self/task/TID/stat; 0 if unreadable.
-static char s_thread_state(int tid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    //  "TID (COMM) STATE ...": COMM may hold spaces or parentheses.
-    const char *close = strrchr(buf, ')');
-    return close && close[1] == ' ' ? close[2] : 0;
-}
-
 //  Returns once b's thread is blocked inside zchan_recv. There is no
 //  handshake from inside the call, so: the thread publishes its id right
 //  before the call, and once it has, the first time it is seen asleep ('S')
@@ -903,7 +886,7 @@ static void s_wait_blocked(blocked_t *b)
 {
     int64_t t0 = ru_now_ms();
     int tid;
-    while ((tid = atomic_load(&b->tid)) == 0 || s_thread_state(tid) != 'S') {
+    while ((tid = atomic_load(&b->tid)) == 0 || tu_thread_state(tid) != 'S') {
         if (ru_now_ms() - t0 > 10000)
             fail_msg("the receiving thread did not block in zchan_recv within 10 s");
         ru_sleep_ms(1);

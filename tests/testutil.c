@@ -56,3 +56,18 @@ int tu_slow(void)
     int f = v ? atoi(v) : 1;
     return f >= 1 ? f : 1;
 }
+
+char tu_thread_state(int tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    //  "TID (COMM) STATE ...": COMM may hold spaces or parentheses.
+    const char *close = strrchr(buf, ')');
+    return close && close[1] == ' ' ? close[2] : 0;
+}

@@ -46,4 +46,10 @@ int tu_slow(void);
                      (long long) lo_, (long long) hi_);                             \
     } while (0)
 
+//  The scheduler state of thread tid of this process ('R' running, 'S'
+//  sleeping, ...), from /proc/self/task/TID/stat; 0 if unreadable. A test
+//  that must know another thread is asleep inside a blocking call (no
+//  handshake can come from inside it) waits for 'S'.
+char tu_thread_state(int tid);
+
 #endif
