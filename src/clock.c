@@ -1,6 +1,8 @@
 /*  clock.c: the monotonic clock and timeout arithmetic. */
 #include "internal.h"
+#include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t zchan__now_us(void)
 {
@@ -27,4 +29,16 @@ long zchan__remaining(int64_t deadline_ms)
         return -1;
     int64_t left = deadline_ms - zchan__now_ms();
     return left > 0 ? (long) left : 0;
+}
+
+bool zchan__spin_worth(void)
+{
+    static atomic_int ncpu; // 0: not asked yet (two threads may both ask: same answer)
+    int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
+    if (n == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (int) online : 1;
+        atomic_store_explicit(&ncpu, n, memory_order_relaxed);
+    }
+    return n > 1;
 }

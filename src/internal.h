@@ -58,6 +58,19 @@ int64_t zchan__now_ms(void);
 int64_t zchan__deadline(int timeout_ms);
 long zchan__remaining(int64_t deadline_ms);
 
+//  Whether a thread that waits for another should spin a little before it
+//  sleeps: only with more than one CPU online, where the thread that will
+//  wake it can run meanwhile. Asked of the system once. Never blocks.
+bool zchan__spin_worth(void);
+
+//  One step of a spin-wait: tells the CPU the thread is spinning.
+static inline void zchan__relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 // ---------------------------------------------------------------------------
 // Receivers are polymorphic so that select and merge treat a channel
 // receiver, a merged receiver and an adaptor alike (src/receiver.c).

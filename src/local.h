@@ -58,7 +58,6 @@ typedef struct zchan__share {
 typedef struct zchan__lparty {
     zchan__share_t *share;
     void *peer;            // its peer slot at the hub (peer_t), NULL once released
-    bool receiver;
     zchan_kind_t kind;
     size_t capacity;
     //  Waking the party.
@@ -77,7 +76,6 @@ typedef struct zchan__lparty {
     bool unlimited;        // broadcast sender: no credit
     int refused;           // the hub refused a message of it over a byte limit
     //  Told by the channel.
-    bool closing;          // the channel is closed; CLOSED follows once drained
     bool closed;           // closed for this party: nothing more comes
 } zchan__lparty_t;
 

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 // ---------------------------------------------------------------------------
 // A growable array of poll items, first in an inline buffer.
@@ -303,12 +302,7 @@ static void s_check_unhandled(zchan_select_t *sel)
 //  spin: whoever would wake it cannot run meanwhile.
 static bool s_spin(zchan_select_t *sel, int64_t deadline_us)
 {
-    static int ncpu;
-    if (ncpu == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        ncpu = n > 0 ? (int) n : 1;
-    }
-    if (ncpu < 2)
+    if (!zchan__spin_worth())
         return false;
     unsigned seen[S_POLL_INLINE];
     size_t nw = 0;
@@ -337,9 +331,7 @@ static bool s_spin(zchan_select_t *sel, int64_t deadline_us)
         }
         if (k % 16 == 0 && zchan__now_us() >= until)
             return false;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        zchan__relax();
     }
 }
 

@@ -179,7 +179,6 @@ static zchan_sender_t *s_new_local(zchan_sender_t *s, zchan_t *ch, int saved_err
         zchan_sender_destroy(&s);
         return zchan__fail_null(rc);
     }
-    s->rendezvous = s->lp.kind == ZCHAN_ANYCAST && s->lp.capacity == 0;
     zchan__errno_restore(saved_errno);
     return s;
 }

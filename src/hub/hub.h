@@ -250,7 +250,6 @@ peer_t *zchan__peer_new_local(hub_t *hub, role_t role);
 int zchan__local_op_deliver(hub_t *hub, zchan__member_t *r, zmq_msg_t *payload);
 void zchan__local_op_ack(hub_t *hub, zchan__member_t *s);
 void zchan__local_op_refuse(hub_t *hub, zchan__member_t *s);
-void zchan__local_op_closing(hub_t *hub, zchan__member_t *r);
 void zchan__local_op_closed(hub_t *hub, zchan__member_t *m);
 void zchan__local_op_release(hub_t *hub, zchan__member_t *m);
 

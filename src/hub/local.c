@@ -221,15 +221,6 @@ void zchan__local_op_refuse(hub_t *hub, zchan__member_t *s)
         lp->refused = ZCHAN_ELIMIT;
 }
 
-void zchan__local_op_closing(hub_t *hub, zchan__member_t *r)
-{
-    zchan__lparty_t *lp = s_lp(hub, r);
-    if (!lp)
-        return;
-    lp->closing = true;
-    s_wake(lp);
-}
-
 void zchan__local_op_closed(hub_t *hub, zchan__member_t *m)
 {
     zchan__lparty_t *lp = s_lp(hub, m);
@@ -268,32 +259,13 @@ static zchan__member_t *s_member(zchan__lparty_t *lp)
 #define LOCAL_SENDER_WINDOW 16 // a local sender's messages beyond a full channel, at most
 #define LOCAL_SPIN_US 20 // a waiting party watches for a change this long before it sleeps
 
-static void s_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-//  Whether waiting parties spin before they sleep: only with more than one
-//  CPU, where the party that will wake them can run meanwhile.
-static bool s_spin_worth(void)
-{
-    static int ncpu; // 0: not asked yet (a race only asks twice)
-    if (ncpu == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        ncpu = n > 0 ? (int) n : 1;
-    }
-    return ncpu > 1;
-}
-
 //  Spins, without the lock, for up to LOCAL_SPIN_US or until lp's state
 //  changes: a wake-up that comes meanwhile costs neither side a system call
 //  (the waker signals only sleepers). Called and returns under the lock;
 //  true if something changed.
 static bool s_spin(zchan__lparty_t *lp, int64_t deadline)
 {
-    if (!s_spin_worth())
+    if (!zchan__spin_worth())
         return false;
     unsigned seen = atomic_load_explicit(&lp->events, memory_order_acquire);
     pthread_mutex_unlock(&lp->share->lock);
@@ -305,7 +277,7 @@ static bool s_spin(zchan__lparty_t *lp, int64_t deadline)
         changed = atomic_load_explicit(&lp->events, memory_order_acquire) != seen;
         if (!changed && i % 32 == 0 && zchan__now_us() >= until)
             break;
-        s_relax();
+        zchan__relax();
     }
     pthread_mutex_lock(&lp->share->lock);
     return changed || atomic_load_explicit(&lp->events, memory_order_relaxed) != seen;
@@ -336,7 +308,6 @@ int zchan__local_attach(zchan__lparty_t *lp, zchan_t *ch, bool receiver, uint64_
     zchan__share_t *sh = ch->ctx->share;
     lp->share = sh;
     lp->efd = -1;
-    lp->receiver = receiver;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); // the clock of zchan__now_ms
@@ -438,6 +409,23 @@ static bool s_has(zchan__lparty_t *lp)
 {
     zchan__member_t *m = s_member(lp);
     return lp->box.len > 0 || (m && zchan__chan_takeable(m->ch, m));
+}
+
+//  What a read of lp would give now: 1 a message, 2 ECLOSED (the channel
+//  closed and drained, the party released, or the context shut down), 0
+//  nothing yet; with ask, lp then asks the channel for one (a select about
+//  to wait on it). Under the lock.
+static int s_readiness(zchan__lparty_t *lp, bool ask)
+{
+    if (!s_hub(lp))
+        return 2;
+    if (s_has(lp))
+        return 1;
+    if (lp->closed || !lp->peer)
+        return 2;
+    if (ask)
+        s_ask(lp);
+    return s_has(lp) ? 1 : 0;
 }
 
 int zchan__local_send(zchan__lparty_t *lp, zchan_msg_t *msg, int64_t deadline)
@@ -547,8 +535,7 @@ int zchan__local_ready(zchan__lparty_t *lp)
         lp->signalled = false;
     }
     lp->armed = false;
-    hub_t *hub = s_hub(lp);
-    int ready = hub && s_has(lp) ? 1 : !hub || lp->closed || !lp->peer ? 2 : 0;
+    int ready = s_readiness(lp, false);
     pthread_mutex_unlock(&lp->share->lock);
     return ready;
 }
@@ -561,11 +548,10 @@ int zchan__local_arm(zchan__lparty_t *lp)
         if (lp->efd < 0)
             zsys_error("zchan: cannot make a receiver's wake-up descriptor: %s", strerror(errno));
     }
-    hub_t *hub = s_hub(lp);
-    if (hub && !s_has(lp) && !lp->closed)
-        s_ask(lp); // what comes while the select sleeps is handed to the box
+    //  What comes while the select sleeps is handed to the box.
+    int ready = s_readiness(lp, true);
     lp->armed = true;
-    if (!hub || s_has(lp) || lp->closed || !lp->peer)
+    if (ready)
         s_wake(lp); // ready already: the poll returns at once
     int fd = lp->efd;
     pthread_mutex_unlock(&lp->share->lock);
@@ -575,10 +561,9 @@ int zchan__local_arm(zchan__lparty_t *lp)
 unsigned zchan__local_watch(zchan__lparty_t *lp)
 {
     pthread_mutex_lock(&lp->share->lock);
-    if (s_hub(lp) && !s_has(lp) && !lp->closed)
-        s_ask(lp);
+    int ready = s_readiness(lp, true);
     unsigned ev = atomic_load_explicit(&lp->events, memory_order_relaxed);
-    if (!s_hub(lp) || s_has(lp) || lp->closed || !lp->peer)
+    if (ready)
         ev--; // ready already: the spin sees a change at once
     pthread_mutex_unlock(&lp->share->lock);
     return ev;

@@ -247,10 +247,8 @@ static void s_close_sender(void *env, zchan__member_t *s)
 //  hub restarts before it drained.
 static void s_closing(void *env, zchan__member_t *r)
 {
-    if (r->local) {
-        zchan__local_op_closing(env, r);
-        return;
-    }
+    if (r->local)
+        return; // a local receiver needs no warning: it reads on until CLOSED
     zchan__out_t o;
     zchan__wire_pack_closing(&o);
     s_send_peer(env, hub_peer_of(r), &o);
