@@ -309,14 +309,16 @@ static bool s_spin(zchan_select_t *sel, int64_t deadline_us)
     int64_t until = zchan__now_us() + SELECT_SPIN_US;
     if (deadline_us >= 0 && deadline_us < until)
         until = deadline_us;
-    for (size_t i = 0; i < sel->n && nw < S_POLL_INLINE; i++) {
+    //  Every timer bounds the spin; the first S_POLL_INLINE watchable
+    //  receivers are watched (others are left to the poll).
+    for (size_t i = 0; i < sel->n; i++) {
         s_item_t *it = &sel->items[i];
         zchan_receiver_t *r = it->ptr;
         if (it->kind == S_TIMER) {
             int64_t next_us = zchan__timer_next_us(it->ptr); // not past a tick
             if (next_us >= 0 && next_us < until)
                 until = next_us;
-        } else if (!it->done && r->ops->watch)
+        } else if (!it->done && r->ops->watch && nw < S_POLL_INLINE)
             seen[nw++] = r->ops->watch(r);
     }
     if (nw == 0)
