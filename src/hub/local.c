@@ -109,14 +109,13 @@ int zchan__hub_outbox_add(hub_t *hub, peer_t *p, zchan__out_t *o, zmq_msg_t *pay
     return 0;
 }
 
-//  Sends what the outbox holds, in order. A delivery that fails drops its
-//  receiver, as a direct one does (out.c). Hub thread, under the lock.
+//  Sends what the outbox holds, in order, and empties it. A delivery that
+//  fails drops its receiver, as a direct one does (out.c). Hub thread, under
+//  the lock: what dropping a receiver makes the hub send goes out directly,
+//  so nothing joins the outbox meanwhile.
 static void s_outbox_drain(hub_t *hub)
 {
-    //  Dropping a receiver may put more in the outbox? No: the hub's own
-    //  thread sends directly. Take the entries first anyway.
-    size_t n = hub->nout;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < hub->nout; i++) {
         hub_outmsg_t *e = &hub->outbox[i];
         bool ok = zmq_send(hub->router, e->rid, e->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
                   && zmq_send(hub->router, e->hdr, e->hlen, e->has_payload ? ZMQ_SNDMORE : 0) >= 0;
@@ -128,9 +127,7 @@ static void s_outbox_drain(hub_t *hub)
         else if (ok && e->deliver)
             zchan__peer_arm(hub);
     }
-    //  (Entries added while draining, none today, stay for the next drain.)
-    memmove(hub->outbox, hub->outbox + n, (hub->nout - n) * sizeof *hub->outbox);
-    hub->nout -= n;
+    hub->nout = 0;
 }
 
 void zchan__hub_lock(hub_t *hub)
